@@ -1,0 +1,330 @@
+"""The Python entry point of a backtest: allocate the engine's state, stream chunks, write logs.
+
+``backtest(config)`` runs one experiment and returns :class:`mmsim.results.RunResult`.
+:class:`Engine` is the lower-level piece: it owns every array the numba kernel
+(:func:`mmsim.engine.nb.run_nb`) reads and writes, and feeds it chunks of events.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from mmsim import __version__
+from mmsim.book.nb import B_FULL, B_UNKNOWN, L_NEG, L_OOW, new_l3_book, new_ladder
+from mmsim.config import ExperimentConfig
+from mmsim.dtypes import EQUITY_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
+from mmsim.engine import nb as enb
+from mmsim.engine.sigs import CTX_SIZE, HEDGE_OUT_SIZE, QUOTE_SIZE
+from mmsim.enums import TimeInForce
+from mmsim.hedgers.registry import get_hedger
+from mmsim.instruments import DEFAULT_INSTRUMENTS, Instrument
+from mmsim.models.nb import FEE_PARAMS, LATENCY_PARAMS
+from mmsim.policies.registry import KernelSpec, get_policy
+
+
+class PolicyError(RuntimeError):
+    """A policy or hedger kernel returned a non-zero code."""
+
+
+class EngineCapacityError(RuntimeError):
+    """The L3 book's order table is full: raise ``engine.max_book_orders``."""
+
+
+class Engine:
+    """State and driver of one replay (see :mod:`mmsim.engine.nb` for the model).
+
+    Parameters
+    ----------
+    cfg : ExperimentConfig
+    instrument : Instrument
+    policy, hedger : KernelSpec
+        Registered kernels (``hedger`` may be the ``none`` hedger).
+    policy_params, hedger_params : numpy.ndarray of float64
+    ref_price_tick : int
+        Centre of the price ladders (ticks).
+    end_ts : int
+        Horizon in exchange ns (0 = none).
+    """
+
+    FILL_BUF = 1 << 15
+    OLOG_BUF = 1 << 17
+    EQ_BUF = 1 << 15
+    RESP_CAP = 1 << 12
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        instrument: Instrument,
+        policy: KernelSpec,
+        policy_params: np.ndarray,
+        hedger: KernelSpec,
+        hedger_params: np.ndarray,
+        ref_price_tick: int,
+        end_ts: int = 0,
+    ):
+        e = cfg.engine
+        w = int(e.book_width_ticks)
+        base = int(ref_price_tick) - w // 2
+        self.book = new_l3_book(base, w, int(e.max_book_orders))
+        self.llvl, self.lsc = new_ladder(base, w)
+        self.ring = np.zeros((int(e.feed_buffer), 4), dtype=np.int64)
+        nmax = int(e.max_our_orders)
+        self.ours = np.zeros((nmax, enb.U_FIELDS), dtype=np.int64)
+        self.ahead = np.zeros(nmax, dtype=np.float64)
+        self.resp = np.zeros((self.RESP_CAP, enb.R_FIELDS), dtype=np.int64)
+        self.respf = np.zeros(self.RESP_CAP, dtype=np.float64)
+        st = np.zeros(enb.ST_SIZE, dtype=np.int64)
+        st[enb.S_T0] = -1
+        for k in (enb.S_NEXT_DEC, enb.S_NEXT_EQ, enb.S_NEXT_REQ, enb.S_NEXT_RESP):
+            st[k] = enb.INF_TS
+        st[enb.S_RING_LAST] = -enb.INF_TS
+        st[enb.S_DIRTY] = 1
+        self.st = st
+        stf = np.zeros(enb.STF_SIZE, dtype=np.float64)
+        stf[enb.F_VOL_VAR] = float(e.vol_init_tick) ** 2
+        stf[enb.F_LAST_MID] = np.nan
+        self.stf = stf
+        lot = instrument.lot_size
+        cfgi = np.zeros(enb.CFG_SIZE, dtype=np.int64)
+        cfgi[enb.C_DEC_NS] = e.decision_interval_nanos
+        cfgi[enb.C_EQ_NS] = e.equity_interval_nanos
+        if cfg.latency.feed_nanos is None:
+            cfgi[enb.C_FEED_MODE] = 0
+        else:
+            cfgi[enb.C_FEED_MODE] = 1
+            cfgi[enb.C_FEED_NS] = int(cfg.latency.feed_nanos)
+        cfgi[enb.C_LAT_KIND] = 0
+        cfgi[enb.C_QUOTE_TIF] = (
+            TimeInForce.POST_ONLY if e.quote_tif == "post_only" else TimeInForce.GTC
+        )
+        mp = cfg.risk.max_position_qty
+        cfgi[enb.C_MAX_POS] = -1 if mp is None else int(round(mp / lot))
+        cfgi[enb.C_REPLACE] = 0 if e.replace == "modify" else 1
+        cfgi[enb.C_HAS_HEDGER] = 0 if hedger.name == "none" else 1
+        cfgi[enb.C_TARGET_POS] = int(round(cfg.risk.target_position_qty / lot))
+        cfgi[enb.C_END_TS] = int(end_ts)
+        cfgi[enb.C_DECIDE_ON_FILL] = 1 if e.decide_on_fill else 0
+        cfgi[enb.C_WARMUP_NS] = e.warmup_nanos
+        cfgi[enb.C_MAX_OURS] = nmax
+        self.cfg = cfgi
+        fp = np.zeros(enb.CFGF_SIZE, dtype=np.float64)
+        fp[:FEE_PARAMS] = [
+            instrument.tick_size,
+            instrument.lot_size,
+            instrument.multiplier,
+            instrument.maker_fee_bps,
+            instrument.taker_fee_bps,
+            instrument.maker_fee_per_lot,
+            instrument.taker_fee_per_lot,
+            1.0 if instrument.is_inverse else 0.0,
+        ]
+        fp[enb.CF_VOL_HALFLIFE_S] = e.vol_halflife_s
+        fp[enb.CF_VOL_INIT_TICK] = e.vol_init_tick
+        self.fp = fp
+        lat = np.zeros(LATENCY_PARAMS, dtype=np.float64)
+        lat[:6] = cfg.latency.vector()
+        self.lat = lat
+        self.policy = policy
+        self.pparams = np.ascontiguousarray(policy_params, dtype=np.float64)
+        self.pstate = policy.state_vector()
+        self.hedger = hedger
+        self.hparams = np.ascontiguousarray(hedger_params, dtype=np.float64)
+        self.hstate = hedger.state_vector()
+        self.ctx = np.zeros(CTX_SIZE, dtype=np.float64)
+        self.qout = np.zeros(QUOTE_SIZE, dtype=np.float64)
+        self.hout = np.zeros(HEDGE_OUT_SIZE, dtype=np.float64)
+        self.fills = np.zeros(self.FILL_BUF, dtype=FILL_DTYPE)
+        self.olog = np.zeros(self.OLOG_BUF, dtype=ORDER_LOG_DTYPE)
+        self.eq = np.zeros(self.EQ_BUF, dtype=EQUITY_DTYPE)
+        self.counts = np.zeros(3, dtype=np.int64)
+
+    def _call(self, events: np.ndarray, final: bool) -> int:
+        b = self.book
+        return enb.run_nb(
+            events, final, self.policy.kernel, self.pparams, self.pstate, self.hedger.kernel,
+            self.hparams, self.hstate, self.ctx, self.qout, self.hout,
+            b["ordt"], b["free"], b["hkeys"], b["hvals"], b["bs"], b["lvl"], b["anon"], b["sc"],
+            self.llvl, self.lsc, self.ring, self.ours, self.ahead, self.resp, self.respf,
+            self.st, self.stf, self.cfg, self.fp, self.lat, self.fills, self.olog, self.eq,
+            self.counts,
+        )
+
+    def _flush(self, sink: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> None:
+        c = self.counts
+        sink(self.fills[: c[0]].copy(), self.olog[: c[1]].copy(), self.eq[: c[2]].copy())
+        c[:] = 0
+
+    def feed(self, events: np.ndarray, sink, final: bool = False) -> None:
+        """Run one chunk (``EVENT_DTYPE``, sorted by ``exch_ts``) through the kernel.
+
+        Raises
+        ------
+        PolicyError
+            If the policy or hedger returned an error code.
+        EngineCapacityError
+            If the book's order table overflowed.
+        """
+        while True:
+            rc = self._call(events, final)
+            if rc == enb.RET_FLUSH:
+                self._flush(sink)
+                continue
+            if rc == enb.ERR_POLICY:
+                raise PolicyError(f"policy '{self.policy.name}' returned {self.st[enb.S_ERR]}")
+            if rc == enb.ERR_HEDGER:
+                raise PolicyError(f"hedger '{self.hedger.name}' returned {self.st[enb.S_ERR]}")
+            if rc == enb.ERR_BOOK_FULL:
+                raise EngineCapacityError(
+                    "the L3 book's order table is full: raise engine.max_book_orders"
+                )
+            break
+        if final:
+            self._flush(sink)
+
+    def run(self, chunks: Iterable[np.ndarray], sink) -> None:
+        """Run every chunk, then the final scheduled actions; flushes into ``sink``."""
+        it = iter(chunks)
+        prev = next(it, None)
+        while prev is not None:
+            nxt = next(it, None)
+            self.feed(prev, sink, final=nxt is None)
+            prev = nxt
+
+    def stats(self) -> dict[str, int]:
+        """Counters of the run (events, decisions, rejects, data anomalies)."""
+        st, b = self.st, self.book
+        return {
+            "events": int(st[enb.S_NEVENTS]),
+            "decisions": int(st[enb.S_NDEC]),
+            "rejects": int(st[enb.S_NREJ]),
+            "fills": int(st[enb.S_NFILLS]),
+            "unknown_order_refs": int(b["bs"][B_UNKNOWN]),
+            "book_full_drops": int(b["bs"][B_FULL]),
+            "out_of_window_events": int(b["sc"][L_OOW]),
+            "negative_level_clamps": int(b["sc"][L_NEG]),
+            "feed_clamped": int(st[enb.S_FEED_CLAMPED]),
+            "feed_buffer_overflows": int(st[enb.S_RING_OVF]),
+            "submits_dropped_no_slot": int(st[enb.S_SLOT_FULL]),
+        }
+
+
+def default_run_dir(cfg: ExperimentConfig) -> Path:
+    """``runs/<name>-<first 10 hex of the config digest>``."""
+    return Path("runs") / f"{cfg.name}-{cfg.digest()[:10]}"
+
+
+def backtest(
+    config: ExperimentConfig | dict | str | os.PathLike,
+    *,
+    data_root: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    cache_dir: str | os.PathLike | None = None,
+    overwrite: bool = True,
+    progress: bool = False,
+):
+    """Run one experiment and return its :class:`mmsim.results.RunResult`.
+
+    Parameters
+    ----------
+    config : ExperimentConfig, dict, or path to a YAML file
+    data_root : path, optional
+        Folder the ``data`` paths are relative to (default ``MMSIM_DATA_ROOT``, else ``data/``).
+    out : path, optional
+        Run directory (default :func:`default_run_dir`).
+    overrides : list of ``key=value``
+        Applied to a YAML or dict config before validation.
+    overwrite : bool
+        Replace an existing run directory of the same name.
+
+    Raises
+    ------
+    mmsim.config.ConfigError, mmsim.data.DataError, PolicyError, EngineCapacityError
+    """
+    from mmsim.config import apply_overrides, config_from_dict, load_config
+    from mmsim.data.sources import open_dataset
+    from mmsim.metrics import compute_metrics
+    from mmsim.results import RunWriter, load
+
+    if isinstance(config, (str, os.PathLike)):
+        cfg = load_config(config, overrides)
+    elif isinstance(config, dict):
+        cfg = config_from_dict(apply_overrides(config, overrides))
+    else:
+        cfg = config
+        if overrides:
+            cfg = config_from_dict(apply_overrides(cfg.as_dict(), overrides))
+
+    t_start = time.perf_counter()
+    ds = open_dataset(cfg.data, data_root, cache_dir, seed=cfg.seed)
+    inst = cfg.instrument_spec(DEFAULT_INSTRUMENTS.get(ds.kind, {}))
+    pol = get_policy(cfg.policy.name)
+    pparams = pol.param_vector(cfg.policy.params(), "policy")
+    if cfg.hedger is not None:
+        hed = get_hedger(cfg.hedger.name)
+        hparams = hed.param_vector(cfg.hedger.params(), "hedger")
+    else:
+        hed = get_hedger("none")
+        hparams = hed.param_vector({}, "hedger")
+    end_ts = ds.last_ts if cfg.engine.horizon == "end" else 0
+    engine = Engine(cfg, inst, pol, pparams, hed, hparams, ds.ref_price_tick, end_ts)
+    run_dir = Path(out) if out else default_run_dir(cfg)
+    writer = RunWriter(run_dir, inst, overwrite=overwrite)
+    try:
+        t_ingest = time.perf_counter()
+        chunks = ds.chunks(cfg.engine.chunk_events)
+        if progress:
+            from tqdm import tqdm
+
+            chunks = tqdm(chunks, total=-(-ds.n_events // cfg.engine.chunk_events),
+                          unit="chunk", desc=cfg.name)
+        engine.run(chunks, writer.append)
+        t_replay = time.perf_counter()
+        writer.close_logs()
+        fills, orders, equity = writer.read_back()
+        mp = cfg.risk.max_position_qty
+        metrics = compute_metrics(
+            fills,
+            equity,
+            orders,
+            multiplier=inst.multiplier,
+            sharpe_clock_s=cfg.metrics.sharpe_clock_s,
+            periods_per_year=cfg.metrics.periods_per_year,
+            max_position=mp,
+            markout_horizons_s=cfg.metrics.markout_horizons_s,
+        )
+        stats = engine.stats()
+        metrics = {**metrics, **{f"engine_{k}": v for k, v in stats.items()}}
+        manifest = {
+            "mmsim_version": __version__,
+            "name": cfg.name,
+            "seed": cfg.seed,
+            "config_sha256": cfg.digest(),
+            "data_kind": ds.kind,
+            "data_inputs": ds.inputs,
+            "data_events": ds.n_events,
+            "data_meta": ds.meta,
+            "data_report": ds.report,
+            "instrument": inst.model_dump(),
+            "clocks": "exchange: exch_ts; strategy: local_ts "
+            + ("from data" if cfg.latency.feed_nanos is None
+               else f"= exch_ts + {cfg.latency.feed_nanos} ns"),
+        }
+        replay_s = t_replay - t_ingest
+        timing = {
+            "prepare_s": round(t_ingest - t_start, 4),
+            "replay_s": round(replay_s, 4),
+            "events_per_s": round(stats["events"] / replay_s) if replay_s > 0 else None,
+            "total_s": round(time.perf_counter() - t_start, 4),
+        }
+        writer.commit(metrics, cfg.as_dict(), manifest, timing)
+    except BaseException:
+        writer.abort()
+        raise
+    return load(run_dir)
+

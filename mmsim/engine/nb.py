@@ -1,0 +1,1255 @@
+"""The numba event loop: exchange and local timelines, our orders, latency, queue position, fills.
+
+One resumable kernel, :func:`run_nb`, consumes a chunk of canonical events (``EVENT_DTYPE``) and
+returns when the chunk is done (0) or an output buffer needs flushing (1); every piece of state
+lives in arrays owned by :class:`mmsim.engine.backtest.Engine`, so chunking never changes
+results. Negative return values are errors (see ``ERR_*``).
+
+Timelines (MODELS.md §7)
+    * The **exchange** applies market events at ``exch_ts`` to the L3 book and matches our
+      orders against it. Our orders never change the replayed book (no market impact).
+    * The **strategy** sees the book through a feed delay: every change the exchange book makes
+      is queued with its local receive time (``local_ts`` from the data, or ``exch_ts`` plus a
+      constant) and applied to a local price ladder when that time comes.
+    * Our requests (submit, modify, cancel) reach the exchange after an entry latency; acks,
+      rejects and fills reach the strategy after a response latency (:mod:`mmsim.models.nb`).
+    * At equal timestamps a market event is applied before anything scheduled at that time.
+
+Queue position (MODELS.md §6, L3 FIFO)
+    Our order joins the back of its level when it reaches the exchange: every book order there
+    (sequence number at or below ours) and all anonymous volume is ahead (``ahead`` lots).
+    Cancels and executions of orders ahead reduce ``ahead``; an execution of an order behind us,
+    a trade at a price through ours, or a new opposite order that crosses our price fills us, up
+    to the quantity of that event, shared among our orders in price-time priority. A hidden
+    trade (``TRADE``) at our price fills us only beyond the volume ahead.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from mmsim.book.nb import (
+    B_SEQ,
+    B_UNKNOWN,
+    L_BASE,
+    L_BEST_ASK,
+    L_BEST_BID,
+    O_PRICE,
+    O_QTY,
+    O_SEQ,
+    O_SIDE,
+    best_ask_tick_nb,
+    best_bid_tick_nb,
+    find_order_nb,
+    l3_add_nb,
+    l3_anon_reduce_nb,
+    l3_clear_nb,
+    l3_modify_nb,
+    l3_reduce_nb,
+    l3_remove_nb,
+    ladder_change_nb,
+    ladder_clear_nb,
+    ladder_top_nb,
+    level_qty_nb,
+)
+from mmsim.dtypes import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
+from mmsim.engine.sigs import (
+    CTX_DEPTH,
+    CTX_ORDERS,
+    HEDGER_FTYPE,
+    MAX_HEDGE_ORDERS,
+    MAX_LEVELS,
+    POLICY_FTYPE,
+    Ctx,
+    Quote,
+)
+from mmsim.enums import EventFlag, EventKind, Liquidity, OrderEvent, Reject, TimeInForce
+from mmsim.models.nb import (
+    cash_flow_nb,
+    entry_latency_nb,
+    fee_nb,
+    response_latency_nb,
+)
+
+INF_TS = np.int64(9_000_000_000_000_000_000)
+
+# ---- our order slots: ours int64[MAX_OURS, U_FIELDS] --------------------------------------
+U_ID = 0
+U_SIDE = 1
+U_PRICE = 2  # exchange view: price of the resting order
+U_QTY = 3  # exchange view: order quantity
+U_LEAVES = 4  # exchange view: open quantity
+U_TIF = 5
+U_SEQ = 6  # book sequence number at our arrival: book orders with seq <= this are ahead
+U_XSTAT = 7  # exchange status (OrderStatus)
+U_HEDGE = 8
+U_REQ = 9  # request in flight to the exchange: 0 none, REQ_*
+U_REQ_TS = 10  # its exchange arrival time
+U_REQ_PX = 11
+U_REQ_QTY = 12
+U_REQ_N = 13  # tie-break sequence
+U_LSTAT = 14  # local status (OrderStatus)
+U_LPX = 15  # local view: price
+U_LQTY = 16  # local view: order quantity
+U_LLEAVES = 17  # local view: open quantity
+U_INFLIGHT = 18  # 1 while a request of ours awaits its response
+U_NRESP = 19  # responses in flight for this slot
+U_FILLED = 20  # exchange view: lots filled so far
+U_HDONE = 21  # hedge order already counted as finished
+U_FIELDS = 24
+
+REQ_SUBMIT = 1
+REQ_MODIFY = 2
+REQ_CANCEL = 3
+
+ST_FREE = 0
+ST_PENDING = 1
+ST_OPEN = 2
+ST_DONE = 3
+
+# ---- responses in flight: resp int64[RESP_CAP, R_FIELDS], respf float64[RESP_CAP] ------------
+R_TS = 0
+R_N = 1
+R_KIND = 2
+R_SLOT = 3
+R_PX = 4
+R_QTY = 5
+R_LEAVES = 6
+R_FILL = 7
+R_FIELDS = 8
+
+# ---- feed ring: ring int64[RING_CAP, 4] ------------------------------------------------------
+G_TS = 0
+G_CODE = 1  # +1/-1 level delta on that side; 10 clear both; 11 clear bids; -11 clear asks
+G_PX = 2
+G_DQ = 3
+
+# ---- engine integer state st int64[ST_SIZE] -----------------------------------------------
+S_I = 0  # resume index in the current chunk
+S_T0 = 1  # first event exch_ts (-1 before any)
+S_NEXT_DEC = 2
+S_NEXT_EQ = 3
+S_NEXT_REQ = 4
+S_NEXT_RESP = 5
+S_NRESP = 6
+S_RESP_SEQ = 7
+S_REQ_SEQ = 8
+S_OID = 9
+S_POS = 10  # true position, lots
+S_LPOS = 11  # position as the strategy knows it
+S_HALT = 12
+S_IN_SNAP = 13
+S_RING_HEAD = 14
+S_RING_N = 15
+S_RING_LAST = 16  # last local ts pushed (keeps the feed FIFO non-decreasing)
+S_NFILLS = 17
+S_TRADED = 18  # lots traded
+S_LAST_TS = 19  # last event exch_ts seen
+S_ERR = 20  # policy/hedger error code
+S_FEED_CLAMPED = 21  # local_ts moved up to keep the feed non-decreasing / >= exch_ts
+S_RING_OVF = 22  # feed ring overflows (oldest update applied early)
+S_NEVENTS = 23
+S_NDEC = 24
+S_NREJ = 25
+S_DIRTY = 26  # our exchange-side orders changed: recompute the fast-path bounds
+S_NOPEN_BID = 27
+S_NOPEN_ASK = 28
+S_OB_BID = 29  # highest price of our open bids
+S_OB_ASK = 30  # lowest price of our open asks
+S_HEDGE_PENDING = 31
+S_SLOT_FULL = 32  # submits dropped: no free slot
+ST_SIZE = 40
+
+# ---- float state stf float64[STF_SIZE] ------------------------------------------------------
+F_CASH = 0
+F_FEES = 1
+F_LCASH = 2
+F_VOL_VAR = 3
+F_LAST_MID = 4
+F_LAST_FILL_S = 5
+F_LAST_VOL_TS = 6
+STF_SIZE = 8
+
+# ---- integer config cfg int64[CFG_SIZE] -----------------------------------------------------
+C_DEC_NS = 0
+C_EQ_NS = 1
+C_FEED_MODE = 2  # 0 data local_ts, 1 constant
+C_FEED_NS = 3
+C_LAT_KIND = 4
+C_QUOTE_TIF = 5
+C_MAX_POS = 6  # lots, -1 = none
+C_REPLACE = 7  # 0 modify in place, 1 cancel and replace
+C_HAS_HEDGER = 8
+C_TARGET_POS = 9
+C_END_TS = 10  # horizon, exch ns (0 = none)
+C_DECIDE_ON_FILL = 11
+C_WARMUP_NS = 12
+C_MAX_OURS = 13
+CFG_SIZE = 16
+
+# ---- float config cfgf float64[CFGF_SIZE] (the first FEE_PARAMS are the fee vector) ----------
+CF_VOL_HALFLIFE_S = 8
+CF_VOL_INIT_TICK = 9
+CFGF_SIZE = 12
+
+RET_DONE = 0
+RET_FLUSH = 1
+ERR_POLICY = -1
+ERR_HEDGER = -2
+ERR_BOOK_FULL = -3
+
+_FLUSH_MARGIN = 256
+
+
+@nb.njit(cache=True)
+def _recompute_bounds(ours, st, nmax):
+    nb_ = 0
+    na_ = 0
+    hi = np.int64(-(2**62))
+    lo = np.int64(2**62)
+    for k in range(nmax):
+        if ours[k, U_XSTAT] == ST_OPEN:
+            if ours[k, U_SIDE] > 0:
+                nb_ += 1
+                if ours[k, U_PRICE] > hi:
+                    hi = ours[k, U_PRICE]
+            else:
+                na_ += 1
+                if ours[k, U_PRICE] < lo:
+                    lo = ours[k, U_PRICE]
+    st[S_NOPEN_BID] = nb_
+    st[S_NOPEN_ASK] = na_
+    st[S_OB_BID] = hi
+    st[S_OB_ASK] = lo
+    st[S_DIRTY] = 0
+
+
+@nb.njit(cache=True)
+def _recompute_next_req(ours, st, nmax):
+    t = INF_TS
+    for k in range(nmax):
+        if ours[k, U_REQ] != 0 and ours[k, U_REQ_TS] < t:
+            t = ours[k, U_REQ_TS]
+    st[S_NEXT_REQ] = t
+
+
+@nb.njit(cache=True)
+def _recompute_next_resp(resp, st):
+    t = INF_TS
+    for j in range(st[S_NRESP]):
+        if resp[j, R_TS] < t:
+            t = resp[j, R_TS]
+    st[S_NEXT_RESP] = t
+
+
+@nb.njit(cache=True)
+def _push_resp(resp, respf, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta):
+    j = st[S_NRESP]
+    if j >= resp.shape[0]:
+        # cannot happen with the flush margin; keep the newest by dropping nothing silently
+        j = resp.shape[0] - 1
+    else:
+        st[S_NRESP] = j + 1
+    st[S_RESP_SEQ] += 1
+    resp[j, R_TS] = ts
+    resp[j, R_N] = st[S_RESP_SEQ]
+    resp[j, R_KIND] = kind
+    resp[j, R_SLOT] = slot
+    resp[j, R_PX] = px
+    resp[j, R_QTY] = qty
+    resp[j, R_LEAVES] = leaves
+    resp[j, R_FILL] = fill
+    respf[j] = cash_delta
+    ours[slot, U_NRESP] += 1
+    if ts < st[S_NEXT_RESP]:
+        st[S_NEXT_RESP] = ts
+
+
+@nb.njit(cache=True)
+def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leaves, fill, reason):
+    j = counts[1]
+    olog[j].local_ts = local_ts
+    olog[j].exch_ts = exch_ts
+    olog[j].order_id = ours[slot, U_ID]
+    olog[j].price_tick = px
+    olog[j].qty = qty
+    olog[j].leaves_qty = leaves
+    olog[j].fill_qty = fill
+    olog[j].event = event
+    olog[j].side = ours[slot, U_SIDE]
+    olog[j].tif = ours[slot, U_TIF]
+    olog[j].reason = reason
+    olog[j].is_hedge = ours[slot, U_HEDGE]
+    counts[1] = j + 1
+
+
+@nb.njit(cache=True)
+def _exch_mid(sc):
+    b = best_bid_tick_nb(sc)
+    a = best_ask_tick_nb(sc)
+    if b < 0 or a < 0:
+        return np.nan
+    return 0.5 * (b + a)
+
+
+@nb.njit(cache=True)
+def _fill(
+    ours, ahead, slot, ts, px, qty, liq, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
+    sc,
+):
+    """Fill ``qty`` lots of our order in ``slot`` at ``px`` (exchange time ``ts``)."""
+    side = ours[slot, U_SIDE]
+    is_maker = liq == Liquidity.MAKER
+    fee = fee_nb(fp, px, qty, is_maker)
+    cflow = cash_flow_nb(fp, side, px, qty)
+    st[S_POS] += side * qty
+    st[S_NFILLS] += 1
+    st[S_TRADED] += qty
+    stf[F_CASH] += cflow - fee
+    stf[F_FEES] += fee
+    ours[slot, U_LEAVES] -= qty
+    ours[slot, U_FILLED] += qty
+    leaves = ours[slot, U_LEAVES]
+    rl = response_latency_nb(cfg[C_LAT_KIND], lat, 0, ts)
+    j = counts[0]
+    fills[j].exch_ts = ts
+    fills[j].local_ts = ts + rl
+    fills[j].order_id = ours[slot, U_ID]
+    fills[j].price_tick = px
+    fills[j].qty = qty
+    fills[j].position = st[S_POS]
+    fills[j].fee = fee
+    fills[j].cash = stf[F_CASH]
+    fills[j].mid_tick = _exch_mid(sc)
+    fills[j].queue_ahead = ahead[slot] if is_maker else 0.0
+    fills[j].side = side
+    fills[j].liquidity = liq
+    fills[j].is_hedge = ours[slot, U_HEDGE]
+    counts[0] = j + 1
+    _log_order(olog, counts, ours, slot, ts + rl, ts, OrderEvent.FILL, px, ours[slot, U_QTY],
+               leaves, qty, 0)
+    _push_resp(resp, respf, st, ours, ts + rl, OrderEvent.FILL, slot, px, ours[slot, U_QTY],
+               leaves, qty, cflow - fee)
+    if leaves <= 0:
+        ours[slot, U_XSTAT] = ST_DONE
+        st[S_DIRTY] = 1
+
+
+@nb.njit(cache=True)
+def _fill_priority(
+    ours, ahead, side, px_limit, at_px, at_px_seq_behind, budget, ts, st, stf, cfg, fp, lat,
+    resp, respf, fills, olog, counts, sc, hidden_at_px,
+):
+    """Fill our open orders on ``side`` in price-time priority from an aggressor ``budget``.
+
+    Orders strictly better than ``px_limit`` (bids above, asks below) are filled first, best
+    price first. Orders exactly at ``at_px`` are filled when ``at_px_seq_behind`` (the executed
+    book order was behind them) or, for hidden trades, beyond the volume ahead.
+    Returns the budget left.
+    """
+    nmax = cfg[C_MAX_OURS]
+    while budget > 0:
+        best = -1
+        for k in range(nmax):
+            if ours[k, U_XSTAT] != ST_OPEN or ours[k, U_SIDE] != side:
+                continue
+            p = ours[k, U_PRICE]
+            through = (side > 0 and p > px_limit) or (side < 0 and p < px_limit)
+            eligible = through
+            if not through and p == at_px:
+                if at_px_seq_behind >= 0 and at_px_seq_behind > ours[k, U_SEQ]:
+                    eligible = True
+                elif hidden_at_px:
+                    eligible = True
+            if not eligible:
+                continue
+            if best < 0:
+                best = k
+            else:
+                bp = ours[best, U_PRICE]
+                if (side > 0 and p > bp) or (side < 0 and p < bp) or (
+                    p == bp and ours[k, U_SEQ] < ours[best, U_SEQ]
+                ):
+                    best = k
+        if best < 0:
+            break
+        p = ours[best, U_PRICE]
+        take = budget
+        if hidden_at_px and p == at_px and not (
+            (side > 0 and p > px_limit) or (side < 0 and p < px_limit)
+        ):
+            # hidden liquidity at our price: displayed volume ahead of us is served first
+            budget -= int(ahead[best] + 0.5)
+            if budget <= 0:
+                break
+            take = budget
+        if take > ours[best, U_LEAVES]:
+            take = ours[best, U_LEAVES]
+        _fill(ours, ahead, best, ts, p, take, Liquidity.MAKER, st, stf, cfg, fp, lat, resp,
+              respf, fills, olog, counts, sc)
+        ahead[best] = 0.0
+        budget -= take
+    return budget
+
+
+@nb.njit(cache=True)
+def _reduce_ahead(ours, ahead, cfg, side, px, seq, amount):
+    """A book order (``seq``; -1 for anonymous volume) at ``px`` lost ``amount`` lots."""
+    nmax = cfg[C_MAX_OURS]
+    for k in range(nmax):
+        if ours[k, U_XSTAT] == ST_OPEN and ours[k, U_SIDE] == side and ours[k, U_PRICE] == px:
+            if seq < 0 or seq <= ours[k, U_SEQ]:
+                a = ahead[k] - amount
+                ahead[k] = a if a > 0.0 else 0.0
+
+
+@nb.njit(cache=True)
+def _ring_push(ring, st, ts, code, px, dq):
+    cap = ring.shape[0]
+    if st[S_RING_N] == cap:
+        return False
+    j = (st[S_RING_HEAD] + st[S_RING_N]) % cap
+    ring[j, G_TS] = ts
+    ring[j, G_CODE] = code
+    ring[j, G_PX] = px
+    ring[j, G_DQ] = dq
+    st[S_RING_N] += 1
+    return True
+
+
+@nb.njit(cache=True)
+def _ring_pop_apply(ring, st, llvl, lsc):
+    cap = ring.shape[0]
+    j = st[S_RING_HEAD]
+    code = ring[j, G_CODE]
+    if code == 10:
+        ladder_clear_nb(llvl, lsc, 0)
+    elif code == 11:
+        ladder_clear_nb(llvl, lsc, 1)
+    elif code == -11:
+        ladder_clear_nb(llvl, lsc, -1)
+    else:
+        ladder_change_nb(llvl, lsc, code, ring[j, G_PX], ring[j, G_DQ])
+    st[S_RING_HEAD] = (j + 1) % cap
+    st[S_RING_N] -= 1
+
+
+@nb.njit(cache=True)
+def _feed(ring, st, llvl, lsc, ts, code, px, dq):
+    """Queue a change of the exchange book for the local view at local time ``ts``."""
+    if ts < st[S_RING_LAST]:
+        ts = st[S_RING_LAST]
+        st[S_FEED_CLAMPED] += 1
+    st[S_RING_LAST] = ts
+    if not _ring_push(ring, st, ts, code, px, dq):
+        st[S_RING_OVF] += 1
+        _ring_pop_apply(ring, st, llvl, lsc)
+        _ring_push(ring, st, ts, code, px, dq)
+
+
+@nb.njit(cache=True)
+def _market_event(
+    ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, st, stf, cfg,
+    fp, lat, resp, respf, fills, olog, counts,
+):
+    """Apply one market event at the exchange, update our queue positions and fill us."""
+    kind = ev.kind
+    side = np.int64(ev.side)
+    px = ev.price_tick
+    q = ev.qty
+    oid = ev.order_id
+    ts = ev.exch_ts
+    if cfg[C_FEED_MODE] == 1:
+        lts = ts + cfg[C_FEED_NS]
+    else:
+        lts = ev.local_ts
+        if lts < ts:
+            lts = ts
+            st[S_FEED_CLAMPED] += 1
+    st[S_LAST_TS] = ts
+    st[S_NEVENTS] += 1
+    if st[S_DIRTY] != 0:
+        _recompute_bounds(ours, st, cfg[C_MAX_OURS])
+    snap = st[S_IN_SNAP] != 0
+    nbid = st[S_NOPEN_BID]
+    nask = st[S_NOPEN_ASK]
+
+    if kind == EventKind.ADD:
+        if oid != 0:
+            old = find_order_nb(hkeys, hvals, bs, oid)
+            if old >= 0:
+                os_ = ordt[old, O_SIDE]
+                op = ordt[old, O_PRICE]
+                oq = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, old)
+                _feed(ring, st, llvl, lsc, lts, os_, op, -oq)
+                _reduce_ahead(ours, ahead, cfg, os_, op, ordt[old, O_SEQ], oq)
+        slot = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q)
+        if slot == -2:
+            return ERR_BOOK_FULL
+        _feed(ring, st, llvl, lsc, lts, side, px, q)
+        if oid == 0 and ((side > 0 and nbid > 0) or (side < 0 and nask > 0)):
+            for k in range(cfg[C_MAX_OURS]):
+                if (ours[k, U_XSTAT] == ST_OPEN and ours[k, U_SIDE] == side
+                        and ours[k, U_PRICE] == px):
+                    ahead[k] += q
+        if not snap:
+            # a new opposite order at or through our price would have traded with us
+            if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
+                _fill_priority(ours, ahead, 1, px - 1, px, -1, q, ts, st, stf, cfg, fp, lat,
+                               resp, respf, fills, olog, counts, sc, False)
+            elif side > 0 and nask > 0 and px >= st[S_OB_ASK]:
+                _fill_priority(ours, ahead, -1, px + 1, px, -1, q, ts, st, stf, cfg, fp, lat,
+                               resp, respf, fills, olog, counts, sc, False)
+        return 0
+
+    if kind == EventKind.CANCEL or kind == EventKind.DELETE or kind == EventKind.EXECUTE:
+        if oid == 0:
+            removed = l3_anon_reduce_nb(lvl, anon, sc, side, px, q)
+            if removed > 0:
+                _feed(ring, st, llvl, lsc, lts, side, px, -removed)
+            seq = np.int64(-1)
+            oside = side
+            opx = px
+        else:
+            slot = find_order_nb(hkeys, hvals, bs, oid)
+            if slot < 0:
+                bs[B_UNKNOWN] += 1
+                return 0
+            oside = ordt[slot, O_SIDE]
+            opx = ordt[slot, O_PRICE]
+            seq = ordt[slot, O_SEQ]
+            if kind == EventKind.DELETE:
+                removed = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot)
+            else:
+                removed = l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, q)
+            _feed(ring, st, llvl, lsc, lts, oside, opx, -removed)
+        if (oside > 0 and nbid > 0 and opx <= st[S_OB_BID]) or (
+            oside < 0 and nask > 0 and opx >= st[S_OB_ASK]
+        ):
+            if kind == EventKind.EXECUTE and not snap:
+                # through-fills and behind-us executions first, then the queue ahead shrinks
+                behind = seq if seq >= 0 else np.int64(-1)
+                _fill_priority(ours, ahead, oside, opx, opx, behind, removed if removed > 0 else q,
+                               ts, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts, sc,
+                               False)
+            _reduce_ahead(ours, ahead, cfg, oside, opx, seq, removed)
+        return 0
+
+    if kind == EventKind.MODIFY:
+        slot = find_order_nb(hkeys, hvals, bs, oid) if oid != 0 else -1
+        if slot < 0:
+            s2 = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q)
+            if s2 == -2:
+                return ERR_BOOK_FULL
+            _feed(ring, st, llvl, lsc, lts, side, px, q)
+        else:
+            oside = ordt[slot, O_SIDE]
+            opx = ordt[slot, O_PRICE]
+            oq = ordt[slot, O_QTY]
+            seq = ordt[slot, O_SEQ]
+            lost = l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, side, px, q)
+            if oside == side and opx == px:
+                _feed(ring, st, llvl, lsc, lts, side, px, q - oq)
+            else:
+                _feed(ring, st, llvl, lsc, lts, oside, opx, -oq)
+                _feed(ring, st, llvl, lsc, lts, side, px, q)
+            dec = oq if lost == 1 else oq - q
+            if dec > 0:
+                _reduce_ahead(ours, ahead, cfg, oside, opx, seq, dec)
+        if not snap:
+            if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
+                _fill_priority(ours, ahead, 1, px - 1, px, -1, q, ts, st, stf, cfg, fp, lat,
+                               resp, respf, fills, olog, counts, sc, False)
+            elif side > 0 and nask > 0 and px >= st[S_OB_ASK]:
+                _fill_priority(ours, ahead, -1, px + 1, px, -1, q, ts, st, stf, cfg, fp, lat,
+                               resp, respf, fills, olog, counts, sc, False)
+        return 0
+
+    if kind == EventKind.TRADE:
+        if snap or (ev.flags & (EventFlag.INFO | EventFlag.CROSS)) != 0:
+            return 0
+        if (side > 0 and nbid > 0 and px <= st[S_OB_BID]) or (
+            side < 0 and nask > 0 and px >= st[S_OB_ASK]
+        ):
+            _fill_priority(ours, ahead, side, px, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
+                           respf, fills, olog, counts, sc, True)
+        return 0
+
+    if kind == EventKind.CLEAR:
+        l3_clear_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, side)
+        code = 10 if side == 0 else (11 if side > 0 else -11)
+        _feed(ring, st, llvl, lsc, lts, code, 0, 0)
+        for k in range(cfg[C_MAX_OURS]):
+            if ours[k, U_XSTAT] == ST_OPEN and (side == 0 or ours[k, U_SIDE] == side):
+                ahead[k] = 0.0
+                ours[k, U_SEQ] = bs[B_SEQ]
+        return 0
+
+    if kind == EventKind.SNAPSHOT_BEGIN:
+        st[S_IN_SNAP] = 1
+        return 0
+
+    if kind == EventKind.SNAPSHOT_END:
+        st[S_IN_SNAP] = 0
+        # the snapshot rebuilt the queues: our orders rejoin at the back of their levels
+        for k in range(cfg[C_MAX_OURS]):
+            if ours[k, U_XSTAT] == ST_OPEN:
+                ahead[k] = level_qty_nb(lvl, sc, ours[k, U_SIDE], ours[k, U_PRICE])
+                ours[k, U_SEQ] = bs[B_SEQ]
+        return 0
+
+    if kind == EventKind.STATUS:
+        st[S_HALT] = 1 if ev.value < 0.5 else 0
+        return 0
+    return 0
+
+
+@nb.njit(cache=True)
+def _taker_walk(ours, ahead, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
+                lvl, sc):
+    """Take liquidity for our order in ``slot`` from the opposite side of the exchange book.
+
+    The book is not changed (no market impact); each level is used at most once per order.
+    """
+    side = ours[slot, U_SIDE]
+    lim = ours[slot, U_PRICE]
+    is_mkt = ours[slot, U_TIF] == TimeInForce.MARKET
+    w = sc[1]
+    if side > 0:
+        j = sc[L_BEST_ASK]
+        if j < 0:
+            return
+        while j < w and ours[slot, U_LEAVES] > 0:
+            p = j + sc[L_BASE]
+            if not is_mkt and p > lim:
+                break
+            avail = lvl[1, j]
+            if avail > 0:
+                take = avail if avail < ours[slot, U_LEAVES] else ours[slot, U_LEAVES]
+                _fill(ours, ahead, slot, ts, p, take, Liquidity.TAKER, st, stf, cfg, fp, lat,
+                      resp, respf, fills, olog, counts, sc)
+            j += 1
+    else:
+        j = sc[L_BEST_BID]
+        if j < 0:
+            return
+        while j >= 0 and ours[slot, U_LEAVES] > 0:
+            p = j + sc[L_BASE]
+            if not is_mkt and p < lim:
+                break
+            avail = lvl[0, j]
+            if avail > 0:
+                take = avail if avail < ours[slot, U_LEAVES] else ours[slot, U_LEAVES]
+                _fill(ours, ahead, slot, ts, p, take, Liquidity.TAKER, st, stf, cfg, fp, lat,
+                      resp, respf, fills, olog, counts, sc)
+            j -= 1
+
+
+@nb.njit(cache=True)
+def _crosses(side, px, tif, sc):
+    if tif == TimeInForce.MARKET:
+        return True
+    if side > 0:
+        a = best_ask_tick_nb(sc)
+        return a >= 0 and px >= a
+    b = best_bid_tick_nb(sc)
+    return b >= 0 and px <= b
+
+
+@nb.njit(cache=True)
+def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
+                     lvl, sc, bs):
+    """Our request for ``slot`` reaches the exchange (at ``ours[slot, U_REQ_TS]``)."""
+    ts = ours[slot, U_REQ_TS]
+    req = ours[slot, U_REQ]
+    ours[slot, U_REQ] = 0
+    lk = cfg[C_LAT_KIND]
+    st[S_DIRTY] = 1
+    if req == REQ_SUBMIT:
+        rl = ts + response_latency_nb(lk, lat, 0, ts)
+        side = ours[slot, U_SIDE]
+        px = ours[slot, U_PRICE]
+        tif = ours[slot, U_TIF]
+        reason = 0
+        if st[S_HALT] != 0:
+            reason = Reject.HALTED
+        elif tif == TimeInForce.POST_ONLY and _crosses(side, px, tif, sc):
+            reason = Reject.POST_ONLY_WOULD_CROSS
+        if reason != 0:
+            ours[slot, U_XSTAT] = ST_DONE
+            ours[slot, U_LEAVES] = 0
+            st[S_NREJ] += 1
+            _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.REJECT, px,
+                       ours[slot, U_QTY], 0, 0, reason)
+            _push_resp(resp, respf, st, ours, rl, OrderEvent.REJECT, slot, px, ours[slot, U_QTY],
+                       0, 0, 0.0)
+            return
+        ours[slot, U_XSTAT] = ST_OPEN
+        _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.ACK, px, ours[slot, U_QTY],
+                   ours[slot, U_LEAVES], 0, 0)
+        _push_resp(resp, respf, st, ours, rl, OrderEvent.ACK, slot, px, ours[slot, U_QTY],
+                   ours[slot, U_LEAVES], 0, 0.0)
+        if _crosses(side, px, tif, sc):
+            _taker_walk(ours, ahead, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+                        counts, lvl, sc)
+        if ours[slot, U_LEAVES] > 0:
+            if tif == TimeInForce.IOC or tif == TimeInForce.MARKET:
+                ours[slot, U_XSTAT] = ST_DONE
+                _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.EXPIRE, px,
+                           ours[slot, U_QTY], 0, 0, 0)
+                _push_resp(resp, respf, st, ours, rl, OrderEvent.EXPIRE, slot, px,
+                           ours[slot, U_QTY], 0, 0, 0.0)
+                ours[slot, U_LEAVES] = 0
+            else:
+                ours[slot, U_SEQ] = bs[B_SEQ]
+                ahead[slot] = level_qty_nb(lvl, sc, side, px)
+        else:
+            ours[slot, U_XSTAT] = ST_DONE
+        return
+    if req == REQ_CANCEL:
+        rl = ts + response_latency_nb(lk, lat, 1, ts)
+        if ours[slot, U_XSTAT] == ST_OPEN:
+            ours[slot, U_XSTAT] = ST_DONE
+            ours[slot, U_LEAVES] = 0
+            _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
+                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0)
+            _push_resp(resp, respf, st, ours, rl, OrderEvent.CANCEL_ACK, slot,
+                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0.0)
+        else:
+            _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.CANCEL_REJECT,
+                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, Reject.UNKNOWN_ORDER)
+            _push_resp(resp, respf, st, ours, rl, OrderEvent.CANCEL_REJECT, slot,
+                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0.0)
+        return
+    if req == REQ_MODIFY:
+        rl = ts + response_latency_nb(lk, lat, 2, ts)
+        npx = ours[slot, U_REQ_PX]
+        nq = ours[slot, U_REQ_QTY]
+        side = ours[slot, U_SIDE]
+        reason = 0
+        if ours[slot, U_XSTAT] != ST_OPEN:
+            reason = Reject.UNKNOWN_ORDER
+        elif npx != ours[slot, U_PRICE] and ours[slot, U_TIF] == TimeInForce.POST_ONLY and \
+                _crosses(side, npx, TimeInForce.POST_ONLY, sc):
+            reason = Reject.POST_ONLY_WOULD_CROSS
+        if reason != 0:
+            st[S_NREJ] += 1
+            _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.MODIFY_REJECT,
+                       ours[slot, U_PRICE], ours[slot, U_QTY], ours[slot, U_LEAVES], 0, reason)
+            _push_resp(resp, respf, st, ours, rl, OrderEvent.MODIFY_REJECT, slot,
+                       ours[slot, U_PRICE], ours[slot, U_QTY], ours[slot, U_LEAVES], 0, 0.0)
+            return
+        lose = npx != ours[slot, U_PRICE] or nq > ours[slot, U_LEAVES]
+        ours[slot, U_PRICE] = npx
+        ours[slot, U_QTY] = ours[slot, U_FILLED] + nq
+        ours[slot, U_LEAVES] = nq
+        if lose:
+            ours[slot, U_SEQ] = bs[B_SEQ]
+            ahead[slot] = level_qty_nb(lvl, sc, side, npx)
+        _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.MODIFY_ACK, npx,
+                   ours[slot, U_QTY], nq, 0, 0)
+        _push_resp(resp, respf, st, ours, rl, OrderEvent.MODIFY_ACK, slot, npx,
+                   ours[slot, U_QTY], nq, 0, 0.0)
+        if _crosses(side, npx, ours[slot, U_TIF], sc):
+            _taker_walk(ours, ahead, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+                        counts, lvl, sc)
+            if ours[slot, U_LEAVES] > 0:
+                ours[slot, U_SEQ] = bs[B_SEQ]
+                ahead[slot] = level_qty_nb(lvl, sc, side, npx)
+
+
+@nb.njit(cache=True)
+def _response_arrives(resp, respf, st, stf, ours):
+    """Apply the earliest response to the strategy's view; returns (kind, slot)."""
+    n = st[S_NRESP]
+    j = 0
+    for i in range(1, n):
+        if resp[i, R_TS] < resp[j, R_TS] or (
+            resp[i, R_TS] == resp[j, R_TS] and resp[i, R_N] < resp[j, R_N]
+        ):
+            j = i
+    kind = resp[j, R_KIND]
+    slot = resp[j, R_SLOT]
+    ts = resp[j, R_TS]
+    if kind == OrderEvent.ACK:
+        if ours[slot, U_LSTAT] == ST_PENDING:
+            ours[slot, U_LSTAT] = ST_OPEN
+        ours[slot, U_INFLIGHT] = 0
+    elif kind == OrderEvent.REJECT:
+        ours[slot, U_LSTAT] = ST_DONE
+        ours[slot, U_LLEAVES] = 0
+        ours[slot, U_INFLIGHT] = 0
+    elif kind == OrderEvent.FILL:
+        side = ours[slot, U_SIDE]
+        st[S_LPOS] += side * resp[j, R_FILL]
+        stf[F_LCASH] += respf[j]
+        stf[F_LAST_FILL_S] = ts
+        ours[slot, U_LLEAVES] = resp[j, R_LEAVES]
+        if resp[j, R_LEAVES] <= 0:
+            ours[slot, U_LSTAT] = ST_DONE
+    elif kind == OrderEvent.EXPIRE or kind == OrderEvent.CANCEL_ACK:
+        ours[slot, U_LSTAT] = ST_DONE
+        ours[slot, U_LLEAVES] = 0
+        ours[slot, U_INFLIGHT] = 0
+    elif kind == OrderEvent.MODIFY_ACK:
+        ours[slot, U_LPX] = resp[j, R_PX]
+        ours[slot, U_LQTY] = resp[j, R_QTY]
+        ours[slot, U_LLEAVES] = resp[j, R_LEAVES]
+        ours[slot, U_INFLIGHT] = 0
+    elif kind == OrderEvent.MODIFY_REJECT or kind == OrderEvent.CANCEL_REJECT:
+        ours[slot, U_INFLIGHT] = 0
+    ours[slot, U_NRESP] -= 1
+    if ours[slot, U_HEDGE] == 1 and ours[slot, U_LSTAT] == ST_DONE and ours[slot, U_HDONE] == 0:
+        ours[slot, U_HDONE] = 1
+        st[S_HEDGE_PENDING] -= 1
+    if ours[slot, U_NRESP] == 0 and ours[slot, U_LSTAT] == ST_DONE and \
+            ours[slot, U_XSTAT] == ST_DONE and ours[slot, U_REQ] == 0:
+        ours[slot, U_LSTAT] = ST_FREE
+        ours[slot, U_XSTAT] = ST_FREE
+    last = n - 1
+    if j != last:
+        resp[j, :] = resp[last, :]
+        respf[j] = respf[last]
+    st[S_NRESP] = last
+    _recompute_next_resp(resp, st)
+    return kind, slot
+
+
+@nb.njit(cache=True)
+def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
+    """Send a request for ``slot`` from the strategy at local time ``ts``."""
+    lk = cfg[C_LAT_KIND]
+    if req == REQ_SUBMIT:
+        e = entry_latency_nb(lk, lat, 0, ts)
+        ev = OrderEvent.SUBMIT
+    elif req == REQ_CANCEL:
+        e = entry_latency_nb(lk, lat, 1, ts)
+        ev = OrderEvent.CANCEL
+    else:
+        e = entry_latency_nb(lk, lat, 2, ts)
+        ev = OrderEvent.MODIFY
+    st[S_REQ_SEQ] += 1
+    ours[slot, U_REQ] = req
+    ours[slot, U_REQ_TS] = ts + e
+    ours[slot, U_REQ_PX] = px
+    ours[slot, U_REQ_QTY] = qty
+    ours[slot, U_REQ_N] = st[S_REQ_SEQ]
+    ours[slot, U_INFLIGHT] = 1
+    if ts + e < st[S_NEXT_REQ]:
+        st[S_NEXT_REQ] = ts + e
+    _log_order(olog, counts, ours, slot, ts, ts + e, ev, px, qty if req != REQ_CANCEL else
+               ours[slot, U_LQTY], qty if req != REQ_CANCEL else ours[slot, U_LLEAVES], 0, 0)
+
+
+@nb.njit(cache=True)
+def _new_order(ours, ahead, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedge):
+    nmax = cfg[C_MAX_OURS]
+    slot = -1
+    for k in range(nmax):
+        if ours[k, U_LSTAT] == ST_FREE and ours[k, U_XSTAT] == ST_FREE and ours[k, U_NRESP] == 0 \
+                and ours[k, U_REQ] == 0:
+            slot = k
+            break
+    if slot < 0:
+        st[S_SLOT_FULL] += 1
+        return -1
+    st[S_OID] += 1
+    ours[slot, :] = 0
+    ahead[slot] = 0.0
+    ours[slot, U_ID] = st[S_OID]
+    ours[slot, U_SIDE] = side
+    ours[slot, U_PRICE] = px
+    ours[slot, U_QTY] = qty
+    ours[slot, U_LEAVES] = qty
+    ours[slot, U_TIF] = tif
+    ours[slot, U_HEDGE] = is_hedge
+    ours[slot, U_XSTAT] = ST_PENDING
+    ours[slot, U_LSTAT] = ST_PENDING
+    ours[slot, U_LPX] = px
+    ours[slot, U_LQTY] = qty
+    ours[slot, U_LLEAVES] = qty
+    _send(ours, st, cfg, lat, olog, counts, slot, REQ_SUBMIT, ts, px, qty)
+    if is_hedge:
+        st[S_HEDGE_PENDING] += 1
+    return slot
+
+
+@nb.njit(cache=True)
+def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n):
+    """Turn target quotes of one side into submits, modifies and cancels.
+
+    An order already at a target price with the target size is left alone (it keeps its
+    queue position); orders with a request in flight are not touched until it is answered.
+    """
+    nmax = cfg[C_MAX_OURS]
+    used = np.zeros(MAX_LEVELS, dtype=np.bool_)
+    matched = np.zeros(nmax, dtype=np.bool_)
+    for k in range(nmax):
+        ls = ours[k, U_LSTAT]
+        if ours[k, U_HEDGE] == 1 or ours[k, U_SIDE] != side:
+            continue
+        if ls != ST_PENDING and ls != ST_OPEN:
+            continue
+        for j in range(n):
+            if not used[j] and tp[j] == ours[k, U_LPX]:
+                used[j] = True
+                matched[k] = True
+                if ours[k, U_INFLIGHT] == 0 and ours[k, U_LQTY] != tq[j] and ls == ST_OPEN:
+                    _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[j], tq[j])
+                    ours[k, U_LQTY] = tq[j]
+                break
+    for k in range(nmax):
+        ls = ours[k, U_LSTAT]
+        if matched[k] or ours[k, U_HEDGE] == 1 or ours[k, U_SIDE] != side:
+            continue
+        if ls != ST_PENDING and ls != ST_OPEN:
+            continue
+        if ours[k, U_INFLIGHT] != 0:
+            continue
+        target = -1
+        if cfg[C_REPLACE] == 0:
+            for j in range(n):
+                if not used[j]:
+                    target = j
+                    break
+        if target >= 0:
+            used[target] = True
+            _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[target], tq[target])
+            ours[k, U_LQTY] = tq[target]
+        else:
+            _send(ours, st, cfg, lat, olog, counts, k, REQ_CANCEL, ts, ours[k, U_LPX], 0)
+    for j in range(n):
+        if not used[j]:
+            _new_order(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp[j], tq[j],
+                       cfg[C_QUOTE_TIF], 0)
+
+
+@nb.njit(cache=True)
+def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q):
+    t0 = st[S_T0]
+    ctx[Ctx.TIME_S] = (now - t0) * 1e-9
+    if cfg[C_END_TS] > 0:
+        ctx[Ctx.TIME_TO_HORIZON_S] = max(0.0, (cfg[C_END_TS] - now) * 1e-9)
+    else:
+        ctx[Ctx.TIME_TO_HORIZON_S] = np.inf
+    ctx[Ctx.REASON] = reason
+    b = best_bid_tick_nb(lsc)
+    a = best_ask_tick_nb(lsc)
+    bq = llvl[0, lsc[L_BEST_BID]] if b >= 0 else 0
+    aq = llvl[1, lsc[L_BEST_ASK]] if a >= 0 else 0
+    ctx[Ctx.BEST_BID_TICK] = b if b >= 0 else np.nan
+    ctx[Ctx.BEST_ASK_TICK] = a if a >= 0 else np.nan
+    ctx[Ctx.BID_QTY] = bq
+    ctx[Ctx.ASK_QTY] = aq
+    if b >= 0 and a >= 0:
+        ctx[Ctx.MID_TICK] = 0.5 * (a + b)
+        ctx[Ctx.SPREAD_TICK] = a - b
+        if aq + bq > 0:
+            ctx[Ctx.WMID_TICK] = (aq * b + bq * a) / (aq + bq)
+        else:
+            ctx[Ctx.WMID_TICK] = 0.5 * (a + b)
+    else:
+        ctx[Ctx.MID_TICK] = np.nan
+        ctx[Ctx.SPREAD_TICK] = np.nan
+        ctx[Ctx.WMID_TICK] = np.nan
+    ctx[Ctx.POSITION] = st[S_LPOS]
+    ctx[Ctx.CASH] = stf[F_LCASH]
+    ctx[Ctx.VOL_TICK] = np.sqrt(stf[F_VOL_VAR])
+    ctx[Ctx.TICK_SIZE] = fp[0]
+    ctx[Ctx.LOT_SIZE] = fp[1]
+    ctx[Ctx.MAX_POSITION] = cfg[C_MAX_POS] if cfg[C_MAX_POS] >= 0 else np.inf
+    ctx[Ctx.TARGET_POSITION] = cfg[C_TARGET_POS]
+    ctx[Ctx.N_PENDING_HEDGE] = st[S_HEDGE_PENDING]
+    lf = stf[F_LAST_FILL_S]
+    ctx[Ctx.LAST_FILL_S] = (lf - t0) * 1e-9 if lf > 0 else -np.inf
+    ladder_top_nb(llvl, lsc, 1, CTX_DEPTH, depth_px, depth_q)
+    for k in range(CTX_DEPTH):
+        ctx[Ctx.DEPTH0 + 2 * k] = depth_px[k] if depth_px[k] >= 0 else np.nan
+        ctx[Ctx.DEPTH0 + 2 * k + 1] = depth_q[k]
+    ladder_top_nb(llvl, lsc, -1, CTX_DEPTH, depth_px, depth_q)
+    for k in range(CTX_DEPTH):
+        ctx[Ctx.DEPTH0 + 2 * CTX_DEPTH + 2 * k] = depth_px[k] if depth_px[k] >= 0 else np.nan
+        ctx[Ctx.DEPTH0 + 2 * CTX_DEPTH + 2 * k + 1] = depth_q[k]
+    nob = 0
+    noa = 0
+    c = 0
+    for k in range(cfg[C_MAX_OURS]):
+        ls = ours[k, U_LSTAT]
+        if ls == ST_PENDING or ls == ST_OPEN:
+            if ours[k, U_HEDGE] == 0:
+                if ours[k, U_SIDE] > 0:
+                    nob += 1
+                else:
+                    noa += 1
+            if c < CTX_ORDERS:
+                base = Ctx.ORDERS0 + 5 * c
+                ctx[base] = ours[k, U_SIDE]
+                ctx[base + 1] = ours[k, U_LPX]
+                ctx[base + 2] = ours[k, U_LLEAVES]
+                ctx[base + 3] = ls
+                ctx[base + 4] = ours[k, U_HEDGE]
+                c += 1
+    while c < CTX_ORDERS:
+        base = Ctx.ORDERS0 + 5 * c
+        ctx[base] = 0.0
+        ctx[base + 1] = np.nan
+        ctx[base + 2] = 0.0
+        ctx[base + 3] = 0.0
+        ctx[base + 4] = 0.0
+        c += 1
+    ctx[Ctx.N_OPEN_BID] = nob
+    ctx[Ctx.N_OPEN_ASK] = noa
+
+
+@nb.njit(cache=True)
+def _decide(
+    now, reason, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout, st, stf, cfg,
+    fp, lat, llvl, lsc, ours, ahead, olog, counts, depth_px, depth_q,
+):
+    """Run the policy (and hedger) at local time ``now`` and act on their outputs."""
+    st[S_NDEC] += 1
+    if reason == 0:
+        # online volatility: EWMA of squared mid changes per second, sampled on the clock
+        b = best_bid_tick_nb(lsc)
+        a = best_ask_tick_nb(lsc)
+        if b >= 0 and a >= 0:
+            mid = 0.5 * (a + b)
+            last = stf[F_LAST_MID]
+            if not np.isnan(last) and stf[F_LAST_VOL_TS] > 0:
+                dt = (now - stf[F_LAST_VOL_TS]) * 1e-9
+                if dt > 0:
+                    x = (mid - last) ** 2 / dt
+                    alpha = 1.0 - np.exp(-dt * np.log(2.0) / cfgf_halflife(fp))
+                    stf[F_VOL_VAR] += alpha * (x - stf[F_VOL_VAR])
+            stf[F_LAST_MID] = mid
+            stf[F_LAST_VOL_TS] = now
+    _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q)
+    warm = now - st[S_T0] >= cfg[C_WARMUP_NS]
+    qout[:] = 0.0
+    rc = policy(ctx, pparams, pstate, qout)
+    if rc != 0:
+        st[S_ERR] = rc
+        return ERR_POLICY
+    nbid = int(qout[Quote.N_BID])
+    nask = int(qout[Quote.N_ASK])
+    if not warm:
+        nbid = 0
+        nask = 0
+    nbid = min(max(nbid, 0), MAX_LEVELS)
+    nask = min(max(nask, 0), MAX_LEVELS)
+    maxp = cfg[C_MAX_POS]
+    pos = st[S_LPOS]
+    tp = np.empty(MAX_LEVELS, dtype=np.int64)
+    tq = np.empty(MAX_LEVELS, dtype=np.int64)
+    n = 0
+    room = maxp - pos if maxp >= 0 else np.int64(2**62)
+    for k in range(nbid):
+        p = qout[Quote.BID0 + 2 * k]
+        q = qout[Quote.BID0 + 2 * k + 1]
+        if np.isnan(p) or np.isnan(q) or q < 1.0:
+            continue
+        qi = np.int64(q)
+        if qi > room:
+            qi = room
+        if qi <= 0:
+            continue
+        room -= qi
+        tp[n] = np.int64(np.floor(p + 1e-9))
+        tq[n] = qi
+        n += 1
+    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, 1, tp, tq, n)
+    n = 0
+    room = maxp + pos if maxp >= 0 else np.int64(2**62)
+    for k in range(nask):
+        p = qout[Quote.ASK0 + 2 * k]
+        q = qout[Quote.ASK0 + 2 * k + 1]
+        if np.isnan(p) or np.isnan(q) or q < 1.0:
+            continue
+        qi = np.int64(q)
+        if qi > room:
+            qi = room
+        if qi <= 0:
+            continue
+        room -= qi
+        tp[n] = np.int64(np.ceil(p - 1e-9))
+        tq[n] = qi
+        n += 1
+    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, -1, tp, tq, n)
+    if cfg[C_HAS_HEDGER] != 0 and warm:
+        _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q)
+        hout[:] = 0.0
+        rc = hedger(ctx, hparams, hstate, hout)
+        if rc != 0:
+            st[S_ERR] = rc
+            return ERR_HEDGER
+        nh = min(int(hout[0]), MAX_HEDGE_ORDERS)
+        for k in range(nh):
+            base = 1 + 5 * k
+            inst = int(hout[base])
+            side = int(hout[base + 1])
+            q = np.int64(hout[base + 2])
+            tif = int(hout[base + 3])
+            lim = hout[base + 4]
+            if inst != 0 or q <= 0 or (side != 1 and side != -1):
+                continue
+            if tif != TimeInForce.MARKET and tif != TimeInForce.IOC:
+                tif = TimeInForce.MARKET
+            if tif == TimeInForce.MARKET or np.isnan(lim):
+                pxi = np.int64(0)
+            else:
+                pxi = np.int64(np.floor(lim + 1e-9)) if side > 0 else np.int64(np.ceil(lim - 1e-9))
+            _new_order(ours, ahead, st, cfg, lat, olog, counts, now, side, pxi, q, tif, 1)
+    return 0
+
+
+@nb.njit(cache=True, inline="always")
+def cfgf_halflife(fp):
+    return fp[CF_VOL_HALFLIFE_S]
+
+
+@nb.njit(cache=True)
+def _sample_equity(eq, counts, ts, st, stf, sc):
+    j = counts[2]
+    eq[j].ts = ts
+    eq[j].position = st[S_POS]
+    eq[j].mid_tick = _exch_mid(sc)
+    eq[j].cash = stf[F_CASH]
+    eq[j].fees = stf[F_FEES]
+    eq[j].traded_qty = st[S_TRADED]
+    eq[j].n_fills = st[S_NFILLS]
+    counts[2] = j + 1
+
+
+@nb.njit(cache=True)
+def _needs_flush(counts, fills, olog, eq):
+    return (
+        counts[0] > fills.shape[0] - _FLUSH_MARGIN
+        or counts[1] > olog.shape[0] - 4 * _FLUSH_MARGIN
+        or counts[2] > eq.shape[0] - _FLUSH_MARGIN
+    )
+
+
+@nb.njit(cache=True)
+def _run_internal(
+    limit, inclusive, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
+    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, resp, respf,
+    st, stf, cfg, fp, lat, fills, olog, eq, counts, depth_px, depth_q,
+):
+    """Process every scheduled action before ``limit`` (or at it, when ``inclusive``)."""
+    nmax = cfg[C_MAX_OURS]
+    while True:
+        t_ring = ring[st[S_RING_HEAD], G_TS] if st[S_RING_N] > 0 else INF_TS
+        t_resp = st[S_NEXT_RESP]
+        t_req = st[S_NEXT_REQ]
+        t_dec = st[S_NEXT_DEC]
+        t_eq = st[S_NEXT_EQ]
+        tmin = min(t_ring, t_resp, t_req, t_dec, t_eq)
+        if tmin > limit or (tmin == limit and not inclusive):
+            return RET_DONE
+        if _needs_flush(counts, fills, olog, eq):
+            return RET_FLUSH
+        if t_ring == tmin:
+            _ring_pop_apply(ring, st, llvl, lsc)
+        elif t_resp == tmin:
+            kind, slot = _response_arrives(resp, respf, st, stf, ours)
+            if kind == OrderEvent.FILL and cfg[C_DECIDE_ON_FILL] != 0:
+                rc = _decide(tmin, 1, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
+                             hout, st, stf, cfg, fp, lat, llvl, lsc, ours, ahead, olog, counts,
+                             depth_px, depth_q)
+                if rc != 0:
+                    return rc
+                _recompute_next_req(ours, st, nmax)
+        elif t_req == tmin:
+            # the earliest request (ties: the one sent first)
+            best = -1
+            for k in range(nmax):
+                if ours[k, U_REQ] != 0 and ours[k, U_REQ_TS] == tmin:
+                    if best < 0 or ours[k, U_REQ_N] < ours[best, U_REQ_N]:
+                        best = k
+            _request_arrives(best, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+                             counts, lvl, sc, bs)
+            _recompute_next_req(ours, st, nmax)
+        elif t_dec == tmin:
+            st[S_NEXT_DEC] = t_dec + cfg[C_DEC_NS]
+            rc = _decide(tmin, 0, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
+                         hout, st, stf, cfg, fp, lat, llvl, lsc, ours, ahead, olog, counts,
+                         depth_px, depth_q)
+            if rc != 0:
+                return rc
+            _recompute_next_req(ours, st, nmax)
+        else:
+            st[S_NEXT_EQ] = t_eq + cfg[C_EQ_NS]
+            _sample_equity(eq, counts, tmin, st, stf, sc)
+
+
+def _arr(dtype, ndim=1):
+    return nb.typeof(np.zeros((1,) * ndim, dtype=dtype))
+
+
+_I1 = _arr(np.int64)
+_I2 = _arr(np.int64, 2)
+_F1 = _arr(np.float64)
+#: The kernel's declared signature: policies and hedgers arrive as first-class function values,
+#: so one compiled (and disk-cached) engine serves every policy.
+RUN_SIG = nb.types.int64(
+    _arr(EVENT_DTYPE), nb.types.boolean,
+    POLICY_FTYPE, _F1, _F1, HEDGER_FTYPE, _F1, _F1, _F1, _F1, _F1,
+    _I2, _I1, _I1, _I1, _I1, _I2, _I2, _I1, _I2, _I1, _I2, _I2, _F1, _I2, _F1,
+    _I1, _F1, _I1, _F1, _F1,
+    _arr(FILL_DTYPE), _arr(ORDER_LOG_DTYPE), _arr(EQUITY_DTYPE), _I1,
+)
+
+
+@nb.njit(RUN_SIG, cache=True)
+def run_nb(
+    events, final, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
+    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, resp, respf,
+    st, stf, cfg, fp, lat, fills, olog, eq, counts,
+):
+    """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[S_I]``.
+
+    Returns ``RET_DONE`` when the chunk is consumed (and, with ``final``, every action up to the
+    last event's time has run), ``RET_FLUSH`` when an output buffer must be flushed before
+    calling again, or a negative ``ERR_*`` code.
+    """
+    depth_px = np.empty(CTX_DEPTH, dtype=np.int64)
+    depth_q = np.empty(CTX_DEPTH, dtype=np.int64)
+    n = events.shape[0]
+    i = st[S_I]
+    if n > 0 and st[S_T0] < 0:
+        t0 = events[0].exch_ts
+        st[S_T0] = t0
+        st[S_NEXT_DEC] = t0 + cfg[C_DEC_NS]
+        st[S_NEXT_EQ] = t0
+    while i < n:
+        ts = events[i].exch_ts
+        if st[S_NEXT_REQ] < ts or st[S_NEXT_RESP] < ts or st[S_NEXT_DEC] < ts or \
+                st[S_NEXT_EQ] < ts or (st[S_RING_N] > 0 and ring[st[S_RING_HEAD], G_TS] < ts):
+            rc = _run_internal(ts, False, policy, pparams, pstate, hedger, hparams, hstate, ctx,
+                               qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
+                               ring, ours, ahead, resp, respf, st, stf, cfg, fp, lat, fills, olog,
+                               eq, counts, depth_px, depth_q)
+            if rc != RET_DONE:
+                st[S_I] = i
+                return rc
+        if _needs_flush(counts, fills, olog, eq):
+            st[S_I] = i
+            return RET_FLUSH
+        rc = _market_event(events[i], ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
+                           ring, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+                           counts)
+        if rc != 0:
+            st[S_I] = i
+            return rc
+        i += 1
+    st[S_I] = 0
+    if final:
+        rc = _run_internal(st[S_LAST_TS], True, policy, pparams, pstate, hedger, hparams, hstate,
+                           ctx, qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl,
+                           lsc, ring, ours, ahead, resp, respf, st, stf, cfg, fp, lat, fills,
+                           olog, eq, counts, depth_px, depth_q)
+        if rc != RET_DONE:
+            st[S_I] = n
+            return rc
+    return RET_DONE

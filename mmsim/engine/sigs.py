@@ -1,0 +1,94 @@
+"""The function-type contracts of policies and hedgers, and the layout of their arrays.
+
+A *policy* and a *hedger* are numba functions compiled with the declared signature
+
+    ``int64(float64[::1] ctx, float64[::1] params, float64[::1] state, float64[::1] out)``
+
+(:data:`POLICY_SIG`, :data:`HEDGER_SIG`). The engine takes them as first-class function values
+of :data:`POLICY_FTYPE` / :data:`HEDGER_FTYPE`, so one compiled engine serves every policy and
+stays in numba's on-disk cache across processes. A policy cannot tell which driver calls it.
+
+``ctx`` (read-only for the callee) is laid out by :data:`Ctx`; prices are in ticks, quantities in
+lots, times in seconds. ``params`` holds the policy's parameters in the order of its registry
+entry; ``state`` is the callee's own persistent memory (zeroed at the start of a run).
+
+Policy output ``out`` (:data:`Quote` layout): ``out[N_BID]`` and ``out[N_ASK]`` levels
+(0 = do not quote that side), then for level k: bid price/qty at ``BID0 + 2k``/``BID0 + 2k + 1``
+and ask price/qty at ``ASK0 + 2k``/``ASK0 + 2k + 1``. Bid prices are floored and ask prices
+ceiled to whole ticks by the engine. Return 0; any other value is an error code that stops the
+run with :class:`mmsim.engine.backtest.PolicyError`.
+
+Hedger output ``out`` (:data:`HedgeOut` layout): ``out[0]`` = number of orders n, then for each
+order k: instrument index, side (+1 buy, -1 sell), quantity in lots, time in force
+(:data:`mmsim.enums.TimeInForce`: IOC or MARKET) and limit price in ticks (IOC only), at
+``1 + 5k ...``. Instrument index 0 is the quoted instrument; the contract carries the index so
+a hedge on a second instrument needs no new signature.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from numba import types
+
+POLICY_SIG = types.int64(
+    types.float64[::1], types.float64[::1], types.float64[::1], types.float64[::1]
+)
+HEDGER_SIG = POLICY_SIG
+POLICY_FTYPE = types.FunctionType(POLICY_SIG)
+HEDGER_FTYPE = types.FunctionType(HEDGER_SIG)
+
+#: Quote levels per side a policy may return.
+MAX_LEVELS = 8
+#: Our order slots visible in ``ctx``.
+CTX_ORDERS = 16
+#: Book levels per side visible in ``ctx``.
+CTX_DEPTH = 5
+#: Hedge orders a hedger may return at once.
+MAX_HEDGE_ORDERS = 4
+
+
+class _Ctx(NamedTuple):
+    """Indices into the policy/hedger context array ``ctx`` (float64)."""
+
+    TIME_S: int = 0  # local time since the first event, seconds
+    TIME_TO_HORIZON_S: int = 1  # seconds left to the horizon (inf if none)
+    REASON: int = 2  # 0 = clock, 1 = after one of our fills
+    BEST_BID_TICK: int = 3  # NaN if no bid (local, delayed view)
+    BEST_ASK_TICK: int = 4  # NaN if no ask
+    BID_QTY: int = 5  # lots at the best bid
+    ASK_QTY: int = 6  # lots at the best ask
+    MID_TICK: int = 7  # (bid + ask) / 2, NaN if a side is empty
+    WMID_TICK: int = 8  # size-weighted mid (V_ask P_bid + V_bid P_ask)/(V_bid + V_ask)
+    SPREAD_TICK: int = 9
+    POSITION: int = 10  # lots, as the strategy knows it (fills reported so far)
+    CASH: int = 11  # quote currency, as the strategy knows it
+    VOL_TICK: int = 12  # online volatility estimate of the mid, ticks per sqrt(second)
+    TICK_SIZE: int = 13  # quote currency per tick
+    LOT_SIZE: int = 14  # instrument units per lot
+    MAX_POSITION: int = 15  # risk limit, lots (inf if none)
+    N_OPEN_BID: int = 16  # our live quote orders (not hedges), bid side
+    N_OPEN_ASK: int = 17
+    N_PENDING_HEDGE: int = 18  # hedge orders sent and not finished
+    TARGET_POSITION: int = 19  # lots (hedger target)
+    LAST_FILL_S: int = 20  # local time of our last fill report, seconds (-inf if none)
+    DEPTH0: int = 24  # CTX_DEPTH bid (price, qty) pairs, then CTX_DEPTH ask pairs
+    ORDERS0: int = 44  # CTX_ORDERS x (side, price_tick, leaves_qty, status, is_hedge)
+
+
+Ctx = _Ctx()
+CTX_SIZE = Ctx.ORDERS0 + 5 * CTX_ORDERS
+
+
+class _Quote(NamedTuple):
+    """Indices into a policy's output array."""
+
+    N_BID: int = 0
+    N_ASK: int = 1
+    BID0: int = 2
+    ASK0: int = 2 + 2 * MAX_LEVELS
+
+
+Quote = _Quote()
+QUOTE_SIZE = 2 + 4 * MAX_LEVELS
+HEDGE_OUT_SIZE = 1 + 5 * MAX_HEDGE_ORDERS

@@ -1,0 +1,105 @@
+"""Numba kernels of the swappable models: order latency and fees (MODELS.md §7, §8).
+
+Latency models are chosen by an integer kind (:data:`LatencyModel`) and a float64 parameter
+vector; the engine calls :func:`entry_latency_nb` / :func:`response_latency_nb` with the action
+(:data:`Action`). Adding a model means adding a kind and a branch here: the engine's signature
+does not change.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba as nb
+
+
+class _Action(NamedTuple):
+    """What we send to the exchange."""
+
+    SUBMIT: int = 0
+    CANCEL: int = 1
+    MODIFY: int = 2
+
+
+Action = _Action()
+
+
+class _LatencyModel(NamedTuple):
+    """Order latency models.
+
+    CONSTANT
+        ``params = [entry_submit, entry_cancel, entry_modify, resp_submit, resp_cancel,
+        resp_modify]`` in nanoseconds. Fill reports travel with the submit response latency.
+    """
+
+    CONSTANT: int = 0
+
+
+LatencyModel = _LatencyModel()
+LATENCY_PARAMS = 8
+
+
+@nb.njit(cache=True)
+def entry_latency_nb(kind, params, action, ts):
+    """Nanoseconds from our local send at ``ts`` to the exchange, for ``action``."""
+    if kind == 0:
+        return int(params[action])
+    return int(params[action])
+
+
+@nb.njit(cache=True)
+def response_latency_nb(kind, params, action, ts):
+    """Nanoseconds from the exchange at ``ts`` back to the strategy, for ``action``."""
+    if kind == 0:
+        return int(params[3 + action])
+    return int(params[3 + action])
+
+
+# ---- fees --------------------------------------------------------------------------------
+# fee parameter vector (float64[FEE_PARAMS])
+FEE_TICK_SIZE = 0
+FEE_LOT_SIZE = 1
+FEE_MULT = 2
+FEE_MAKER_BPS = 3
+FEE_TAKER_BPS = 4
+FEE_MAKER_PER_LOT = 5
+FEE_TAKER_PER_LOT = 6
+FEE_INVERSE = 7
+FEE_PARAMS = 8
+
+
+@nb.njit(cache=True, inline="always")
+def notional_nb(fp, price_tick, qty_lots):
+    """Notional of ``qty_lots`` at ``price_tick``, in the settlement currency (MODELS.md §8).
+
+    Linear: ``qty·lot·price·multiplier`` (quote currency); inverse: ``qty·lot·multiplier/price``
+    (coin).
+    """
+    px = price_tick * fp[FEE_TICK_SIZE]
+    units = qty_lots * fp[FEE_LOT_SIZE]
+    if fp[FEE_INVERSE] > 0.5:
+        return units * fp[FEE_MULT] / px
+    return units * px * fp[FEE_MULT]
+
+
+@nb.njit(cache=True, inline="always")
+def fee_nb(fp, price_tick, qty_lots, is_maker):
+    """Fee of one fill in the settlement currency; negative is a rebate (MODELS.md §8)."""
+    n = notional_nb(fp, price_tick, qty_lots)
+    if is_maker:
+        return n * fp[FEE_MAKER_BPS] * 1e-4 + qty_lots * fp[FEE_MAKER_PER_LOT]
+    return n * fp[FEE_TAKER_BPS] * 1e-4 + qty_lots * fp[FEE_TAKER_PER_LOT]
+
+
+@nb.njit(cache=True, inline="always")
+def cash_flow_nb(fp, side, price_tick, qty_lots):
+    """Cash change of a fill before fees, in the settlement currency (MODELS.md §8).
+
+    Linear: ``-side·notional`` (buying pays quote currency). Inverse: ``+side·notional_coin``,
+    so that with equity marked as ``cash - q·lot·multiplier/mid`` the PnL of a round trip is
+    ``q·multiplier·(1/p_entry - 1/p_exit)`` coin.
+    """
+    n = notional_nb(fp, price_tick, qty_lots)
+    if fp[FEE_INVERSE] > 0.5:
+        return side * n
+    return -side * n
