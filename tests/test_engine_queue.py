@@ -192,3 +192,18 @@ def test_taker_order_walks_levels_and_pays_taker_fee():
     # the rest (20) rests at 10006 with nothing ahead on the bid side
     slot = np.flatnonzero(h.engine.ours[:, 0] == 1)[0]
     assert h.engine.ours[slot, 4] == 20
+
+
+def test_order_table_grows_without_losing_orders():
+    h = Harness(params={}, engine={"max_book_orders": 1 << 16})
+    rows = [(1 + i * 0.001, K.ADD, 1 if i % 2 else -1, 9000 - (i % 50) if i % 2 else
+             11000 + (i % 50), 1 + i % 7, i + 1) for i in range(10_000)]
+    rows += [(20 + i * 0.001, K.DELETE, 1 if i % 2 else -1, 0, 0, i + 1)
+             for i in range(0, 10_000, 3)]
+    h.feed(rows, final=True)
+    b = h.engine.book
+    assert b["ordt"].shape[0] >= 8192
+    live = [r for r in rows[:10_000] if (r[5] - 1) % 3 != 0]
+    assert b["bs"][1] == len(live)
+    assert b["lvl"][0].sum() == sum(r[4] for r in live if r[2] == 1)
+    assert b["lvl"][1].sum() == sum(r[4] for r in live if r[2] == -1)

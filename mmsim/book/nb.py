@@ -53,13 +53,13 @@ ORD_FIELDS = 6
 _EMPTY = -1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", _nrt=False)
 def row_of(side):
     """Ladder row of a side: 0 for bids (+1), 1 for asks (-1)."""
     return 0 if side > 0 else 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def ladder_change_nb(lvl_qty, sc, side, price_tick, delta):
     """Add ``delta`` lots at ``price_tick`` on ``side``; keep best prices and counts.
 
@@ -110,7 +110,7 @@ def ladder_change_nb(lvl_qty, sc, side, price_tick, delta):
     return new
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def ladder_clear_nb(lvl_qty, sc, side):
     """Empty one side (+1 bids, -1 asks) or both (0) of a ladder."""
     for r in range(2):
@@ -125,21 +125,21 @@ def ladder_clear_nb(lvl_qty, sc, side):
             sc[L_BEST_ASK] = -1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", _nrt=False)
 def best_bid_tick_nb(sc):
     """Best bid in ticks, or -1 if there is no bid."""
     b = sc[L_BEST_BID]
     return b + sc[L_BASE] if b >= 0 else -1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", _nrt=False)
 def best_ask_tick_nb(sc):
     """Best ask in ticks, or -1 if there is no ask."""
     a = sc[L_BEST_ASK]
     return a + sc[L_BASE] if a >= 0 else -1
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", _nrt=False)
 def level_qty_nb(lvl_qty, sc, side, price_tick):
     """Quantity at ``price_tick`` on ``side`` (0 if empty or outside the window)."""
     idx = price_tick - sc[L_BASE]
@@ -148,7 +148,7 @@ def level_qty_nb(lvl_qty, sc, side, price_tick):
     return lvl_qty[row_of(side), idx]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def ladder_top_nb(lvl_qty, sc, side, n, px_out, qty_out):
     """Write the best ``n`` levels of ``side`` into ``px_out``/``qty_out`` (ticks, lots).
 
@@ -179,14 +179,14 @@ def ladder_top_nb(lvl_qty, sc, side, n, px_out, qty_out):
 # ---- hash map --------------------------------------------------------------------------------
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", _nrt=False)
 def _hash(key, mask):
     h = key * -7046029254386353131  # 0x9E3779B97F4A7C15 as int64, wraps
     h ^= h >> 29
     return h & mask
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def find_order_nb(hkeys, hvals, bs, oid):
     """Slot of order ``oid``, or -1 if it is not in the book."""
     mask = bs[B_MASK]
@@ -200,7 +200,7 @@ def find_order_nb(hkeys, hvals, bs, oid):
         i = (i + 1) & mask
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _hash_insert(hkeys, hvals, bs, oid, slot):
     mask = bs[B_MASK]
     i = _hash(oid, mask)
@@ -210,7 +210,7 @@ def _hash_insert(hkeys, hvals, bs, oid, slot):
     hvals[i] = slot
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _hash_delete(hkeys, hvals, bs, oid):
     mask = bs[B_MASK]
     i = _hash(oid, mask)
@@ -237,7 +237,7 @@ def _hash_delete(hkeys, hvals, bs, oid):
 # ---- L3 book ---------------------------------------------------------------------------------
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def l3_add_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, oid, side, price_tick, qty):
     """Add order ``oid`` at the back of its level (``oid == 0``: anonymous volume).
 
@@ -273,7 +273,7 @@ def l3_add_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, oid, side, price_
     return slot
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot):
     """Remove the order in ``slot`` entirely; returns the quantity it had."""
     q = ordt[slot, O_QTY]
@@ -287,7 +287,7 @@ def l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot):
     return q
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot, qty):
     """Reduce the order in ``slot`` by ``qty`` lots (removed at 0); returns the lots removed."""
     q = ordt[slot, O_QTY]
@@ -298,7 +298,7 @@ def l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot, qty):
     return qty
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def l3_anon_reduce_nb(lvl_qty, anon, sc, side, price_tick, qty):
     """Reduce anonymous volume at a level by up to ``qty``; returns the lots removed."""
     idx = price_tick - sc[L_BASE]
@@ -314,7 +314,7 @@ def l3_anon_reduce_nb(lvl_qty, anon, sc, side, price_tick, qty):
     return take
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot, side, price_tick, qty):
     """Change the order in ``slot`` to (side, price, qty).
 
@@ -346,7 +346,7 @@ def l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot, side, price_ti
     return 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def l3_clear_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, side):
     """Remove every order (and anonymous volume) of one side, or of both when ``side == 0``."""
     m = ordt.shape[0]
@@ -365,6 +365,37 @@ def l3_clear_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, side):
             continue
         anon[r, :] = 0
     ladder_clear_nb(lvl_qty, sc, side)
+
+
+@nb.njit(cache=True, _nrt=False)
+def rehash_nb(ordt, hkeys, hvals, bs):
+    """Rebuild the hash map from the order slots (after the table was enlarged)."""
+    hvals[:] = _EMPTY
+    for s in range(ordt.shape[0]):
+        if ordt[s, O_USED] == 1:
+            _hash_insert(hkeys, hvals, bs, ordt[s, O_ID], s)
+
+
+def grow_l3_book(book: dict[str, np.ndarray]) -> None:
+    """Double the live-order capacity of ``book`` in place (new arrays, same contents)."""
+    old = book["ordt"]
+    m = old.shape[0]
+    ordt = np.zeros((2 * m, ORD_FIELDS), dtype=np.int64)
+    ordt[:m] = old
+    bs = book["bs"]
+    nfree = int(bs[B_NFREE])
+    free = np.zeros(2 * m, dtype=np.int64)
+    free[:nfree] = book["free"][:nfree]
+    free[nfree:nfree + m] = np.arange(2 * m - 1, m - 1, -1)
+    bs[B_NFREE] = nfree + m
+    hcap = 1
+    while hcap < 4 * m:
+        hcap *= 2
+    bs[B_MASK] = hcap - 1
+    hkeys = np.zeros(hcap, dtype=np.int64)
+    hvals = np.full(hcap, _EMPTY, dtype=np.int64)
+    rehash_nb(ordt, hkeys, hvals, bs)
+    book.update(ordt=ordt, free=free, hkeys=hkeys, hvals=hvals)
 
 
 def new_ladder(base_tick: int, width: int) -> tuple[np.ndarray, np.ndarray]:

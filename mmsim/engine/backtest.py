@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from mmsim import __version__
-from mmsim.book.nb import B_FULL, B_UNKNOWN, L_NEG, L_OOW, new_l3_book, new_ladder
+from mmsim.book.nb import (
+    B_FULL,
+    B_UNKNOWN,
+    L_NEG,
+    L_OOW,
+    grow_l3_book,
+    new_l3_book,
+    new_ladder,
+)
 from mmsim.config import ExperimentConfig
 from mmsim.dtypes import EQUITY_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
 from mmsim.engine import nb as enb
@@ -70,7 +78,9 @@ class Engine:
         e = cfg.engine
         w = int(e.book_width_ticks)
         base = int(ref_price_tick) - w // 2
-        self.book = new_l3_book(base, w, int(e.max_book_orders))
+        self.max_book_orders = int(e.max_book_orders)
+        # start small (a hash table that fits in cache) and double on demand
+        self.book = new_l3_book(base, w, min(4096, self.max_book_orders))
         self.llvl, self.lsc = new_ladder(base, w)
         self.ring = np.zeros((int(e.feed_buffer), 4), dtype=np.int64)
         nmax = int(e.max_our_orders)
@@ -142,6 +152,7 @@ class Engine:
         self.olog = np.zeros(self.OLOG_BUF, dtype=ORDER_LOG_DTYPE)
         self.eq = np.zeros(self.EQ_BUF, dtype=EQUITY_DTYPE)
         self.counts = np.zeros(3, dtype=np.int64)
+        self.scratch = np.zeros(enb.SCRATCH_FIXED + nmax, dtype=np.int64)
 
     def _call(self, events: np.ndarray, final: bool) -> int:
         b = self.book
@@ -151,7 +162,7 @@ class Engine:
             b["ordt"], b["free"], b["hkeys"], b["hvals"], b["bs"], b["lvl"], b["anon"], b["sc"],
             self.llvl, self.lsc, self.ring, self.ours, self.ahead, self.resp, self.respf,
             self.st, self.stf, self.cfg, self.fp, self.lat, self.fills, self.olog, self.eq,
-            self.counts,
+            self.counts, self.scratch,
         )
 
     def _flush(self, sink: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> None:
@@ -179,9 +190,13 @@ class Engine:
             if rc == enb.ERR_HEDGER:
                 raise PolicyError(f"hedger '{self.hedger.name}' returned {self.st[enb.S_ERR]}")
             if rc == enb.ERR_BOOK_FULL:
-                raise EngineCapacityError(
-                    "the L3 book's order table is full: raise engine.max_book_orders"
-                )
+                if self.book["ordt"].shape[0] * 2 > self.max_book_orders:
+                    raise EngineCapacityError(
+                        f"more than {self.max_book_orders:,} live orders in the book: "
+                        "raise engine.max_book_orders"
+                    )
+                grow_l3_book(self.book)
+                continue
             break
         if final:
             self._flush(sink)

@@ -30,6 +30,7 @@ import numba as nb
 import numpy as np
 
 from mmsim.book.nb import (
+    B_NFREE,
     B_SEQ,
     B_UNKNOWN,
     L_BASE,
@@ -200,9 +201,11 @@ ERR_HEDGER = -2
 ERR_BOOK_FULL = -3
 
 _FLUSH_MARGIN = 256
+#: scratch int64 array: quote prices, sizes, flags, ctx depth, then one flag per order slot
+SCRATCH_FIXED = 3 * MAX_LEVELS + 2 * CTX_DEPTH
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _recompute_bounds(ours, st, nmax):
     nb_ = 0
     na_ = 0
@@ -225,7 +228,7 @@ def _recompute_bounds(ours, st, nmax):
     st[S_DIRTY] = 0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _recompute_next_req(ours, st, nmax):
     t = INF_TS
     for k in range(nmax):
@@ -234,7 +237,7 @@ def _recompute_next_req(ours, st, nmax):
     st[S_NEXT_REQ] = t
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _recompute_next_resp(resp, st):
     t = INF_TS
     for j in range(st[S_NRESP]):
@@ -243,7 +246,7 @@ def _recompute_next_resp(resp, st):
     st[S_NEXT_RESP] = t
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _push_resp(resp, respf, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta):
     j = st[S_NRESP]
     if j >= resp.shape[0]:
@@ -266,7 +269,7 @@ def _push_resp(resp, respf, st, ours, ts, kind, slot, px, qty, leaves, fill, cas
         st[S_NEXT_RESP] = ts
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leaves, fill, reason):
     j = counts[1]
     olog[j].local_ts = local_ts
@@ -284,7 +287,7 @@ def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leav
     counts[1] = j + 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _exch_mid(sc):
     b = best_bid_tick_nb(sc)
     a = best_ask_tick_nb(sc)
@@ -293,7 +296,7 @@ def _exch_mid(sc):
     return 0.5 * (b + a)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _fill(
     ours, ahead, slot, ts, px, qty, liq, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
     sc,
@@ -336,7 +339,7 @@ def _fill(
         st[S_DIRTY] = 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _fill_priority(
     ours, ahead, side, px_limit, at_px, at_px_seq_behind, budget, ts, st, stf, cfg, fp, lat,
     resp, respf, fills, olog, counts, sc, hidden_at_px,
@@ -393,7 +396,7 @@ def _fill_priority(
     return budget
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _reduce_ahead(ours, ahead, cfg, side, px, seq, amount):
     """A book order (``seq``; -1 for anonymous volume) at ``px`` lost ``amount`` lots."""
     nmax = cfg[C_MAX_OURS]
@@ -404,7 +407,7 @@ def _reduce_ahead(ours, ahead, cfg, side, px, seq, amount):
                 ahead[k] = a if a > 0.0 else 0.0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _ring_push(ring, st, ts, code, px, dq):
     cap = ring.shape[0]
     if st[S_RING_N] == cap:
@@ -418,7 +421,7 @@ def _ring_push(ring, st, ts, code, px, dq):
     return True
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _ring_pop_apply(ring, st, llvl, lsc):
     cap = ring.shape[0]
     j = st[S_RING_HEAD]
@@ -435,7 +438,7 @@ def _ring_pop_apply(ring, st, llvl, lsc):
     st[S_RING_N] -= 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _feed(ring, st, llvl, lsc, ts, code, px, dq):
     """Queue a change of the exchange book for the local view at local time ``ts``."""
     if ts < st[S_RING_LAST]:
@@ -448,7 +451,7 @@ def _feed(ring, st, llvl, lsc, ts, code, px, dq):
         _ring_push(ring, st, ts, code, px, dq)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _market_event(
     ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, st, stf, cfg,
     fp, lat, resp, respf, fills, olog, counts,
@@ -471,6 +474,9 @@ def _market_event(
     st[S_NEVENTS] += 1
     if st[S_DIRTY] != 0:
         _recompute_bounds(ours, st, cfg[C_MAX_OURS])
+    if bs[B_NFREE] == 0 and (kind == EventKind.ADD or kind == EventKind.MODIFY) and oid != 0:
+        st[S_NEVENTS] -= 1
+        return ERR_BOOK_FULL  # nothing applied yet: the driver grows the table and resumes
     snap = st[S_IN_SNAP] != 0
     nbid = st[S_NOPEN_BID]
     nask = st[S_NOPEN_ASK]
@@ -605,7 +611,7 @@ def _market_event(
     return 0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _taker_walk(ours, ahead, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
                 lvl, sc):
     """Take liquidity for our order in ``slot`` from the opposite side of the exchange book.
@@ -646,7 +652,7 @@ def _taker_walk(ours, ahead, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills
             j -= 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _crosses(side, px, tif, sc):
     if tif == TimeInForce.MARKET:
         return True
@@ -657,7 +663,7 @@ def _crosses(side, px, tif, sc):
     return b >= 0 and px <= b
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
                      lvl, sc, bs):
     """Our request for ``slot`` reaches the exchange (at ``ours[slot, U_REQ_TS]``)."""
@@ -759,7 +765,7 @@ def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fill
                 ahead[slot] = level_qty_nb(lvl, sc, side, npx)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _response_arrives(resp, respf, st, stf, ours):
     """Apply the earliest response to the strategy's view; returns (kind, slot)."""
     n = st[S_NRESP]
@@ -809,14 +815,15 @@ def _response_arrives(resp, respf, st, stf, ours):
         ours[slot, U_XSTAT] = ST_FREE
     last = n - 1
     if j != last:
-        resp[j, :] = resp[last, :]
+        for f in range(R_FIELDS):
+            resp[j, f] = resp[last, f]
         respf[j] = respf[last]
     st[S_NRESP] = last
     _recompute_next_resp(resp, st)
     return kind, slot
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
     """Send a request for ``slot`` from the strategy at local time ``ts``."""
     lk = cfg[C_LAT_KIND]
@@ -842,7 +849,7 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
                ours[slot, U_LQTY], qty if req != REQ_CANCEL else ours[slot, U_LLEAVES], 0, 0)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _new_order(ours, ahead, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedge):
     nmax = cfg[C_MAX_OURS]
     slot = -1
@@ -875,16 +882,16 @@ def _new_order(ours, ahead, st, cfg, lat, olog, counts, ts, side, px, qty, tif, 
     return slot
 
 
-@nb.njit(cache=True)
-def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n):
+@nb.njit(cache=True, _nrt=False)
+def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, matched):
     """Turn target quotes of one side into submits, modifies and cancels.
 
     An order already at a target price with the target size is left alone (it keeps its
     queue position); orders with a request in flight are not touched until it is answered.
     """
     nmax = cfg[C_MAX_OURS]
-    used = np.zeros(MAX_LEVELS, dtype=np.bool_)
-    matched = np.zeros(nmax, dtype=np.bool_)
+    used[:] = 0
+    matched[:nmax] = 0
     for k in range(nmax):
         ls = ours[k, U_LSTAT]
         if ours[k, U_HEDGE] == 1 or ours[k, U_SIDE] != side:
@@ -892,16 +899,16 @@ def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n):
         if ls != ST_PENDING and ls != ST_OPEN:
             continue
         for j in range(n):
-            if not used[j] and tp[j] == ours[k, U_LPX]:
-                used[j] = True
-                matched[k] = True
+            if used[j] == 0 and tp[j] == ours[k, U_LPX]:
+                used[j] = 1
+                matched[k] = 1
                 if ours[k, U_INFLIGHT] == 0 and ours[k, U_LQTY] != tq[j] and ls == ST_OPEN:
                     _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[j], tq[j])
                     ours[k, U_LQTY] = tq[j]
                 break
     for k in range(nmax):
         ls = ours[k, U_LSTAT]
-        if matched[k] or ours[k, U_HEDGE] == 1 or ours[k, U_SIDE] != side:
+        if matched[k] != 0 or ours[k, U_HEDGE] == 1 or ours[k, U_SIDE] != side:
             continue
         if ls != ST_PENDING and ls != ST_OPEN:
             continue
@@ -910,22 +917,22 @@ def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n):
         target = -1
         if cfg[C_REPLACE] == 0:
             for j in range(n):
-                if not used[j]:
+                if used[j] == 0:
                     target = j
                     break
         if target >= 0:
-            used[target] = True
+            used[target] = 1
             _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[target], tq[target])
             ours[k, U_LQTY] = tq[target]
         else:
             _send(ours, st, cfg, lat, olog, counts, k, REQ_CANCEL, ts, ours[k, U_LPX], 0)
     for j in range(n):
-        if not used[j]:
+        if used[j] == 0:
             _new_order(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp[j], tq[j],
                        cfg[C_QUOTE_TIF], 0)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q):
     t0 = st[S_T0]
     ctx[Ctx.TIME_S] = (now - t0) * 1e-9
@@ -1002,13 +1009,19 @@ def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, dep
     ctx[Ctx.N_OPEN_ASK] = noa
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _decide(
     now, reason, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout, st, stf, cfg,
-    fp, lat, llvl, lsc, ours, ahead, olog, counts, depth_px, depth_q,
+    fp, lat, llvl, lsc, ours, ahead, olog, counts, scr,
 ):
     """Run the policy (and hedger) at local time ``now`` and act on their outputs."""
     st[S_NDEC] += 1
+    tp = scr[0:MAX_LEVELS]
+    tq = scr[MAX_LEVELS:2 * MAX_LEVELS]
+    used = scr[2 * MAX_LEVELS:3 * MAX_LEVELS]
+    depth_px = scr[3 * MAX_LEVELS:3 * MAX_LEVELS + CTX_DEPTH]
+    depth_q = scr[3 * MAX_LEVELS + CTX_DEPTH:3 * MAX_LEVELS + 2 * CTX_DEPTH]
+    matched = scr[SCRATCH_FIXED:]
     if reason == 0:
         # online volatility: EWMA of squared mid changes per second, sampled on the clock
         b = best_bid_tick_nb(lsc)
@@ -1040,8 +1053,6 @@ def _decide(
     nask = min(max(nask, 0), MAX_LEVELS)
     maxp = cfg[C_MAX_POS]
     pos = st[S_LPOS]
-    tp = np.empty(MAX_LEVELS, dtype=np.int64)
-    tq = np.empty(MAX_LEVELS, dtype=np.int64)
     n = 0
     room = maxp - pos if maxp >= 0 else np.int64(2**62)
     for k in range(nbid):
@@ -1058,7 +1069,7 @@ def _decide(
         tp[n] = np.int64(np.floor(p + 1e-9))
         tq[n] = qi
         n += 1
-    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, 1, tp, tq, n)
+    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, 1, tp, tq, n, used, matched)
     n = 0
     room = maxp + pos if maxp >= 0 else np.int64(2**62)
     for k in range(nask):
@@ -1075,7 +1086,7 @@ def _decide(
         tp[n] = np.int64(np.ceil(p - 1e-9))
         tq[n] = qi
         n += 1
-    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, -1, tp, tq, n)
+    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, -1, tp, tq, n, used, matched)
     if cfg[C_HAS_HEDGER] != 0 and warm:
         _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q)
         hout[:] = 0.0
@@ -1103,12 +1114,12 @@ def _decide(
     return 0
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", _nrt=False)
 def cfgf_halflife(fp):
     return fp[CF_VOL_HALFLIFE_S]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _sample_equity(eq, counts, ts, st, stf, sc):
     j = counts[2]
     eq[j].ts = ts
@@ -1121,7 +1132,7 @@ def _sample_equity(eq, counts, ts, st, stf, sc):
     counts[2] = j + 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _needs_flush(counts, fills, olog, eq):
     return (
         counts[0] > fills.shape[0] - _FLUSH_MARGIN
@@ -1130,11 +1141,11 @@ def _needs_flush(counts, fills, olog, eq):
     )
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def _run_internal(
     limit, inclusive, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
     ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, resp, respf,
-    st, stf, cfg, fp, lat, fills, olog, eq, counts, depth_px, depth_q,
+    st, stf, cfg, fp, lat, fills, olog, eq, counts, scr,
 ):
     """Process every scheduled action before ``limit`` (or at it, when ``inclusive``)."""
     nmax = cfg[C_MAX_OURS]
@@ -1156,7 +1167,7 @@ def _run_internal(
             if kind == OrderEvent.FILL and cfg[C_DECIDE_ON_FILL] != 0:
                 rc = _decide(tmin, 1, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
                              hout, st, stf, cfg, fp, lat, llvl, lsc, ours, ahead, olog, counts,
-                             depth_px, depth_q)
+                             scr)
                 if rc != 0:
                     return rc
                 _recompute_next_req(ours, st, nmax)
@@ -1174,7 +1185,7 @@ def _run_internal(
             st[S_NEXT_DEC] = t_dec + cfg[C_DEC_NS]
             rc = _decide(tmin, 0, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
                          hout, st, stf, cfg, fp, lat, llvl, lsc, ours, ahead, olog, counts,
-                         depth_px, depth_q)
+                         scr)
             if rc != 0:
                 return rc
             _recompute_next_req(ours, st, nmax)
@@ -1197,15 +1208,15 @@ RUN_SIG = nb.types.int64(
     POLICY_FTYPE, _F1, _F1, HEDGER_FTYPE, _F1, _F1, _F1, _F1, _F1,
     _I2, _I1, _I1, _I1, _I1, _I2, _I2, _I1, _I2, _I1, _I2, _I2, _F1, _I2, _F1,
     _I1, _F1, _I1, _F1, _F1,
-    _arr(FILL_DTYPE), _arr(ORDER_LOG_DTYPE), _arr(EQUITY_DTYPE), _I1,
+    _arr(FILL_DTYPE), _arr(ORDER_LOG_DTYPE), _arr(EQUITY_DTYPE), _I1, _I1,
 )
 
 
-@nb.njit(RUN_SIG, cache=True)
+@nb.njit(RUN_SIG, cache=True, _nrt=False)
 def run_nb(
     events, final, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
     ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, resp, respf,
-    st, stf, cfg, fp, lat, fills, olog, eq, counts,
+    st, stf, cfg, fp, lat, fills, olog, eq, counts, scr,
 ):
     """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[S_I]``.
 
@@ -1213,8 +1224,6 @@ def run_nb(
     last event's time has run), ``RET_FLUSH`` when an output buffer must be flushed before
     calling again, or a negative ``ERR_*`` code.
     """
-    depth_px = np.empty(CTX_DEPTH, dtype=np.int64)
-    depth_q = np.empty(CTX_DEPTH, dtype=np.int64)
     n = events.shape[0]
     i = st[S_I]
     if n > 0 and st[S_T0] < 0:
@@ -1224,12 +1233,19 @@ def run_nb(
         st[S_NEXT_EQ] = t0
     while i < n:
         ts = events[i].exch_ts
+        # fast path: feed updates due before this event, with nothing else scheduled earlier
+        t_other = min(st[S_NEXT_REQ], st[S_NEXT_RESP], st[S_NEXT_DEC], st[S_NEXT_EQ])
+        while st[S_RING_N] > 0:
+            tr = ring[st[S_RING_HEAD], G_TS]
+            if tr >= ts or tr > t_other:
+                break
+            _ring_pop_apply(ring, st, llvl, lsc)
         if st[S_NEXT_REQ] < ts or st[S_NEXT_RESP] < ts or st[S_NEXT_DEC] < ts or \
                 st[S_NEXT_EQ] < ts or (st[S_RING_N] > 0 and ring[st[S_RING_HEAD], G_TS] < ts):
             rc = _run_internal(ts, False, policy, pparams, pstate, hedger, hparams, hstate, ctx,
                                qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
                                ring, ours, ahead, resp, respf, st, stf, cfg, fp, lat, fills, olog,
-                               eq, counts, depth_px, depth_q)
+                               eq, counts, scr)
             if rc != RET_DONE:
                 st[S_I] = i
                 return rc
@@ -1248,7 +1264,7 @@ def run_nb(
         rc = _run_internal(st[S_LAST_TS], True, policy, pparams, pstate, hedger, hparams, hstate,
                            ctx, qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl,
                            lsc, ring, ours, ahead, resp, respf, st, stf, cfg, fp, lat, fills,
-                           olog, eq, counts, depth_px, depth_q)
+                           olog, eq, counts, scr)
         if rc != RET_DONE:
             st[S_I] = n
             return rc

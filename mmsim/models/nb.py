@@ -39,7 +39,7 @@ LatencyModel = _LatencyModel()
 LATENCY_PARAMS = 8
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def entry_latency_nb(kind, params, action, ts):
     """Nanoseconds from our local send at ``ts`` to the exchange, for ``action``."""
     if kind == 0:
@@ -47,7 +47,7 @@ def entry_latency_nb(kind, params, action, ts):
     return int(params[action])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, _nrt=False)
 def response_latency_nb(kind, params, action, ts):
     """Nanoseconds from the exchange at ``ts`` back to the strategy, for ``action``."""
     if kind == 0:
@@ -68,7 +68,7 @@ FEE_INVERSE = 7
 FEE_PARAMS = 8
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", _nrt=False)
 def notional_nb(fp, price_tick, qty_lots):
     """Notional of ``qty_lots`` at ``price_tick``, in the settlement currency (MODELS.md §8).
 
@@ -82,7 +82,7 @@ def notional_nb(fp, price_tick, qty_lots):
     return units * px * fp[FEE_MULT]
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", _nrt=False)
 def fee_nb(fp, price_tick, qty_lots, is_maker):
     """Fee of one fill in the settlement currency; negative is a rebate (MODELS.md §8)."""
     n = notional_nb(fp, price_tick, qty_lots)
@@ -91,7 +91,7 @@ def fee_nb(fp, price_tick, qty_lots, is_maker):
     return n * fp[FEE_TAKER_BPS] * 1e-4 + qty_lots * fp[FEE_TAKER_PER_LOT]
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", _nrt=False)
 def cash_flow_nb(fp, side, price_tick, qty_lots):
     """Cash change of a fill before fees, in the settlement currency (MODELS.md §8).
 
