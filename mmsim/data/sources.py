@@ -141,6 +141,8 @@ def _write_synthetic(path: Path, params: dict[str, Any], seed: int, chunk: int) 
                 ev = gen.next_chunk(k)
                 w.write_table(events_to_table(ev).replace_schema_metadata(schema.metadata))
                 done += k
+                del ev
+                pa.default_memory_pool().release_unused()
         os.replace(tmp, path)
     finally:
         if tmp.exists():

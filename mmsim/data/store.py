@@ -160,9 +160,17 @@ def iter_event_chunks(
     missing = [n for n in EVENT_SCHEMA.names if n not in pf.schema_arrow.names]
     if missing:
         raise DataError(path, None, missing[0], "not a canonical event file: column missing")
-    for batch in pf.iter_batches(batch_size=chunk_rows, columns=EVENT_SCHEMA.names):
-        if batch.num_rows:
-            yield table_to_events(pa.Table.from_batches([batch]))
+    # one row group at a time (iter_batches reads ahead and the arrow pool keeps what it
+    # freed, so memory would grow with the file); hand freed buffers back after each group
+    pool = pa.default_memory_pool()
+    for g in range(pf.num_row_groups):
+        table = pf.read_row_group(g, columns=EVENT_SCHEMA.names)
+        for start in range(0, table.num_rows, chunk_rows):
+            part = table.slice(start, chunk_rows)
+            if part.num_rows:
+                yield table_to_events(part)
+        del table
+        pool.release_unused()
 
 
 def read_events(path: str | os.PathLike[str]) -> np.ndarray:

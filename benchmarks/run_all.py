@@ -1,0 +1,181 @@
+"""mmsim benchmarks (``make bench``): prints figures and ratios to targets.
+
+* Events per second, replay only (a policy that never quotes) and with Avellaneda–Stoikov
+  deciding every 100 ms: on the real LOBSTER AMZN day (kernel, events in memory) and on
+  >= 20 M synthetic L3 events (kernel fed chunk by chunk as they are generated).
+* The full pipeline on 20 M synthetic events (Parquet chunks → engine → Parquet logs), in a
+  child process, with its peak resident memory.
+* Compile time of the first call (empty numba cache) and start-up of a second process with a
+  warm cache (import to first event processed).
+
+Usage: ``python benchmarks/run_all.py [--events N] [--skip-compile]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_EPS = 10e6
+
+
+def _engine(policy: str, params: dict, dec_ns: int = 100_000_000, feed_ns: int = 50_000,
+            ref_price: int = 10_000, inst=None):
+    from mmsim.config import config_from_dict
+    from mmsim.engine.backtest import Engine
+    from mmsim.hedgers.registry import get_hedger
+    from mmsim.instruments import Instrument
+    from mmsim.policies.registry import get_policy
+
+    cfg = config_from_dict({
+        "data": {"kind": "synthetic"},
+        "policy": {"name": policy, **params},
+        "latency": {"feed_nanos": feed_ns, "entry_nanos": 100_000, "response_nanos": 100_000},
+        "engine": {"decision_interval_nanos": dec_ns},
+    })
+    pol, hed = get_policy(policy), get_hedger("none")
+    return Engine(cfg, inst or Instrument(), pol, pol.param_vector(cfg.policy.params()), hed,
+                  hed.param_vector({}), ref_price, 0)
+
+
+POLICIES = {
+    "replay only": ("static", {}),
+    "avellaneda_stoikov @100ms": ("avellaneda_stoikov",
+                                  {"gamma": 0.01, "k": 30.0, "order_qty": 100, "tau_s": 300}),
+}
+
+
+def bench_amzn(data_root: Path, repeats: int = 5) -> list[tuple[str, float, int]]:
+    from mmsim.data.lobster import read_lobster
+    from mmsim.instruments import Instrument
+
+    d = data_root / "lobster"
+    ev = read_lobster(d / "AMZN_2012-06-21_34200000_57600000_message_1.csv",
+                      d / "AMZN_2012-06-21_34200000_57600000_orderbook_1.csv").events
+    ref = int(ev["price_tick"][ev["price_tick"] > 0][0])
+    out = []
+    for label, (pol, params) in POLICIES.items():
+        best = float("inf")
+        fills = 0
+        for _ in range(repeats):
+            eng = _engine(pol, params, ref_price=ref, inst=Instrument(tick_size=0.01))
+            t = time.perf_counter()
+            eng.feed(ev, lambda *a: None, final=True)
+            best = min(best, time.perf_counter() - t)
+            fills = eng.stats()["fills"]
+        out.append((label, len(ev) / best, fills))
+    return out
+
+
+def bench_synthetic_kernel(n_events: int, chunk: int = 1_000_000) -> list[tuple[str, float, int]]:
+    from mmsim.data.synthetic import SyntheticL3
+
+    out = []
+    for label, (pol, params) in POLICIES.items():
+        gen = SyntheticL3(seed=11)
+        # synthetic prices are ~$100 with a 1-tick book: k = 300/$ puts A-S quotes at the touch
+        p = {**params, "order_qty": 5, "k": 300.0} if "order_qty" in params else params
+        eng = _engine(pol, p)
+        spent = 0.0
+        done = 0
+        while done < n_events:
+            k = min(chunk, n_events - done)
+            ev = gen.next_chunk(k)
+            t = time.perf_counter()
+            eng.feed(ev, lambda *a: None, final=done + k >= n_events)
+            spent += time.perf_counter() - t
+            done += k
+        out.append((label, n_events / spent, eng.stats()["fills"]))
+    return out
+
+
+_CHILD_PIPELINE = r"""
+import json, resource, sys, time
+import mmsim
+t = time.perf_counter()
+run = mmsim.backtest(sys.argv[1], out=sys.argv[2], cache_dir=sys.argv[3],
+                     overrides=["data.synthetic.n_events=%s" % sys.argv[4]])
+timing = json.loads((run.run_dir / "timing.json").read_text())
+print(json.dumps({"wall_s": time.perf_counter() - t, "timing": timing,
+                  "fills": int(run.metrics["n_fills"]),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+_CHILD_START = r"""
+import time
+t0 = time.perf_counter()
+import numpy as np
+from mmsim.dtypes import EVENT_DTYPE
+import benchmarks.run_all as b
+eng = b._engine("avellaneda_stoikov", {"gamma": 0.01, "k": 30.0})
+ev = np.zeros(1, dtype=EVENT_DTYPE)
+ev[0] = (1, 1, 10000, 1, 1, 0.0, 1, 1, 1)
+eng.feed(ev, lambda *a: None, final=True)
+print(time.perf_counter() - t0)
+"""
+
+
+def _child(code: str, args: list[str], env: dict | None = None) -> str:
+    e = dict(os.environ)
+    e.update(env or {})
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                       env=e, cwd=REPO, check=True)
+    return r.stdout.strip().splitlines()[-1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=20_000_000)
+    ap.add_argument("--skip-compile", action="store_true")
+    args = ap.parse_args()
+    from mmsim.data.sources import data_root_from
+
+    root = data_root_from(None)
+    print(f"mmsim benchmarks  (machine: {os.cpu_count()} cores; target {TARGET_EPS / 1e6:.0f} M "
+          "events/s with the policy)")
+    print()
+    print("kernel throughput (events in memory, outputs discarded)")
+    rows = []
+    if (root / "lobster").is_dir():
+        rows += [("AMZN 2012-06-21 (76 k events)", *r) for r in bench_amzn(root)]
+    else:
+        print(f"  (no LOBSTER data under {root}: AMZN rows skipped)")
+    rows += [(f"synthetic L3 ({args.events / 1e6:.0f} M events)", *r)
+             for r in bench_synthetic_kernel(args.events)]
+    for data, label, eps, fills in rows:
+        print(f"  {data:<34} {label:<27} {eps / 1e6:6.2f} M ev/s  "
+              f"ratio to target {eps / TARGET_EPS:5.2f}  fills {fills}")
+    print()
+    with tempfile.TemporaryDirectory() as tmp:
+        res = json.loads(_child(_CHILD_PIPELINE, [str(REPO / "experiments/default.yaml"),
+                                                   f"{tmp}/run", f"{tmp}/cache",
+                                                   str(args.events)]))
+        tm = res["timing"]
+        print(f"full pipeline, {args.events / 1e6:.0f} M synthetic events (default experiment: "
+              "generate → Parquet → engine → Parquet logs → metrics)")
+        print(f"  generate+cache {tm['prepare_s']:.2f} s, replay {tm['replay_s']:.2f} s "
+              f"({tm['events_per_s'] / 1e6:.2f} M ev/s incl. Parquet I/O), "
+              f"total {res['wall_s']:.2f} s, fills {res['fills']}")
+        print(f"  peak memory {res['peak_rss_mb']:.0f} MB (target well under 1024 MB; "
+              f"ratio {res['peak_rss_mb'] / 1024:.2f})")
+        print()
+        if not args.skip_compile:
+            cold = float(_child(_CHILD_START, [], {"NUMBA_CACHE_DIR": f"{tmp}/numba"}))
+            warm = float(_child(_CHILD_START, [], {"NUMBA_CACHE_DIR": f"{tmp}/numba"}))
+            print("start-up (import → first event processed, fresh process)")
+            print(f"  empty numba cache (compile): {cold:.1f} s")
+            print(f"  warm numba cache:            {warm:.2f} s  (target < 2 s; ratio "
+                  f"{warm / 2:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
