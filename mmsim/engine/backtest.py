@@ -86,8 +86,9 @@ class Engine:
         nmax = int(e.max_our_orders)
         self.ours = np.zeros((nmax, enb.U_FIELDS), dtype=np.int64)
         self.ahead = np.zeros(nmax, dtype=np.float64)
-        self.resp = np.zeros((self.RESP_CAP, enb.R_FIELDS), dtype=np.int64)
-        self.respf = np.zeros(self.RESP_CAP, dtype=np.float64)
+        resp_cap = max(self.RESP_CAP, 16 * nmax)
+        self.resp = np.zeros((resp_cap, enb.R_FIELDS), dtype=np.int64)
+        self.respf = np.zeros(resp_cap, dtype=np.float64)
         st = np.zeros(enb.ST_SIZE, dtype=np.int64)
         st[enb.S_T0] = -1
         for k in (enb.S_NEXT_DEC, enb.S_NEXT_EQ, enb.S_NEXT_REQ, enb.S_NEXT_RESP):

@@ -250,7 +250,8 @@ def _recompute_next_resp(resp, st):
 def _push_resp(resp, respf, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta):
     j = st[S_NRESP]
     if j >= resp.shape[0]:
-        # cannot happen with the flush margin; keep the newest by dropping nothing silently
+        # unreachable: the driver sizes the queue at 16 responses per order slot, and a slot
+        # has at most a handful in flight (ack, fills of one event, expire/cancel answer)
         j = resp.shape[0] - 1
     else:
         st[S_NRESP] = j + 1
