@@ -58,8 +58,27 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment_mode(path: Path) -> str:
+    """``mode`` of an experiment YAML: ``replay`` (default) or ``model_market``."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return "replay"  # load_config reports the problem with the file named
+    return str(raw.get("mode", "replay")) if isinstance(raw, dict) else "replay"
+
+
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from mmsim.engine.backtest import backtest
+
+    if _experiment_mode(args.experiment) == "model_market":
+        from mmsim.modelmarket import run_experiment
+
+        res = run_experiment(args.experiment, out=args.out, overrides=args.set or [])
+        print(res.markdown)
+        print(f"run directory: {res.run_dir}")
+        return 0
 
     run = backtest(
         args.experiment,

@@ -150,6 +150,8 @@ class ExperimentConfig(_Frozen):
     policy: KernelConfig
     hedger: KernelConfig | None = None
     metrics: MetricsConfig = MetricsConfig()
+    #: parameter grid for ``mmsim sweep`` (ignored by a single backtest)
+    grid: dict[str, Any] | None = None
 
     def instrument_spec(self, defaults: dict[str, Any] | None = None) -> Instrument:
         """The instrument: vendor ``defaults`` overridden by the YAML ``instrument`` section."""
