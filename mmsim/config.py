@@ -105,7 +105,7 @@ class EngineConfig(_Frozen):
     chunk_events: int = Field(1_000_000, gt=0)
     book_width_ticks: int = Field(1 << 16, gt=16)
     max_book_orders: int = Field(1 << 24, gt=16)  # hard cap; the table grows to it
-    max_our_orders: int = Field(64, gt=1, le=1024)
+    max_our_orders: int = Field(32, gt=1, le=1024)
     feed_buffer: int = Field(1 << 16, gt=16)
     vol_halflife_s: float = Field(60.0, gt=0)
     vol_init_tick: float = Field(1.0, ge=0)

@@ -238,11 +238,13 @@ def _hash_delete(hkeys, hvals, bs, oid):
 
 
 @nb.njit(cache=True, _nrt=False)
-def l3_add_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, oid, side, price_tick, qty):
+def l3_add_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, oid, side, price_tick, qty,
+              check_dup=True):
     """Add order ``oid`` at the back of its level (``oid == 0``: anonymous volume).
 
-    An id already in the book is removed first. Returns the slot used, -1 for anonymous
-    volume, -2 if the order table is full (the add is dropped and counted in ``bs[B_FULL]``).
+    An id already in the book is removed first (callers that checked already pass
+    ``check_dup=False``). Returns the slot used, -1 for anonymous volume, -2 if the order table
+    is full (the add is dropped and counted in ``bs[B_FULL]``).
     """
     if qty <= 0:
         return -1
@@ -252,9 +254,10 @@ def l3_add_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, oid, side, price_
             anon[row_of(side), idx] += qty
         ladder_change_nb(lvl_qty, sc, side, price_tick, qty)
         return -1
-    old = find_order_nb(hkeys, hvals, bs, oid)
-    if old >= 0:
-        l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, old)
+    if check_dup:
+        old = find_order_nb(hkeys, hvals, bs, oid)
+        if old >= 0:
+            l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, old)
     if bs[B_NFREE] == 0:
         bs[B_FULL] += 1
         return -2

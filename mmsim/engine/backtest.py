@@ -89,7 +89,7 @@ class Engine:
         resp_cap = max(self.RESP_CAP, 16 * nmax)
         self.resp = np.zeros((resp_cap, enb.R_FIELDS), dtype=np.int64)
         self.respf = np.zeros(resp_cap, dtype=np.float64)
-        st = np.zeros(enb.ST_SIZE, dtype=np.int64)
+        st = np.zeros(enb.ST_SIZE + 2 * nmax, dtype=np.int64)
         st[enb.S_T0] = -1
         for k in (enb.S_NEXT_DEC, enb.S_NEXT_EQ, enb.S_NEXT_REQ, enb.S_NEXT_RESP):
             st[k] = enb.INF_TS

@@ -161,6 +161,9 @@ S_OB_ASK = 30  # lowest price of our open asks
 S_HEDGE_PENDING = 31
 S_SLOT_FULL = 32  # submits dropped: no free slot
 ST_SIZE = 40
+#: st[ST_SIZE : ST_SIZE + nmax] lists our open bid slots, the next nmax our open ask slots
+#: (rebuilt with the fast-path bounds), so per-event loops touch only live orders
+ST_LIST = ST_SIZE
 
 # ---- float state stf float64[STF_SIZE] ------------------------------------------------------
 F_CASH = 0
@@ -214,10 +217,12 @@ def _recompute_bounds(ours, st, nmax):
     for k in range(nmax):
         if ours[k, U_XSTAT] == ST_OPEN:
             if ours[k, U_SIDE] > 0:
+                st[ST_LIST + nb_] = k
                 nb_ += 1
                 if ours[k, U_PRICE] > hi:
                     hi = ours[k, U_PRICE]
             else:
+                st[ST_LIST + nmax + na_] = k
                 na_ += 1
                 if ours[k, U_PRICE] < lo:
                     lo = ours[k, U_PRICE]
@@ -353,9 +358,12 @@ def _fill_priority(
     Returns the budget left.
     """
     nmax = cfg[C_MAX_OURS]
+    base = ST_LIST if side > 0 else ST_LIST + nmax
+    cnt = st[S_NOPEN_BID] if side > 0 else st[S_NOPEN_ASK]
     while budget > 0:
         best = -1
-        for k in range(nmax):
+        for i in range(cnt):
+            k = st[base + i]
             if ours[k, U_XSTAT] != ST_OPEN or ours[k, U_SIDE] != side:
                 continue
             p = ours[k, U_PRICE]
@@ -398,10 +406,13 @@ def _fill_priority(
 
 
 @nb.njit(cache=True, _nrt=False)
-def _reduce_ahead(ours, ahead, cfg, side, px, seq, amount):
+def _reduce_ahead(ours, ahead, cfg, st, side, px, seq, amount):
     """A book order (``seq``; -1 for anonymous volume) at ``px`` lost ``amount`` lots."""
     nmax = cfg[C_MAX_OURS]
-    for k in range(nmax):
+    base = ST_LIST if side > 0 else ST_LIST + nmax
+    cnt = st[S_NOPEN_BID] if side > 0 else st[S_NOPEN_ASK]
+    for i in range(cnt):
+        k = st[base + i]
         if ours[k, U_XSTAT] == ST_OPEN and ours[k, U_SIDE] == side and ours[k, U_PRICE] == px:
             if seq < 0 or seq <= ours[k, U_SEQ]:
                 a = ahead[k] - amount
@@ -452,7 +463,7 @@ def _feed(ring, st, llvl, lsc, ts, code, px, dq):
         _ring_push(ring, st, ts, code, px, dq)
 
 
-@nb.njit(cache=True, _nrt=False)
+@nb.njit(cache=True, inline="always", _nrt=False)
 def _market_event(
     ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, st, stf, cfg,
     fp, lat, resp, respf, fills, olog, counts,
@@ -490,13 +501,15 @@ def _market_event(
                 op = ordt[old, O_PRICE]
                 oq = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, old)
                 _feed(ring, st, llvl, lsc, lts, os_, op, -oq)
-                _reduce_ahead(ours, ahead, cfg, os_, op, ordt[old, O_SEQ], oq)
-        slot = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q)
+                _reduce_ahead(ours, ahead, cfg, st, os_, op, ordt[old, O_SEQ], oq)
+        slot = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q, False)
         if slot == -2:
             return ERR_BOOK_FULL
         _feed(ring, st, llvl, lsc, lts, side, px, q)
         if oid == 0 and ((side > 0 and nbid > 0) or (side < 0 and nask > 0)):
-            for k in range(cfg[C_MAX_OURS]):
+            lb = ST_LIST if side > 0 else ST_LIST + cfg[C_MAX_OURS]
+            for i in range(nbid if side > 0 else nask):
+                k = st[lb + i]
                 if (ours[k, U_XSTAT] == ST_OPEN and ours[k, U_SIDE] == side
                         and ours[k, U_PRICE] == px):
                     ahead[k] += q
@@ -540,7 +553,7 @@ def _market_event(
                 _fill_priority(ours, ahead, oside, opx, opx, behind, removed if removed > 0 else q,
                                ts, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts, sc,
                                False)
-            _reduce_ahead(ours, ahead, cfg, oside, opx, seq, removed)
+            _reduce_ahead(ours, ahead, cfg, st, oside, opx, seq, removed)
         return 0
 
     if kind == EventKind.MODIFY:
@@ -563,7 +576,7 @@ def _market_event(
                 _feed(ring, st, llvl, lsc, lts, side, px, q)
             dec = oq if lost == 1 else oq - q
             if dec > 0:
-                _reduce_ahead(ours, ahead, cfg, oside, opx, seq, dec)
+                _reduce_ahead(ours, ahead, cfg, st, oside, opx, seq, dec)
         if not snap:
             if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
                 _fill_priority(ours, ahead, 1, px - 1, px, -1, q, ts, st, stf, cfg, fp, lat,
