@@ -40,6 +40,16 @@ class _EventKind(NamedTuple):
         Bracket a block of records that rebuilds the book from scratch.
     STATUS
         Trading status; ``value`` holds -1 (halt), 0 (quotes resume), 1 (trading resumes).
+    MARK
+        Mark price of a derivative: ``value`` in quote currency (``price_tick`` = the nearest
+        tick). No book effect.
+    FUNDING
+        Perpetual funding: ``value`` = the funding rate that applies at the next funding time,
+        ``order_id`` = that funding time (int64 ns). No book effect; the engine charges
+        ``position·mark·rate`` at the funding time (MODELS.md §8).
+    BBO
+        Best bid or offer as published by a separate ticker stream (``side``, ``price_tick``,
+        ``qty``), flagged INFO: kept for validation, never applied to the book.
     """
 
     ADD: int = 1
@@ -53,6 +63,9 @@ class _EventKind(NamedTuple):
     SNAPSHOT_BEGIN: int = 9
     SNAPSHOT_END: int = 10
     STATUS: int = 11
+    MARK: int = 12
+    FUNDING: int = 13
+    BBO: int = 14
 
 
 EventKind = _EventKind()
