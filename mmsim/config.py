@@ -59,13 +59,22 @@ class DataConfig(_Frozen):
 class LatencyConfig(_Frozen):
     """Feed and order latency (MODELS.md §7), nanoseconds.
 
-    ``feed_nanos``: ``None`` takes the strategy's receive time from the data (``local_ts``);
-    a number sets ``local_ts = exch_ts + feed_nanos`` (for one-clock data such as LOBSTER).
+    ``feed_nanos``: ``None`` takes the strategy's receive time from the data (``local_ts``,
+    plus ``feed_offset_nanos``: a number, or ``auto`` for the offset the reader suggests when
+    the capture clock runs behind the exchange's, e.g. Binance 2024 USD-M); a number sets
+    ``local_ts = exch_ts + feed_nanos`` (for one-clock data such as LOBSTER). Receive times
+    are never earlier than ``exch_ts`` (clamped and counted).
     ``entry_nanos`` / ``response_nanos`` are the defaults of the per-action fields.
+    ``model: lognormal`` draws each latency as ``value·exp(σ·Z)`` with ``entry_sigma`` /
+    ``response_sigma`` (seeded by the experiment's ``seed``). Requests and responses keep
+    their order (one order-entry session).
     """
 
-    model: Literal["constant"] = "constant"
+    model: Literal["constant", "lognormal"] = "constant"
     feed_nanos: int | None = None
+    feed_offset_nanos: int | Literal["auto"] = 0
+    entry_sigma: float = Field(0.0, ge=0)
+    response_sigma: float = Field(0.0, ge=0)
     entry_nanos: int = Field(1_000_000, ge=0)
     response_nanos: int = Field(1_000_000, ge=0)
     submit_entry_nanos: int | None = Field(None, ge=0)
@@ -76,7 +85,8 @@ class LatencyConfig(_Frozen):
     modify_response_nanos: int | None = Field(None, ge=0)
 
     def vector(self) -> list[float]:
-        """``[entry submit, cancel, modify, response submit, cancel, modify]`` in ns."""
+        """``[entry submit, cancel, modify, response submit, cancel, modify]`` in ns, then the
+        six log-normal σ."""
         e, r = self.entry_nanos, self.response_nanos
 
         def pick(v: int | None, d: int) -> float:
@@ -89,6 +99,12 @@ class LatencyConfig(_Frozen):
             pick(self.submit_response_nanos, r),
             pick(self.cancel_response_nanos, r),
             pick(self.modify_response_nanos, r),
+            self.entry_sigma,
+            self.entry_sigma,
+            self.entry_sigma,
+            self.response_sigma,
+            self.response_sigma,
+            self.response_sigma,
         ]
 
 
@@ -109,6 +125,18 @@ class EngineConfig(_Frozen):
     feed_buffer: int = Field(1 << 16, gt=16)
     vol_halflife_s: float = Field(60.0, gt=0)
     vol_init_tick: float = Field(1.0, ge=0)
+
+
+class QueueConfig(_Frozen):
+    """Queue-position model (MODELS.md §6).
+
+    ``fifo``: L3 market-by-order FIFO. L2 (market-by-price) models: ``risk_averse``,
+    ``power`` (probabilistic, ``f(x) = x**power_n``), ``log`` (``f(x) = ln(1 + x)``).
+    ``auto``: ``fifo`` for L3 data, ``risk_averse`` for L2 data.
+    """
+
+    model: Literal["auto", "fifo", "risk_averse", "power", "log"] = "auto"
+    power_n: float = Field(2.0, gt=0)
 
 
 class RiskConfig(_Frozen):
@@ -146,6 +174,7 @@ class ExperimentConfig(_Frozen):
     instrument: dict[str, Any] = Field(default_factory=dict)
     latency: LatencyConfig = LatencyConfig()
     engine: EngineConfig = EngineConfig()
+    queue: QueueConfig = QueueConfig()
     risk: RiskConfig = RiskConfig()
     policy: KernelConfig
     hedger: KernelConfig | None = None

@@ -102,6 +102,7 @@ EQUITY_DTYPE = np.dtype(
         ("fees", "f8"),  # cumulative fees, quote currency (negative = net rebates)
         ("traded_qty", "i8"),  # cumulative lots traded
         ("n_fills", "i8"),
+        ("funding", "f8"),  # cumulative funding paid, settlement currency
     ],
     align=True,
 )

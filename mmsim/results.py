@@ -70,6 +70,7 @@ EQUITY_SCHEMA = pa.schema(
         ("fees", pa.float64()),
         ("traded_qty", pa.float64()),
         ("n_fills", pa.int64()),
+        ("funding", pa.float64()),
     ]
 )
 
@@ -151,6 +152,7 @@ def equity_table(rec: np.ndarray, inst: Instrument) -> pa.Table:
             pa.array(rec["fees"]),
             pa.array(rec["traded_qty"] * inst.lot_size),
             pa.array(rec["n_fills"]),
+            pa.array(rec["funding"]),
         ],
         schema=EQUITY_SCHEMA,
     )
@@ -309,3 +311,43 @@ def load(run_dir: str | Path) -> RunResult:
         config=yaml.safe_load((d / "config.yaml").read_text()),
         manifest=manifest,
     )
+
+
+def load_sweep(sweep_dir: str | Path, *, as_polars: bool = False):
+    """Load the table of a sweep folder written by ``mmsim sweep``.
+
+    Parameters
+    ----------
+    sweep_dir : path
+        The sweep folder (or its ``sweep.parquet``).
+    as_polars : bool
+        Return a ``polars.DataFrame`` instead of pandas.
+
+    Returns
+    -------
+    pandas.DataFrame or polars.DataFrame
+        One row per grid point, in grid order: ``run_key``, one column per swept key (dotted
+        name), ``status`` (``ok``/``failed``/``pending``), ``error``, ``run_dir`` (made
+        absolute here; stored relative to the sweep folder), ``cached``, ``wall_s``,
+        ``replay_s`` and every metric of the runs' ``metrics.json`` (NaN for failed runs).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no ``sweep.parquet``.
+    """
+    p = Path(sweep_dir)
+    if p.is_dir():
+        p = p / "sweep.parquet"
+    if not p.is_file():
+        raise FileNotFoundError(f"{sweep_dir}: no sweep table (sweep.parquet)")
+    base = p.parent.resolve()
+    if as_polars:
+        import polars as pl
+
+        df = pl.read_parquet(p)
+        full = pl.concat_str([pl.lit(f"{base}{os.sep}"), pl.col("run_dir")])
+        return df.with_columns(full.alias("run_dir"))
+    df = pd.read_parquet(p)
+    df["run_dir"] = [str(base / s) for s in df["run_dir"]]
+    return df

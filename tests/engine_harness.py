@@ -17,11 +17,15 @@ MS = 1_000_000
 
 
 def events(rows) -> np.ndarray:
-    """rows: (t_ms, kind, side, price_tick, qty, order_id) → EVENT_DTYPE array (one clock)."""
+    """rows: (t_ms, kind, side, price_tick, qty, order_id[, value[, local_ms]]) → EVENT_DTYPE
+    array (one clock unless local_ms is given)."""
     ev = np.zeros(len(rows), dtype=EVENT_DTYPE)
-    for i, (t_ms, kind, side, px, q, oid) in enumerate(rows):
+    for i, row in enumerate(rows):
+        t_ms, kind, side, px, q, oid = row[:6]
+        value = row[6] if len(row) > 6 else 0.0
         ts = T0 + int(round(t_ms * MS))
-        ev[i] = (ts, ts, px, q, oid, 0.0, kind, side, EventFlag.LAST)
+        lts = T0 + int(round(row[7] * MS)) if len(row) > 7 else ts
+        ev[i] = (ts, lts, px, q, oid, value, kind, side, EventFlag.LAST)
     return ev
 
 
@@ -29,7 +33,8 @@ class Harness:
     """An Engine with a ``static`` policy; ``params`` may be changed between chunks."""
 
     def __init__(self, policy="static", params=None, hedger=None, hedger_params=None,
-                 instrument=None, **cfg):
+                 instrument=None, queue_model="fifo", feed_offset_ns=0, ref_price=10_000,
+                 **cfg):
         raw = {
             "data": {"kind": "synthetic"},
             "policy": {"name": policy, **(params or {})},
@@ -45,7 +50,8 @@ class Harness:
         hed = get_hedger(hedger or "none")
         self.inst = instrument or Instrument(tick_size=0.01, lot_size=1.0)
         self.engine = Engine(self.cfg, self.inst, pol, pol.param_vector(self.cfg.policy.params()),
-                             hed, hed.param_vector(hedger_params or {}), 10_000, 0)
+                             hed, hed.param_vector(hedger_params or {}), ref_price, 0,
+                             queue_model=queue_model, feed_offset_ns=feed_offset_ns)
         self.fills, self.orders, self.equity = [], [], []
 
     def sink(self, f, o, e):

@@ -111,6 +111,46 @@ def ladder_change_nb(lvl_qty, sc, side, price_tick, delta):
 
 
 @nb.njit(cache=True, _nrt=False)
+def ladder_recenter_nb(lvl_qty, sc, new_base):
+    """Move the ladder window to start at ``new_base`` (ticks), keeping the levels that stay
+    inside it; levels that fall outside are dropped (counted in ``sc[L_OOW]``)."""
+    w = sc[L_W]
+    shift = new_base - sc[L_BASE]
+    if shift == 0:
+        return
+    for r in range(2):
+        if shift > 0:
+            for j in range(w):
+                src = j + shift
+                if j < shift and lvl_qty[r, j] > 0:
+                    sc[L_OOW] += 1
+                lvl_qty[r, j] = lvl_qty[r, src] if src < w else 0
+        else:
+            for j in range(w - 1, -1, -1):
+                src = j + shift
+                if j >= w + shift and lvl_qty[r, j] > 0:
+                    sc[L_OOW] += 1
+                lvl_qty[r, j] = lvl_qty[r, src] if src >= 0 else 0
+    sc[L_BASE] = new_base
+    nb_ = 0
+    na_ = 0
+    bb = -1
+    ba = -1
+    for j in range(w):
+        if lvl_qty[0, j] > 0:
+            nb_ += 1
+            bb = j
+        if lvl_qty[1, j] > 0:
+            na_ += 1
+            if ba < 0:
+                ba = j
+    sc[L_NBID] = nb_
+    sc[L_NASK] = na_
+    sc[L_BEST_BID] = bb
+    sc[L_BEST_ASK] = ba
+
+
+@nb.njit(cache=True, _nrt=False)
 def ladder_clear_nb(lvl_qty, sc, side):
     """Empty one side (+1 bids, -1 asks) or both (0) of a ladder."""
     for r in range(2):

@@ -34,6 +34,9 @@ from mmsim.instruments import DEFAULT_INSTRUMENTS, Instrument
 from mmsim.models.nb import FEE_PARAMS, LATENCY_PARAMS
 from mmsim.policies.registry import KernelSpec, get_policy
 
+#: data kinds that carry market-by-price (L2) books
+L2_KINDS = frozenset({"binance", "tardis", "binance_hist", "hftbacktest"})
+
 
 class PolicyError(RuntimeError):
     """A policy or hedger kernel returned a non-zero code."""
@@ -74,6 +77,8 @@ class Engine:
         hedger_params: np.ndarray,
         ref_price_tick: int,
         end_ts: int = 0,
+        queue_model: str = "fifo",
+        feed_offset_ns: int = 0,
     ):
         e = cfg.engine
         w = int(e.book_width_ticks)
@@ -95,10 +100,13 @@ class Engine:
             st[k] = enb.INF_TS
         st[enb.S_RING_LAST] = -enb.INF_TS
         st[enb.S_DIRTY] = 1
+        st[enb.S_NEXT_FUND] = enb.INF_TS
+        st[enb.S_RNG] = (int(cfg.seed) * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 63) or 1
         self.st = st
         stf = np.zeros(enb.STF_SIZE, dtype=np.float64)
         stf[enb.F_VOL_VAR] = float(e.vol_init_tick) ** 2
         stf[enb.F_LAST_MID] = np.nan
+        stf[enb.F_MARK] = np.nan
         self.stf = stf
         lot = instrument.lot_size
         cfgi = np.zeros(enb.CFG_SIZE, dtype=np.int64)
@@ -106,10 +114,15 @@ class Engine:
         cfgi[enb.C_EQ_NS] = e.equity_interval_nanos
         if cfg.latency.feed_nanos is None:
             cfgi[enb.C_FEED_MODE] = 0
+            cfgi[enb.C_FEED_NS] = int(feed_offset_ns)
         else:
             cfgi[enb.C_FEED_MODE] = 1
             cfgi[enb.C_FEED_NS] = int(cfg.latency.feed_nanos)
-        cfgi[enb.C_LAT_KIND] = 0
+        cfgi[enb.C_LAT_KIND] = 1 if cfg.latency.model == "lognormal" else 0
+        qmodels = {"fifo": enb.QUEUE_FIFO, "risk_averse": enb.QUEUE_RISK_AVERSE,
+                   "power": enb.QUEUE_POWER, "log": enb.QUEUE_LOG}
+        cfgi[enb.C_QUEUE] = qmodels[queue_model]
+        cfgi[enb.C_FOLLOW] = 0 if queue_model == "fifo" else 1
         cfgi[enb.C_QUOTE_TIF] = (
             TimeInForce.POST_ONLY if e.quote_tif == "post_only" else TimeInForce.GTC
         )
@@ -136,9 +149,10 @@ class Engine:
         ]
         fp[enb.CF_VOL_HALFLIFE_S] = e.vol_halflife_s
         fp[enb.CF_VOL_INIT_TICK] = e.vol_init_tick
+        fp[enb.CF_QUEUE_N] = cfg.queue.power_n
         self.fp = fp
         lat = np.zeros(LATENCY_PARAMS, dtype=np.float64)
-        lat[:6] = cfg.latency.vector()
+        lat[:12] = cfg.latency.vector()
         self.lat = lat
         self.policy = policy
         self.pparams = np.ascontiguousarray(policy_params, dtype=np.float64)
@@ -225,6 +239,9 @@ class Engine:
             "negative_level_clamps": int(b["sc"][L_NEG]),
             "feed_clamped": int(st[enb.S_FEED_CLAMPED]),
             "feed_buffer_overflows": int(st[enb.S_RING_OVF]),
+            "window_moves": int(st[enb.S_RECENTER]),
+            "funding_payments": int(st[enb.S_NFUND]),
+            "funding_paid": float(self.stf[enb.F_FUNDING]),
             "submits_dropped_no_slot": int(st[enb.S_SLOT_FULL]),
         }
 
@@ -288,7 +305,15 @@ def backtest(
         hed = get_hedger("none")
         hparams = hed.param_vector({}, "hedger")
     end_ts = ds.last_ts if cfg.engine.horizon == "end" else 0
-    engine = Engine(cfg, inst, pol, pparams, hed, hparams, ds.ref_price_tick, end_ts)
+    l2 = ds.meta.get("book") == "L2" or ds.kind in L2_KINDS
+    qm = cfg.queue.model
+    if qm == "auto":
+        qm = "risk_averse" if l2 else "fifo"
+    off = cfg.latency.feed_offset_nanos
+    if off == "auto":
+        off = int(ds.meta.get("suggested_feed_offset_ns", 0))
+    engine = Engine(cfg, inst, pol, pparams, hed, hparams, ds.ref_price_tick, end_ts,
+                    queue_model=qm, feed_offset_ns=int(off))
     run_dir = Path(out) if out else default_run_dir(cfg)
     writer = RunWriter(run_dir, inst, overwrite=overwrite)
     try:

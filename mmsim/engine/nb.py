@@ -36,6 +36,7 @@ from mmsim.book.nb import (
     L_BASE,
     L_BEST_ASK,
     L_BEST_BID,
+    L_OOW,
     O_PRICE,
     O_QTY,
     O_SEQ,
@@ -51,6 +52,7 @@ from mmsim.book.nb import (
     l3_remove_nb,
     ladder_change_nb,
     ladder_clear_nb,
+    ladder_recenter_nb,
     ladder_top_nb,
     level_qty_nb,
 )
@@ -98,6 +100,7 @@ U_INFLIGHT = 18  # 1 while a request of ours awaits its response
 U_NRESP = 19  # responses in flight for this slot
 U_FILLED = 20  # exchange view: lots filled so far
 U_HDONE = 21  # hedge order already counted as finished
+U_TRADED = 22  # L2: lots traded at our price since the last depth update (netting)
 U_FIELDS = 24
 
 REQ_SUBMIT = 1
@@ -125,6 +128,7 @@ G_TS = 0
 G_CODE = 1  # +1/-1 level delta on that side; 10 clear both; 11 clear bids; -11 clear asks
 G_PX = 2
 G_DQ = 3
+RING_RECENTER = 30  # code: move the local ladder window to G_PX
 
 # ---- engine integer state st int64[ST_SIZE] -----------------------------------------------
 S_I = 0  # resume index in the current chunk
@@ -160,6 +164,13 @@ S_OB_BID = 29  # highest price of our open bids
 S_OB_ASK = 30  # lowest price of our open asks
 S_HEDGE_PENDING = 31
 S_SLOT_FULL = 32  # submits dropped: no free slot
+S_NEXT_FUND = 33  # next funding time (exchange ns), INF if none known
+S_LAST_FUND = 34  # last funding time charged
+S_NFUND = 35  # funding payments made
+S_RNG = 36  # xorshift64* state for random latency
+S_LAST_REQ = 37  # last request arrival: one order-entry session keeps its order
+S_LAST_RESP = 38  # last response arrival
+S_RECENTER = 39  # ladder window moves
 ST_SIZE = 40
 #: st[ST_SIZE : ST_SIZE + nmax] lists our open bid slots, the next nmax our open ask slots
 #: (rebuilt with the fast-path bounds), so per-event loops touch only live orders
@@ -173,12 +184,15 @@ F_VOL_VAR = 3
 F_LAST_MID = 4
 F_LAST_FILL_S = 5
 F_LAST_VOL_TS = 6
-STF_SIZE = 8
+F_FUNDING = 7  # cumulative funding paid (settlement currency)
+F_MARK = 8  # last mark price (quote currency), NaN if none
+F_FUND_RATE = 9  # funding rate announced for the next funding time
+STF_SIZE = 12
 
 # ---- integer config cfg int64[CFG_SIZE] -----------------------------------------------------
 C_DEC_NS = 0
 C_EQ_NS = 1
-C_FEED_MODE = 2  # 0 data local_ts, 1 constant
+C_FEED_MODE = 2  # 0 data local_ts (+ C_FEED_NS offset), 1 exch_ts + C_FEED_NS
 C_FEED_NS = 3
 C_LAT_KIND = 4
 C_QUOTE_TIF = 5
@@ -190,11 +204,19 @@ C_END_TS = 10  # horizon, exch ns (0 = none)
 C_DECIDE_ON_FILL = 11
 C_WARMUP_NS = 12
 C_MAX_OURS = 13
+C_QUEUE = 14  # QUEUE_*: L3 FIFO, or an L2 model
+C_FOLLOW = 15  # 1: the ladder window follows the touch (L2 feeds)
 CFG_SIZE = 16
+
+QUEUE_FIFO = 0
+QUEUE_RISK_AVERSE = 1
+QUEUE_POWER = 2
+QUEUE_LOG = 3
 
 # ---- float config cfgf float64[CFGF_SIZE] (the first FEE_PARAMS are the fee vector) ----------
 CF_VOL_HALFLIFE_S = 8
 CF_VOL_INIT_TICK = 9
+CF_QUEUE_N = 10  # exponent of the power queue model
 CFGF_SIZE = 12
 
 RET_DONE = 0
@@ -249,6 +271,16 @@ def _recompute_next_resp(resp, st):
         if resp[j, R_TS] < t:
             t = resp[j, R_TS]
     st[S_NEXT_RESP] = t
+
+
+@nb.njit(cache=True, _nrt=False)
+def _resp_time(st, cfg, lat, action, te):
+    """Local arrival of a response sent at exchange time ``te`` (one session: FIFO)."""
+    t = te + response_latency_nb(cfg[C_LAT_KIND], lat, action, te, st, S_RNG)
+    if t < st[S_LAST_RESP]:
+        t = st[S_LAST_RESP]
+    st[S_LAST_RESP] = t
+    return t
 
 
 @nb.njit(cache=True, _nrt=False)
@@ -320,7 +352,7 @@ def _fill(
     ours[slot, U_LEAVES] -= qty
     ours[slot, U_FILLED] += qty
     leaves = ours[slot, U_LEAVES]
-    rl = response_latency_nb(cfg[C_LAT_KIND], lat, 0, ts)
+    rl = _resp_time(st, cfg, lat, 0, ts) - ts
     j = counts[0]
     fills[j].exch_ts = ts
     fills[j].local_ts = ts + rl
@@ -444,6 +476,8 @@ def _ring_pop_apply(ring, st, llvl, lsc):
         ladder_clear_nb(llvl, lsc, 1)
     elif code == -11:
         ladder_clear_nb(llvl, lsc, -1)
+    elif code == RING_RECENTER:
+        ladder_recenter_nb(llvl, lsc, ring[j, G_PX])
     else:
         ladder_change_nb(llvl, lsc, code, ring[j, G_PX], ring[j, G_DQ])
     st[S_RING_HEAD] = (j + 1) % cap
@@ -463,6 +497,124 @@ def _feed(ring, st, llvl, lsc, ts, code, px, dq):
         _ring_push(ring, st, ts, code, px, dq)
 
 
+@nb.njit(cache=True, _nrt=False)
+def _l2_trade_at(ours, ahead, cfg, st, side, px, q):
+    """L2: a trade of ``q`` lots at our price ``px`` reduces the queue ahead of our orders."""
+    nmax = cfg[C_MAX_OURS]
+    base = ST_LIST if side > 0 else ST_LIST + nmax
+    cnt = st[S_NOPEN_BID] if side > 0 else st[S_NOPEN_ASK]
+    for i in range(cnt):
+        k = st[base + i]
+        if ours[k, U_XSTAT] == ST_OPEN and ours[k, U_PRICE] == px:
+            a = ahead[k] - q
+            ahead[k] = a if a > 0.0 else 0.0
+            ours[k, U_TRADED] += q
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
+def _qfun(x, model, n):
+    if model == QUEUE_LOG:
+        return np.log1p(x)
+    return x ** n
+
+
+@nb.njit(cache=True, _nrt=False)
+def _l2_level_change(ours, ahead, cfg, fp, st, side, px, old_q, new_q):
+    """L2 queue models (MODELS.md §6) for our orders at ``px`` when its level goes
+    ``old_q`` → ``new_q`` lots.
+
+    The part of a decrease already explained by trades at our price (``U_TRADED``) is netted
+    out. Risk-averse: ``front = min(front, level)``. Probabilistic: the unexplained decrease
+    ``d`` happened ahead of us with share ``1 − p``, ``p = f(back)/(f(back) + f(front))``,
+    ``back = old − front``, ``f(x) = x**n`` or ``ln(1 + x)``; the part beyond ``back`` also
+    comes from ahead (as in hftbacktest's ProbQueueModel). Cancels never fill us.
+    """
+    nmax = cfg[C_MAX_OURS]
+    base = ST_LIST if side > 0 else ST_LIST + nmax
+    cnt = st[S_NOPEN_BID] if side > 0 else st[S_NOPEN_ASK]
+    model = cfg[C_QUEUE]
+    n = fp[CF_QUEUE_N]
+    for i in range(cnt):
+        k = st[base + i]
+        if ours[k, U_XSTAT] != ST_OPEN or ours[k, U_PRICE] != px:
+            continue
+        front = ahead[k]
+        chg = old_q - new_q
+        traded = ours[k, U_TRADED]
+        ours[k, U_TRADED] = 0
+        if chg > 0:
+            d = chg - traded
+            if d > 0 and (model == QUEUE_POWER or model == QUEUE_LOG):
+                back = old_q - front
+                if back < 0.0:
+                    back = 0.0
+                fb = _qfun(back, model, n)
+                ff = _qfun(front, model, n)
+                p = fb / (fb + ff) if fb + ff > 0.0 else 1.0
+                est = front - (1.0 - p) * d
+                over = back - p * d
+                if over < 0.0:
+                    est += over
+                front = est
+        if front > new_q:
+            front = float(new_q)
+        ahead[k] = front if front > 0.0 else 0.0
+
+
+@nb.njit(cache=True, _nrt=False)
+def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring, ours, ahead,
+               st, stf, cfg, fp, lat, resp, respf, fills, olog, counts):
+    """L2: the level at ``px`` on ``side`` is now ``q`` lots."""
+    idx = px - sc[L_BASE]
+    w = sc[1]
+    if idx < 0 or idx >= w:
+        if cfg[C_FOLLOW] == 0:
+            sc[L_OOW] += 1
+            return 0
+        # far-away levels (e.g. bids at 1000.00 next to 63,900) are not tracked unless the
+        # touch is near them: move the window only when the update is within reach of the touch
+        bb = best_bid_tick_nb(sc)
+        ba = best_ask_tick_nb(sc)
+        ref = bb if bb >= 0 else ba
+        if ref >= 0 and abs(px - ref) > w // 4:
+            sc[L_OOW] += 1
+            return 0
+        _recenter(px, lvl, sc, llvl, lsc, ring, st, lts)
+    old = level_qty_nb(lvl, sc, side, px)
+    if q == old:
+        return 0
+    ladder_change_nb(lvl, sc, side, px, q - old)
+    _feed(ring, st, llvl, lsc, lts, side, px, q - old)
+    if cfg[C_FOLLOW] != 0:
+        b = sc[L_BEST_BID] if side > 0 else sc[L_BEST_ASK]
+        if b >= 0 and (b < w // 8 or b > w - w // 8):
+            _recenter(b + sc[L_BASE], lvl, sc, llvl, lsc, ring, st, lts)
+    if snap:
+        return 0
+    if (side > 0 and nbid > 0 and px <= st[S_OB_BID]) or (
+        side < 0 and nask > 0 and px >= st[S_OB_ASK]
+    ):
+        _l2_level_change(ours, ahead, cfg, fp, st, side, px, old, q)
+    if q > old:
+        # new opposite volume at or through our price would have traded with us
+        if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
+            _fill_priority(ours, ahead, 1, px - 1, px, -1, q - old, ev.exch_ts, st, stf, cfg, fp,
+                           lat, resp, respf, fills, olog, counts, sc, False)
+        elif side > 0 and nask > 0 and px >= st[S_OB_ASK]:
+            _fill_priority(ours, ahead, -1, px + 1, px, -1, q - old, ev.exch_ts, st, stf, cfg,
+                           fp, lat, resp, respf, fills, olog, counts, sc, False)
+    return 0
+
+
+@nb.njit(cache=True, _nrt=False)
+def _recenter(center_px, lvl, sc, llvl, lsc, ring, st, lts):
+    """Centre the exchange ladder on ``center_px``; the local ladder follows via the feed."""
+    new_base = center_px - sc[1] // 2
+    ladder_recenter_nb(lvl, sc, new_base)
+    st[S_RECENTER] += 1
+    _feed(ring, st, llvl, lsc, lts, RING_RECENTER, new_base, 0)
+
+
 @nb.njit(cache=True, inline="always", _nrt=False)
 def _market_event(
     ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, st, stf, cfg,
@@ -478,7 +630,7 @@ def _market_event(
     if cfg[C_FEED_MODE] == 1:
         lts = ts + cfg[C_FEED_NS]
     else:
-        lts = ev.local_ts
+        lts = ev.local_ts + cfg[C_FEED_NS]
         if lts < ts:
             lts = ts
             st[S_FEED_CLAMPED] += 1
@@ -594,6 +746,25 @@ def _market_event(
         ):
             _fill_priority(ours, ahead, side, px, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
                            respf, fills, olog, counts, sc, True)
+            if cfg[C_QUEUE] != QUEUE_FIFO:
+                # L2: the trade executed displayed volume ahead of us; the depth update that
+                # follows shows the same decrease, so remember it to net it out
+                _l2_trade_at(ours, ahead, cfg, st, side, px, q)
+        return 0
+
+    if kind == EventKind.LEVEL_SET:
+        return _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
+                          ours, ahead, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts)
+
+    if kind == EventKind.MARK:
+        stf[F_MARK] = ev.value
+        return 0
+
+    if kind == EventKind.FUNDING:
+        stf[F_FUND_RATE] = ev.value
+        nxt = oid
+        if nxt > st[S_LAST_FUND] and nxt != st[S_NEXT_FUND]:
+            st[S_NEXT_FUND] = nxt
         return 0
 
     if kind == EventKind.CLEAR:
@@ -684,10 +855,9 @@ def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fill
     ts = ours[slot, U_REQ_TS]
     req = ours[slot, U_REQ]
     ours[slot, U_REQ] = 0
-    lk = cfg[C_LAT_KIND]
     st[S_DIRTY] = 1
     if req == REQ_SUBMIT:
-        rl = ts + response_latency_nb(lk, lat, 0, ts)
+        rl = _resp_time(st, cfg, lat, 0, ts)
         side = ours[slot, U_SIDE]
         px = ours[slot, U_PRICE]
         tif = ours[slot, U_TIF]
@@ -728,7 +898,7 @@ def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fill
             ours[slot, U_XSTAT] = ST_DONE
         return
     if req == REQ_CANCEL:
-        rl = ts + response_latency_nb(lk, lat, 1, ts)
+        rl = _resp_time(st, cfg, lat, 1, ts)
         if ours[slot, U_XSTAT] == ST_OPEN:
             ours[slot, U_XSTAT] = ST_DONE
             ours[slot, U_LEAVES] = 0
@@ -743,7 +913,7 @@ def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fill
                        ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0.0)
         return
     if req == REQ_MODIFY:
-        rl = ts + response_latency_nb(lk, lat, 2, ts)
+        rl = _resp_time(st, cfg, lat, 2, ts)
         npx = ours[slot, U_REQ_PX]
         nq = ours[slot, U_REQ_QTY]
         side = ours[slot, U_SIDE]
@@ -842,14 +1012,17 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
     """Send a request for ``slot`` from the strategy at local time ``ts``."""
     lk = cfg[C_LAT_KIND]
     if req == REQ_SUBMIT:
-        e = entry_latency_nb(lk, lat, 0, ts)
+        e = entry_latency_nb(lk, lat, 0, ts, st, S_RNG)
         ev = OrderEvent.SUBMIT
     elif req == REQ_CANCEL:
-        e = entry_latency_nb(lk, lat, 1, ts)
+        e = entry_latency_nb(lk, lat, 1, ts, st, S_RNG)
         ev = OrderEvent.CANCEL
     else:
-        e = entry_latency_nb(lk, lat, 2, ts)
+        e = entry_latency_nb(lk, lat, 2, ts, st, S_RNG)
         ev = OrderEvent.MODIFY
+    if ts + e < st[S_LAST_REQ]:  # one order-entry session: requests keep their order
+        e = st[S_LAST_REQ] - ts
+    st[S_LAST_REQ] = ts + e
     st[S_REQ_SEQ] += 1
     ours[slot, U_REQ] = req
     ours[slot, U_REQ_TS] = ts + e
@@ -1134,6 +1307,27 @@ def cfgf_halflife(fp):
 
 
 @nb.njit(cache=True, _nrt=False)
+def _charge_funding(st, stf, fp):
+    """Perpetual funding at ``st[S_NEXT_FUND]`` (MODELS.md §8): linear
+    ``cash −= q·mark·rate·multiplier``; inverse (coin) ``cash −= q·multiplier/mark·rate``.
+    Longs pay when the rate is positive. Without a mark price yet, nothing is charged."""
+    mark = stf[F_MARK]
+    rate = stf[F_FUND_RATE]
+    units = st[S_POS] * fp[1]
+    if not np.isnan(mark) and mark > 0.0 and units != 0.0:
+        if fp[7] > 0.5:
+            pay = units * fp[2] / mark * rate
+        else:
+            pay = units * mark * rate * fp[2]
+        stf[F_CASH] -= pay
+        stf[F_LCASH] -= pay
+        stf[F_FUNDING] += pay
+    st[S_LAST_FUND] = st[S_NEXT_FUND]
+    st[S_NEXT_FUND] = INF_TS
+    st[S_NFUND] += 1
+
+
+@nb.njit(cache=True, _nrt=False)
 def _sample_equity(eq, counts, ts, st, stf, sc):
     j = counts[2]
     eq[j].ts = ts
@@ -1143,6 +1337,7 @@ def _sample_equity(eq, counts, ts, st, stf, sc):
     eq[j].fees = stf[F_FEES]
     eq[j].traded_qty = st[S_TRADED]
     eq[j].n_fills = st[S_NFILLS]
+    eq[j].funding = stf[F_FUNDING]
     counts[2] = j + 1
 
 
@@ -1169,7 +1364,8 @@ def _run_internal(
         t_req = st[S_NEXT_REQ]
         t_dec = st[S_NEXT_DEC]
         t_eq = st[S_NEXT_EQ]
-        tmin = min(t_ring, t_resp, t_req, t_dec, t_eq)
+        t_fund = st[S_NEXT_FUND]
+        tmin = min(min(t_ring, t_resp, t_req, t_dec, t_eq), t_fund)
         if tmin > limit or (tmin == limit and not inclusive):
             return RET_DONE
         if _needs_flush(counts, fills, olog, eq):
@@ -1203,6 +1399,8 @@ def _run_internal(
             if rc != 0:
                 return rc
             _recompute_next_req(ours, st, nmax)
+        elif t_fund == tmin:
+            _charge_funding(st, stf, fp)
         else:
             st[S_NEXT_EQ] = t_eq + cfg[C_EQ_NS]
             _sample_equity(eq, counts, tmin, st, stf, sc)
@@ -1248,14 +1446,16 @@ def run_nb(
     while i < n:
         ts = events[i].exch_ts
         # fast path: feed updates due before this event, with nothing else scheduled earlier
-        t_other = min(st[S_NEXT_REQ], st[S_NEXT_RESP], st[S_NEXT_DEC], st[S_NEXT_EQ])
+        t_other = min(min(st[S_NEXT_REQ], st[S_NEXT_RESP], st[S_NEXT_DEC], st[S_NEXT_EQ]),
+                      st[S_NEXT_FUND])
         while st[S_RING_N] > 0:
             tr = ring[st[S_RING_HEAD], G_TS]
             if tr >= ts or tr > t_other:
                 break
             _ring_pop_apply(ring, st, llvl, lsc)
         if st[S_NEXT_REQ] < ts or st[S_NEXT_RESP] < ts or st[S_NEXT_DEC] < ts or \
-                st[S_NEXT_EQ] < ts or (st[S_RING_N] > 0 and ring[st[S_RING_HEAD], G_TS] < ts):
+                st[S_NEXT_EQ] < ts or st[S_NEXT_FUND] < ts or \
+                (st[S_RING_N] > 0 and ring[st[S_RING_HEAD], G_TS] < ts):
             rc = _run_internal(ts, False, policy, pparams, pstate, hedger, hparams, hstate, ctx,
                                qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
                                ring, ours, ahead, resp, respf, st, stf, cfg, fp, lat, fills, olog,

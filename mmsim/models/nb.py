@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numba as nb
+import numpy as np
 
 
 class _Action(NamedTuple):
@@ -25,34 +26,70 @@ Action = _Action()
 
 
 class _LatencyModel(NamedTuple):
-    """Order latency models.
+    """Order latency models (MODELS.md §7), chosen by ``latency.model``.
+
+    ``params[0:6]``: entry submit, cancel, modify, then response submit, cancel, modify, in
+    nanoseconds. Fill reports travel with the submit response latency.
 
     CONSTANT
-        ``params = [entry_submit, entry_cancel, entry_modify, resp_submit, resp_cancel,
-        resp_modify]`` in nanoseconds. Fill reports travel with the submit response latency.
+        ``params[0:6]`` are the latencies.
+    LOGNORMAL
+        ``params[0:6]`` are medians and ``params[6:12]`` the log-space standard deviations:
+        each draw is ``median·exp(σ·Z)``, Z standard normal from a seeded xorshift64* stream
+        kept in the engine state, so a run is reproducible.
     """
 
     CONSTANT: int = 0
+    LOGNORMAL: int = 1
 
 
 LatencyModel = _LatencyModel()
-LATENCY_PARAMS = 8
+LATENCY_PARAMS = 16
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
+def _next_u64(st, k):
+    # xorshift64* (Vigna 2016), state in st[k] (int64, never 0)
+    x = st[k]
+    x ^= (x >> 12) & 0x000FFFFFFFFFFFFF
+    x ^= x << 25
+    x ^= (x >> 27) & 0x0000001FFFFFFFFF
+    st[k] = x
+    return x * 2685821657736338717
 
 
 @nb.njit(cache=True, _nrt=False)
-def entry_latency_nb(kind, params, action, ts):
+def uniform_nb(st, k):
+    """Uniform in (0, 1) from the xorshift64* state ``st[k]``."""
+    v = (_next_u64(st, k) >> 11) & 0x1FFFFFFFFFFFFF
+    return (v + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@nb.njit(cache=True, _nrt=False)
+def normal_nb(st, k):
+    """Standard normal by Box–Muller from two uniforms of ``st[k]``."""
+    u1 = uniform_nb(st, k)
+    u2 = uniform_nb(st, k)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+@nb.njit(cache=True, _nrt=False)
+def _latency(kind, params, idx, st, rng_k):
+    if kind == 1:
+        return int(params[idx] * np.exp(params[6 + idx] * normal_nb(st, rng_k)))
+    return int(params[idx])
+
+
+@nb.njit(cache=True, _nrt=False)
+def entry_latency_nb(kind, params, action, ts, st, rng_k):
     """Nanoseconds from our local send at ``ts`` to the exchange, for ``action``."""
-    if kind == 0:
-        return int(params[action])
-    return int(params[action])
+    return _latency(kind, params, action, st, rng_k)
 
 
 @nb.njit(cache=True, _nrt=False)
-def response_latency_nb(kind, params, action, ts):
+def response_latency_nb(kind, params, action, ts, st, rng_k):
     """Nanoseconds from the exchange at ``ts`` back to the strategy, for ``action``."""
-    if kind == 0:
-        return int(params[3 + action])
-    return int(params[3 + action])
+    return _latency(kind, params, 3 + action, st, rng_k)
 
 
 # ---- fees --------------------------------------------------------------------------------

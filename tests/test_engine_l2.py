@@ -1,0 +1,175 @@
+"""L2 (market-by-price) queue models, funding, inverse contracts and latency models,
+against numbers worked by hand (MODELS.md §6–§8)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from engine_harness import MS, T0, Harness
+
+from mmsim.engine import nb as enb
+from mmsim.enums import EventKind as K
+from mmsim.enums import OrderEvent
+from mmsim.instruments import Instrument
+
+BOOK = [(0, K.LEVEL_SET, 1, 9999, 100, 0), (0, K.LEVEL_SET, -1, 10005, 100, 0)]
+BID = {"bid_tick": 9999, "bid_qty": 10}
+
+
+def _front(h):
+    slot = np.flatnonzero(h.engine.ours[:, enb.U_ID] == 1)[0]
+    return h.engine.ahead[slot]
+
+
+def _run_sequence(model):
+    """Our bid (10 lots) joins 100 lots at 9999 at 101 ms, then:
+    150 ms trade 30 at our price       → front 100 − 30 = 70 (all models)
+    151 ms level 100 → 70              → explained by the trade: front stays 70
+    155 ms level 70 → 90               → 20 join behind us: back = 20
+    160 ms level 90 → 70 (20 cancelled, not explained by trades):
+        risk-averse  front = min(70, 70) = 70
+        power n=2    p = 20²/(20² + 70²) = 400/5300; front = 70 − (1 − p)·20 = 51.5094
+        log          p = ln 21/(ln 21 + ln 71) = 0.416646; front = 70 − (1 − p)·20 = 58.3329
+    170 ms trade 60 at our price: we fill 60 − round(front), if positive."""
+    h = Harness(params=BID, queue_model=model, queue={"power_n": 2.0})
+    h.feed(BOOK + [(150, K.TRADE, 1, 9999, 30, 0), (151, K.LEVEL_SET, 1, 9999, 70, 0)])
+    fronts = [_front(h)]
+    h.feed([(155, K.LEVEL_SET, 1, 9999, 90, 0)])
+    fronts.append(_front(h))
+    h.feed([(160, K.LEVEL_SET, 1, 9999, 70, 0)])
+    fronts.append(_front(h))
+    h.feed([(170, K.TRADE, 1, 9999, 60, 0), (180, K.LEVEL_SET, -1, 10006, 1, 0)], final=True)
+    return fronts, [int(x) for x in h.all_fills()["qty"]]
+
+
+def test_risk_averse_queue_by_hand():
+    fronts, fills = _run_sequence("risk_averse")
+    assert fronts == [70.0, 70.0, 70.0]
+    assert fills == []  # 60 < 70 ahead
+
+
+def test_power_queue_by_hand():
+    fronts, fills = _run_sequence("power")
+    assert fronts[:2] == [70.0, 70.0]
+    p = 400 / 5300
+    assert fronts[2] == pytest.approx(70 - (1 - p) * 20)  # 51.5094
+    assert fills == [8]  # 60 − 52 ahead
+
+
+def test_log_queue_by_hand():
+    fronts, fills = _run_sequence("log")
+    p = math.log(21) / (math.log(21) + math.log(71))
+    assert fronts[2] == pytest.approx(70 - (1 - p) * 20)  # 58.3329
+    assert fills == [2]  # 60 − 58 ahead
+
+
+def test_level_removed_puts_us_in_front_and_next_trade_fills():
+    h = Harness(params=BID, queue_model="risk_averse")
+    h.feed(BOOK + [(150, K.LEVEL_SET, 1, 9999, 0, 0)])
+    assert _front(h) == 0.0
+    h.feed([(160, K.TRADE, 1, 9999, 4, 0), (170, K.LEVEL_SET, -1, 10006, 1, 0)], final=True)
+    assert [int(x) for x in h.all_fills()["qty"]] == [4]
+
+
+def test_trade_through_fills_and_new_crossing_ask_fills():
+    h = Harness(params={"bid_tick": 10000, "bid_qty": 10}, queue_model="power")
+    h.feed(BOOK + [(150, K.TRADE, 1, 9999, 3, 0),  # sold through our 10000 bid
+                   (160, K.LEVEL_SET, -1, 10000, 4, 0),  # an ask lands on our price
+                   (170, K.LEVEL_SET, -1, 10006, 1, 0)], final=True)
+    assert [int(x) for x in h.all_fills()["qty"]] == [3, 4]
+
+
+def test_far_levels_ignored_and_window_follows_the_price():
+    h = Harness(params={}, queue_model="risk_averse", engine={"book_width_ticks": 1024})
+    rows = BOOK + [(1, K.LEVEL_SET, 1, 100, 5, 0)]  # far-away bid: not tracked
+    # the market walks up 2000 ticks: the window must follow the touch
+    for i in range(1, 41):
+        rows += [(1 + i, K.LEVEL_SET, -1, 10005 + 50 * (i - 1), 0, 0),
+                 (1 + i, K.LEVEL_SET, -1, 10005 + 50 * i, 10, 0),
+                 (1 + i, K.LEVEL_SET, 1, 9999 + 50 * i, 10, 0)]
+    h.feed(rows, final=True)
+    sc = h.engine.book["sc"]
+    assert enb.best_bid_tick_nb(sc) == 9999 + 2000
+    assert enb.best_ask_tick_nb(sc) == 10005 + 2000
+    # the strategy's delayed ladder followed the same window
+    assert enb.best_bid_tick_nb(h.engine.lsc) == 9999 + 2000
+    assert h.engine.lsc[0] == sc[0]
+    assert h.engine.stats()["window_moves"] >= 1
+    assert h.engine.stats()["out_of_window_events"] >= 1
+
+
+def test_funding_paid_by_longs_at_funding_time():
+    # buy 10 lots as taker at 100.05, then funding 0.01 % at mark 100.00 at 500 ms:
+    # longs pay 10 × 100.00 × 0.0001 = 0.10
+    h = Harness(params={"bid_tick": 10005, "bid_qty": 10}, engine={"quote_tif": "gtc"},
+                instrument=Instrument(tick_size=0.01, lot_size=1.0),
+                risk={"max_position_qty": 10})
+    h.feed(BOOK + [(120, K.MARK, 0, 10000, 0, 0, 100.0),
+                   (130, K.FUNDING, 0, 0, 0, T0 + 500 * MS, 0.0001)])
+    h.set_param("bid_qty", 0)
+    h.feed([(300, K.FUNDING, 0, 0, 0, T0 + 500 * MS, 0.0001),  # repeated announcement
+            (600, K.LEVEL_SET, 1, 9998, 1, 0),
+            (700, K.FUNDING, 0, 0, 0, T0 + 500 * MS, 0.0001)], final=True)
+    f = h.all_fills()
+    assert int(f["qty"].sum()) == 10
+    assert h.engine.stf[enb.F_FUNDING] == pytest.approx(0.10)
+    assert h.engine.stats()["funding_payments"] == 1  # charged once
+    eq = np.concatenate(h.equity)
+    after = eq[eq["ts"] >= T0 + 500 * MS]
+    assert after["funding"][0] == pytest.approx(0.10)
+    cash_before_funding = -10 * 100.05
+    assert h.engine.stf[enb.F_CASH] == pytest.approx(cash_before_funding - 0.10)
+
+
+def test_inverse_contract_round_trip_pnl_in_coin():
+    # 10 contracts of $100: buy at 20000, sell at 21000 → 10·100·(1/20000 − 1/21000) coin
+    inst = Instrument(tick_size=1.0, lot_size=1.0, multiplier=100.0, contract="inverse")
+    h = Harness(params={"bid_tick": 20000, "bid_qty": 10}, instrument=inst,
+                engine={"quote_tif": "gtc"}, risk={"max_position_qty": 10}, ref_price=20_000)
+    h.feed([(0, K.LEVEL_SET, 1, 19990, 50, 0), (0, K.LEVEL_SET, -1, 20000, 50, 0),
+            (150, K.LEVEL_SET, 1, 21000, 50, 0), (150, K.LEVEL_SET, -1, 21010, 50, 0)])
+    h.set_param("bid_qty", 0)
+    h.engine.pparams[2:4] = [21000, 10]  # ask 10 at 21000 (sent 200 ms, sells at 201 ms)
+    h.feed([(201.5, K.LEVEL_SET, 1, 20990, 1, 0)])
+    h.engine.pparams[3] = 0  # no more quotes
+    h.feed([(250, K.LEVEL_SET, 1, 20980, 1, 0), (350, K.LEVEL_SET, 1, 20970, 1, 0)],
+           final=True)
+    f = h.all_fills()
+    assert list(f["side"]) == [1, -1]
+    assert h.engine.st[enb.S_POS] == 0
+    expected = 10 * 100 * (1 / 20000 - 1 / 21000)
+    assert h.engine.stf[enb.F_CASH] == pytest.approx(expected, rel=1e-12)
+
+
+def test_lognormal_latency_is_seeded_and_varies():
+    def submit_latencies(seed):
+        h = Harness(params=BID, latency={"model": "lognormal", "entry_nanos": MS,
+                                          "entry_sigma": 0.5, "feed_nanos": 0})
+        h.engine.st[enb.S_RNG] = seed
+        rows = BOOK + [(100 * i + 50, K.LEVEL_SET, -1, 10005 + (i % 2), 100, 0)
+                       for i in range(1, 200)]
+        h.engine.pparams[1] = 10
+        h.feed(rows, final=True)
+        o = h.all_orders()
+        req = o[(o["event"] == OrderEvent.SUBMIT) | (o["event"] == OrderEvent.MODIFY)
+                | (o["event"] == OrderEvent.CANCEL)]
+        return (req["exch_ts"] - req["local_ts"]).astype(float)
+
+    a, b, c = submit_latencies(12345), submit_latencies(12345), submit_latencies(999)
+    assert np.array_equal(a, b)
+    assert len(a) >= 1
+
+
+def test_feed_offset_moves_a_lagging_capture_clock():
+    # the capture clock runs 1.5 s behind the exchange: without an offset every event is
+    # clamped to exch_ts; with +1.6 s none is
+    rows = [(t, K.LEVEL_SET, 1, 9999 - t % 3, 10, 0, 0.0, t - 1500) for t in range(0, 300, 10)]
+    h0 = Harness(params={}, queue_model="risk_averse", latency={"feed_nanos": None})
+    h0.feed(rows, final=True)
+    h1 = Harness(params={}, queue_model="risk_averse", latency={"feed_nanos": None},
+                 feed_offset_ns=1_600 * MS)
+    h1.feed(rows, final=True)
+    assert h0.engine.stats()["feed_clamped"] == len(rows)
+    assert h1.engine.stats()["feed_clamped"] == 0
