@@ -142,3 +142,80 @@ def static_quotes_nb(ctx, params, state, out):
         out[Quote.ASK0] = params[ST_ASK_TICK]
         out[Quote.ASK0 + 1] = params[ST_ASK_QTY]
     return 0
+
+
+# ---- symmetric quotes around the mid (AS 2008 §3.3 benchmark) -----------------------------
+# params: half_spread_px (price), order_qty (lots), ref (0 mid, 1 size-weighted mid)
+SY_HALF_SPREAD_PX = 0
+SY_ORDER_QTY = 1
+SY_REF = 2
+
+
+@nb.njit(POLICY_SIG, cache=True)
+def symmetric_nb(ctx, params, state, out):
+    """Quote ``s ± half_spread``, whatever the inventory (Avellaneda & Stoikov 2008, §3.3).
+
+    The paper's "symmetric strategy": the same average spread as the inventory strategy,
+    centred on the mid ``s`` instead of the reservation price. ``half_spread_px`` is in price
+    units (quote currency), converted to ticks with ``ctx[TICK_SIZE]``.
+    """
+    m = reference_price_tick(ctx, int(params[SY_REF]))
+    if np.isnan(m):
+        return 0
+    h = params[SY_HALF_SPREAD_PX] / ctx[Ctx.TICK_SIZE]
+    size = params[SY_ORDER_QTY]
+    write_two_sided(ctx, out, m - h, m + h, size, size)
+    return 0
+
+
+# ---- Guéant–Lehalle–Fernandez-Tapia (2013) closed form -----------------------------------
+# params: gamma (1/(price·unit)), k (1/price), A (1/s), sigma_px (price/sqrt(s); <= 0: online
+#         estimate), order_qty (lots), ref
+GL_GAMMA = 0
+GL_K = 1
+GL_A = 2
+GL_SIGMA = 3
+GL_ORDER_QTY = 4
+GL_REF = 5
+
+
+@nb.njit(POLICY_SIG, cache=True)
+def glft_nb(ctx, params, state, out):
+    """Guéant–Lehalle–Fernandez-Tapia (2013) / Guéant (2017) asymptotic quotes (MODELS.md §2).
+
+    With ξ = γ and Δ the order size in instrument units (``order_qty · LOT_SIZE``)::
+
+        c1 = (1/(ξΔ))·ln(1 + ξΔ/k)
+        c2 = sqrt( γ/(2·A·Δ·k) · (1 + ξΔ/k)^(k/(ξΔ) + 1) )
+        half_spread = c1 + (Δ/2)·σ·c2,   skew = σ·c2
+        bid = s − half_spread − skew·q,   ask = s + half_spread − skew·q
+
+    Units: s, σ (per √second) and 1/k in price (quote currency); A per second; γ per
+    (price·unit); q is the position in instrument units (``POSITION · LOT_SIZE``), so
+    ``skew·q`` is a price. With Δ = 1 unit (the paper's set-up) q in units of Δ and in
+    instrument units coincide. Time-independent: no horizon is used.
+    """
+    m = reference_price_tick(ctx, int(params[GL_REF]))
+    if np.isnan(m):
+        return 0
+    tick = ctx[Ctx.TICK_SIZE]
+    gamma = params[GL_GAMMA]
+    k = params[GL_K]
+    a_int = params[GL_A]
+    sigma = params[GL_SIGMA]
+    if sigma <= 0.0:
+        sigma = ctx[Ctx.VOL_TICK] * tick
+    size = params[GL_ORDER_QTY]
+    lot = ctx[Ctx.LOT_SIZE]
+    delta = size * lot
+    xd = gamma * delta
+    c1 = np.log(1.0 + xd / k) / xd
+    c2 = np.sqrt(gamma / (2.0 * a_int * delta * k) * (1.0 + xd / k) ** (k / xd + 1.0))
+    half = c1 + 0.5 * delta * sigma * c2
+    skew = sigma * c2
+    q = ctx[Ctx.POSITION] * lot
+    s = m * tick
+    bid = s - half - skew * q
+    ask = s + half - skew * q
+    write_two_sided(ctx, out, bid / tick, ask / tick, size, size)
+    return 0

@@ -116,3 +116,20 @@ register_policy(
         doc="Fixed absolute quotes in ticks and lots (tests and what-if studies).",
     )
 )
+register_policy(
+    KernelSpec(
+        "symmetric",
+        pnb.symmetric_nb,
+        {"half_spread_px": None, "order_qty": 1.0, "ref": 0.0},
+        doc="Mid ± half_spread_px, inventory-blind (Avellaneda & Stoikov 2008 §3.3 benchmark).",
+    )
+)
+register_policy(
+    KernelSpec(
+        "glft",
+        pnb.glft_nb,
+        {"gamma": None, "k": None, "A": None, "sigma_px": 0.0, "order_qty": 1.0, "ref": 0.0},
+        doc="Guéant–Lehalle–Fernandez-Tapia (2013) closed-form quotes (MODELS.md §2).",
+        aliases=("gueant",),
+    )
+)
