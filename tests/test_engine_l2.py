@@ -145,12 +145,13 @@ def test_inverse_contract_round_trip_pnl_in_coin():
 
 def test_lognormal_latency_is_seeded_and_varies():
     def submit_latencies(seed):
-        h = Harness(params=BID, latency={"model": "lognormal", "entry_nanos": MS,
-                                          "entry_sigma": 0.5, "feed_nanos": 0})
+        # fixed spread re-quotes whenever the mid moves: the ask alternates every 100 ms
+        h = Harness(policy="fixed_spread", params={"spread_bps": 20.0, "order_qty": 1},
+                    latency={"model": "lognormal", "entry_nanos": MS, "entry_sigma": 0.5,
+                             "feed_nanos": 0})
         h.engine.st[enb.S_RNG] = seed
-        rows = BOOK + [(100 * i + 50, K.LEVEL_SET, -1, 10005 + (i % 2), 100, 0)
+        rows = BOOK + [(100 * i + 50, K.LEVEL_SET, -1, 10005 + 4 * (i % 2), 100, 0)
                        for i in range(1, 200)]
-        h.engine.pparams[1] = 10
         h.feed(rows, final=True)
         o = h.all_orders()
         req = o[(o["event"] == OrderEvent.SUBMIT) | (o["event"] == OrderEvent.MODIFY)
@@ -158,8 +159,11 @@ def test_lognormal_latency_is_seeded_and_varies():
         return (req["exch_ts"] - req["local_ts"]).astype(float)
 
     a, b, c = submit_latencies(12345), submit_latencies(12345), submit_latencies(999)
-    assert np.array_equal(a, b)
-    assert len(a) >= 1
+    assert np.array_equal(a, b)  # same seed, same draws
+    assert len(a) >= 5 and len(np.unique(a)) > 1  # random, not constant
+    assert not np.array_equal(a[: len(c)], c[: len(a)])  # another seed, other draws
+    # median of exp(σZ)·1 ms is 1 ms: the sample median is within a few standard errors
+    assert 0.6 * MS < np.median(a) < 1.6 * MS
 
 
 def test_feed_offset_moves_a_lagging_capture_clock():
