@@ -150,8 +150,9 @@ def test_lognormal_latency_is_seeded_and_varies():
                     latency={"model": "lognormal", "entry_nanos": MS, "entry_sigma": 0.5,
                              "feed_nanos": 0})
         h.engine.st[enb.S_RNG] = seed
-        rows = BOOK + [(100 * i + 50, K.LEVEL_SET, -1, 10005 + 4 * (i % 2), 100, 0)
-                       for i in range(1, 200)]
+        rows = BOOK + [(0, K.LEVEL_SET, -1, 10009, 100, 0)]
+        rows += [(100 * i + 50, K.LEVEL_SET, -1, 10005, 100 * (i % 2), 0)  # touch 10005/10009
+                 for i in range(1, 200)]
         h.feed(rows, final=True)
         o = h.all_orders()
         req = o[(o["event"] == OrderEvent.SUBMIT) | (o["event"] == OrderEvent.MODIFY)
