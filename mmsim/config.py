@@ -66,11 +66,21 @@ class LatencyConfig(_Frozen):
     are never earlier than ``exch_ts`` (clamped and counted).
     ``entry_nanos`` / ``response_nanos`` are the defaults of the per-action fields.
     ``model: lognormal`` draws each latency as ``value·exp(σ·Z)`` with ``entry_sigma`` /
-    ``response_sigma`` (seeded by the experiment's ``seed``). Requests and responses keep
-    their order (one order-entry session).
+    ``response_sigma`` (seeded by the experiment's ``seed``). ``model: interpolated`` reads a
+    recorded series from ``series_path`` (Parquet or CSV, relative to the data root; columns
+    ``request_ts, exchange_ts, response_ts`` in ns and optionally ``action`` = submit, cancel
+    or modify) and interpolates it in time (:mod:`mmsim.models.nb`). Requests and responses
+    keep their order (one order-entry session).
     """
 
-    model: Literal["constant", "lognormal"] = "constant"
+    @model_validator(mode="after")
+    def _check_series(self) -> LatencyConfig:
+        if self.model == "interpolated" and not self.series_path:
+            raise ValueError("latency.series_path is required with model 'interpolated'")
+        return self
+
+    model: Literal["constant", "lognormal", "interpolated"] = "constant"
+    series_path: str | None = None
     feed_nanos: int | None = None
     feed_offset_nanos: int | Literal["auto"] = 0
     entry_sigma: float = Field(0.0, ge=0)

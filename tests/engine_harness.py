@@ -34,7 +34,7 @@ class Harness:
 
     def __init__(self, policy="static", params=None, hedger=None, hedger_params=None,
                  instrument=None, queue_model="fifo", feed_offset_ns=0, ref_price=10_000,
-                 **cfg):
+                 latency_series=None, **cfg):
         raw = {
             "data": {"kind": "synthetic"},
             "policy": {"name": policy, **(params or {})},
@@ -51,7 +51,8 @@ class Harness:
         self.inst = instrument or Instrument(tick_size=0.01, lot_size=1.0)
         self.engine = Engine(self.cfg, self.inst, pol, pol.param_vector(self.cfg.policy.params()),
                              hed, hed.param_vector(hedger_params or {}), ref_price, 0,
-                             queue_model=queue_model, feed_offset_ns=feed_offset_ns)
+                             queue_model=queue_model, feed_offset_ns=feed_offset_ns,
+                             latency_series=latency_series)
         self.fills, self.orders, self.equity = [], [], []
 
     def sink(self, f, o, e):

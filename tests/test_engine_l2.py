@@ -178,3 +178,39 @@ def test_feed_offset_moves_a_lagging_capture_clock():
     h1.feed(rows, final=True)
     assert h0.engine.stats()["feed_clamped"] == len(rows)
     assert h1.engine.stats()["feed_clamped"] == 0
+
+
+def test_interpolated_latency_from_a_recorded_series(tmp_path):
+    from mmsim.models.latency import load_latency_series
+
+    # entry latency 1 ms at T0, 3 ms at T0 + 1 s; response 2 ms, then 4 ms
+    p = tmp_path / "lat.csv"
+    p.write_text("request_ts,exchange_ts,response_ts\n"
+                 f"{T0},{T0 + MS},{T0 + 3 * MS}\n"
+                 f"{T0 + 1000 * MS},{T0 + 1003 * MS},{T0 + 1007 * MS}\n")
+    series = load_latency_series(p)
+    h = Harness(params=BID, latency={"model": "interpolated", "series_path": str(p),
+                                      "feed_nanos": 0}, latency_series=series)
+    h.feed(BOOK + [(500, K.LEVEL_SET, -1, 10006, 1, 0)], final=True)
+    o = h.all_orders()
+    sub = o[o["event"] == OrderEvent.SUBMIT][0]
+    ack = o[o["event"] == OrderEvent.ACK][0]
+    # sent at 100 ms: entry = 1 + (3 − 1)·0.1 = 1.2 ms; the ack leaves at 101.2 ms:
+    # response = 2 + (4 − 2)·0.1012 = 2.2024 ms
+    assert sub["exch_ts"] - sub["local_ts"] == 1_200_000
+    assert ack["local_ts"] - ack["exch_ts"] == 2_202_400
+
+
+def test_latency_series_errors_name_file_row_field(tmp_path):
+    from mmsim.data.errors import DataError
+    from mmsim.models.latency import load_latency_series
+
+    p = tmp_path / "bad.csv"
+    p.write_text("request_ts,exchange_ts,response_ts\n1,2,3\n5,x,9\n")
+    with pytest.raises(DataError, match=r"bad\.csv: row 3, field 'exchange_ts'"):
+        load_latency_series(p)
+    p.write_text("request_ts,exchange_ts,response_ts\n1,2,3\n5,4,9\n")
+    with pytest.raises(DataError, match=r"row 3, field 'exchange_ts'.*negative"):
+        load_latency_series(p)
+    with pytest.raises(DataError, match="not found"):
+        load_latency_series(tmp_path / "none.csv")

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+import mmsim._jitcache  # noqa: F401  (before any cached kernel)
+
 # ---- ladder scalars -------------------------------------------------------------------------
 L_BASE = 0  # price tick of column 0
 L_W = 1  # number of columns

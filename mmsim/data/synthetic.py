@@ -70,6 +70,7 @@ import sys
 import numba
 import numpy as np
 
+import mmsim._jitcache  # noqa: F401  (before any cached kernel)
 from mmsim.dtypes import EVENT_DTYPE
 from mmsim.enums import EventFlag, EventKind
 

@@ -79,6 +79,7 @@ class Engine:
         end_ts: int = 0,
         queue_model: str = "fifo",
         feed_offset_ns: int = 0,
+        latency_series: dict | None = None,
     ):
         e = cfg.engine
         w = int(e.book_width_ticks)
@@ -118,7 +119,9 @@ class Engine:
         else:
             cfgi[enb.C_FEED_MODE] = 1
             cfgi[enb.C_FEED_NS] = int(cfg.latency.feed_nanos)
-        cfgi[enb.C_LAT_KIND] = 1 if cfg.latency.model == "lognormal" else 0
+        cfgi[enb.C_LAT_KIND] = {"constant": 0, "lognormal": 1, "interpolated": 2}[
+            cfg.latency.model
+        ]
         qmodels = {"fifo": enb.QUEUE_FIFO, "risk_averse": enb.QUEUE_RISK_AVERSE,
                    "power": enb.QUEUE_POWER, "log": enb.QUEUE_LOG}
         cfgi[enb.C_QUEUE] = qmodels[queue_model]
@@ -153,6 +156,10 @@ class Engine:
         self.fp = fp
         lat = np.zeros(LATENCY_PARAMS, dtype=np.float64)
         lat[:12] = cfg.latency.vector()
+        if cfg.latency.model == "interpolated":
+            from mmsim.models.latency import latency_vector
+
+            lat = latency_vector(lat, latency_series or {})
         self.lat = lat
         self.policy = policy
         self.pparams = np.ascontiguousarray(policy_params, dtype=np.float64)
@@ -312,8 +319,14 @@ def backtest(
     off = cfg.latency.feed_offset_nanos
     if off == "auto":
         off = int(ds.meta.get("suggested_feed_offset_ns", 0))
+    series = None
+    if cfg.latency.model == "interpolated":
+        from mmsim.data.sources import data_root_from
+        from mmsim.models.latency import load_latency_series
+
+        series = load_latency_series(data_root_from(data_root) / cfg.latency.series_path)
     engine = Engine(cfg, inst, pol, pparams, hed, hparams, ds.ref_price_tick, end_ts,
-                    queue_model=qm, feed_offset_ns=int(off))
+                    queue_model=qm, feed_offset_ns=int(off), latency_series=series)
     run_dir = Path(out) if out else default_run_dir(cfg)
     writer = RunWriter(run_dir, inst, overwrite=overwrite)
     try:

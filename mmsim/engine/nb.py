@@ -29,6 +29,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+import mmsim._jitcache  # noqa: F401  (before any cached kernel)
 from mmsim.book.nb import (
     B_NFREE,
     B_SEQ,

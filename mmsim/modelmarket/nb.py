@@ -44,6 +44,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+import mmsim._jitcache  # noqa: F401  (before any cached kernel)
 from mmsim.engine.sigs import CTX_DEPTH, CTX_ORDERS, MAX_LEVELS, POLICY_FTYPE, Ctx, Quote
 
 # ---- float config mcfg float64[MC_SIZE] ------------------------------------------------------

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+import mmsim._jitcache  # noqa: F401  (before any cached kernel)
+
 
 class _Action(NamedTuple):
     """What we send to the exchange."""
@@ -37,14 +39,27 @@ class _LatencyModel(NamedTuple):
         ``params[0:6]`` are medians and ``params[6:12]`` the log-space standard deviations:
         each draw is ``median·exp(σ·Z)``, Z standard normal from a seeded xorshift64* stream
         kept in the engine state, so a run is reproducible.
+    INTERPOLATED
+        From a recorded series ``(request_ts, exchange_ts, response_ts)`` per action: the entry
+        latency ``exchange_ts − request_ts`` and the response latency
+        ``response_ts − exchange_ts`` are interpolated linearly in time (held constant before
+        the first and after the last record).
     """
 
     CONSTANT: int = 0
     LOGNORMAL: int = 1
+    INTERPOLATED: int = 2
 
 
 LatencyModel = _LatencyModel()
-LATENCY_PARAMS = 16
+#: fixed part of the latency vector; an interpolated series follows it (see below)
+LATENCY_PARAMS = 24
+#: INTERPOLATED: ``params[12 + a]`` = first row and ``params[15 + a]`` = row count of action
+#: ``a``'s series; row ``i`` is ``params[24 + 3i : 24 + 3i + 3]`` =
+#: (request_ts − origin, entry_nanos, response_nanos), sorted by request_ts; the int64 origin
+#: is ``params[18]·2**32 + params[19]`` (two exact floats: ns timestamps exceed float64's
+#: integer precision).
+LAT_SERIES0 = 24
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
@@ -74,22 +89,56 @@ def normal_nb(st, k):
 
 
 @nb.njit(cache=True, _nrt=False)
-def _latency(kind, params, idx, st, rng_k):
+def interp_latency_nb(params, action, col, ts):
+    """Latency of ``action`` at time ``ts`` from the recorded series (col 1 entry, 2 response)."""
+    start = int(params[12 + action])
+    n = int(params[15 + action])
+    if n <= 0:
+        return 0.0
+    base = LAT_SERIES0 + 3 * start
+    if ts <= params[base]:
+        return params[base + col]
+    last = base + 3 * (n - 1)
+    if ts >= params[last]:
+        return params[last + col]
+    lo = 0
+    hi = n - 1
+    while hi - lo > 1:  # invariant: t[lo] < ts < t[hi]
+        mid = (lo + hi) // 2
+        if params[base + 3 * mid] <= ts:
+            lo = mid
+        else:
+            hi = mid
+    t0 = params[base + 3 * lo]
+    t1 = params[base + 3 * hi]
+    v0 = params[base + 3 * lo + col]
+    v1 = params[base + 3 * hi + col]
+    if t1 <= t0:
+        return v1
+    return v0 + (v1 - v0) * (ts - t0) / (t1 - t0)
+
+
+@nb.njit(cache=True, _nrt=False)
+def _latency(kind, params, idx, st, rng_k, ts):
     if kind == 1:
         return int(params[idx] * np.exp(params[6 + idx] * normal_nb(st, rng_k)))
+    if kind == 2:
+        origin = np.int64(params[18]) * 4294967296 + np.int64(params[19])
+        v = interp_latency_nb(params, idx % 3, 1 + idx // 3, float(ts - origin))
+        return int(np.floor(v + 0.5))
     return int(params[idx])
 
 
 @nb.njit(cache=True, _nrt=False)
 def entry_latency_nb(kind, params, action, ts, st, rng_k):
     """Nanoseconds from our local send at ``ts`` to the exchange, for ``action``."""
-    return _latency(kind, params, action, st, rng_k)
+    return _latency(kind, params, action, st, rng_k, ts)
 
 
 @nb.njit(cache=True, _nrt=False)
 def response_latency_nb(kind, params, action, ts, st, rng_k):
     """Nanoseconds from the exchange at ``ts`` back to the strategy, for ``action``."""
-    return _latency(kind, params, 3 + action, st, rng_k)
+    return _latency(kind, params, 3 + action, st, rng_k, ts)
 
 
 # ---- fees --------------------------------------------------------------------------------

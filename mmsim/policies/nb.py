@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+import mmsim._jitcache  # noqa: F401  (before any cached kernel)
 from mmsim.engine.sigs import POLICY_SIG, Ctx, Quote
 
 # ---- shared helpers ------------------------------------------------------------------------

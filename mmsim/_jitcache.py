@@ -1,0 +1,49 @@
+"""Where numba keeps mmsim's compiled kernels.
+
+numba invalidates a cached kernel only when *its own* source file changes, not when a kernel
+it calls from another module does (the engine inlines the book, model and policy kernels).
+So mmsim keys its cache folder on a hash of its kernel sources: any change to them gives a
+fresh folder, and an unchanged package reuses the compiled kernels across processes (sweep
+workers, a second run). The folder is
+``$MMSIM_NUMBA_CACHE_DIR`` (else ``$NUMBA_CACHE_DIR``, else ``~/.cache/mmsim/numba``) /
+``<16 hex of the source hash>``. Import this module before any ``@njit(cache=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+
+_ROOT = Path(__file__).resolve().parent
+
+
+#: modules that kernels read constants from without importing numba themselves
+_CONSTANT_MODULES = {"enums.py", "dtypes.py", "sigs.py"}
+
+
+def source_digest() -> str:
+    """sha256 (16 hex) over the relative paths and bytes of the kernel sources: every
+    ``mmsim/**/*.py`` that imports numba, plus the modules whose constants kernels fold."""
+    h = hashlib.sha256()
+    for p in sorted(_ROOT.rglob("*.py")):
+        data = p.read_bytes()
+        if p.name in _CONSTANT_MODULES or b"numba" in data:
+            h.update(p.relative_to(_ROOT).as_posix().encode())
+            h.update(data)
+    return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    base = (
+        os.environ.get("MMSIM_NUMBA_CACHE_DIR")
+        or os.environ.get("NUMBA_CACHE_DIR")
+        or str(Path.home() / ".cache" / "mmsim" / "numba")
+    )
+    return Path(base) / source_digest()
+
+
+CACHE_DIR = cache_dir()
+numba.config.CACHE_DIR = str(CACHE_DIR)
