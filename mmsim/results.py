@@ -138,17 +138,33 @@ def orders_table(rec: np.ndarray, inst: Instrument) -> pa.Table:
     )
 
 
-def equity_table(rec: np.ndarray, inst: Instrument) -> pa.Table:
-    """Engine equity samples (``EQUITY_DTYPE``) → user units (:data:`EQUITY_SCHEMA`)."""
+def _ffill(x: np.ndarray, first: float) -> np.ndarray:
+    """Forward-fill NaNs, starting from ``first`` (NaN allowed)."""
+    x = np.concatenate([[first], x])
+    idx = np.where(np.isnan(x), 0, np.arange(len(x)))
+    np.maximum.accumulate(idx, out=idx)
+    return x[idx][1:]
+
+
+def equity_table(rec: np.ndarray, inst: Instrument, last_mid: float = np.nan) -> pa.Table:
+    """Engine equity samples (``EQUITY_DTYPE``) → user units (:data:`EQUITY_SCHEMA`).
+
+    ``mid`` is the exchange mid at the sample (NaN while a side of the book is empty);
+    ``equity`` marks the position at the last known mid (``last_mid`` carries it across
+    chunks) and is the cash alone while flat.
+    """
     mid = rec["mid_tick"] * inst.tick_size
     pos = rec["position"] * inst.lot_size
+    mark = _ffill(mid, last_mid)
+    eq = equity_values(inst, pos, mark, rec["cash"])
+    eq = np.where(pos == 0, rec["cash"], eq)
     return pa.Table.from_arrays(
         [
             pa.array(rec["ts"]),
             pa.array(mid),
             pa.array(pos),
             pa.array(rec["cash"]),
-            pa.array(equity_values(inst, pos, mid, rec["cash"])),
+            pa.array(eq),
             pa.array(rec["fees"]),
             pa.array(rec["traded_qty"] * inst.lot_size),
             pa.array(rec["n_fills"]),
@@ -189,6 +205,7 @@ class RunWriter:
             "equity": pq.ParquetWriter(self.tmp / "equity.parquet", EQUITY_SCHEMA),
         }
         self.overwrite = overwrite
+        self._last_mid = np.nan
 
     def append(self, fills: np.ndarray, orders: np.ndarray, equity: np.ndarray) -> None:
         """Append engine records (any of them may be empty)."""
@@ -197,7 +214,10 @@ class RunWriter:
         if len(orders):
             self._w["orders"].write_table(orders_table(orders, self.inst))
         if len(equity):
-            self._w["equity"].write_table(equity_table(equity, self.inst))
+            self._w["equity"].write_table(equity_table(equity, self.inst, self._last_mid))
+            mids = equity["mid_tick"][~np.isnan(equity["mid_tick"])]
+            if len(mids):
+                self._last_mid = float(mids[-1]) * self.inst.tick_size
 
     def close_logs(self) -> None:
         for w in self._w.values():

@@ -26,7 +26,7 @@ from mmsim.dtypes import EVENT_SCHEMA, events_to_table
 from mmsim.enums import EventKind
 
 #: Bump when a reader's output changes, so caches are rebuilt.
-READER_VERSION = "1"
+READER_VERSION = "2"
 
 
 def data_root_from(arg: str | os.PathLike | None) -> Path:
@@ -154,8 +154,12 @@ def open_dataset(
     data_root: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     seed: int = 0,
+    grid_hints: dict[str, Any] | None = None,
 ) -> Dataset:
     """Resolve ``data`` to a canonical event file, ingesting or generating it if needed.
+
+    ``grid_hints`` (``tick_size``, ``lot_size``, ``symbol``) go to the L2 readers, which need
+    the price and quantity grid to convert decimal strings exactly.
 
     Raises
     ------
@@ -192,32 +196,90 @@ def open_dataset(
         if not ob.is_file():
             raise DataError(ob, None, None, f"orderbook file not found (data root: {root})")
         inputs[ob.name] = sha256_file(ob)
+    extra = []
+    for f in data.files:
+        fp = root / f
+        if not fp.is_file():
+            raise DataError(fp, None, None, f"data file not found (data root: {root})")
+        inputs[fp.name] = sha256_file(fp)
+        extra.append(fp)
+    hints = {k: v for k, v in (grid_hints or {}).items() if v is not None}
     key = hashlib.sha256(
-        json.dumps({"in": inputs, "kind": kind, "v": READER_VERSION}, sort_keys=True).encode()
+        json.dumps({"in": inputs, "kind": kind, "v": READER_VERSION, "hints": hints},
+                   sort_keys=True).encode()
     ).hexdigest()[:20]
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"{kind}-{key}.parquet"
     if not path.exists():
-        path = ingest_to(kind, src, ob, path)
+        path = ingest_to(kind, src, ob, path, extra=extra, **hints)
     meta, report = _read_kv(path)
     return _summarise(Dataset(path, kind, meta, report, inputs))
 
 
-def ingest_to(kind: str, src: Path, orderbook: Path | None, out: Path) -> Path:
-    """Ingest a raw vendor file into canonical Parquet at ``out``; returns ``out``."""
-    from mmsim.data.store import write_events
+def read_raw(
+    kind: str,
+    src: Path,
+    orderbook: Path | None = None,
+    extra: list[Path] | None = None,
+    tick_size: float | None = None,
+    lot_size: float | None = None,
+    symbol: str | None = None,
+):
+    """Read raw vendor files of ``kind`` into an :class:`~mmsim.data.store.IngestResult`.
 
+    Kinds: ``lobster`` (``src`` message file, optional ``orderbook``), ``databento``,
+    ``binance`` (``src`` plus ``extra`` captures), ``binance_hist`` (snapshot, ``extra`` =
+    [updates]), ``tardis`` (book CSV, ``extra`` = [trades CSV]), ``hftbacktest`` (``.npz``).
+
+    Raises
+    ------
+    ValueError
+        Unknown kind or missing companion file / grid.
+    mmsim.data.DataError
+        Bad input (file, row and field named).
+    """
+    extra = list(extra or [])
     if kind == "lobster":
         from mmsim.data.lobster import read_lobster
 
-        res = read_lobster(src, orderbook)
-    elif kind == "databento":
+        return read_lobster(src, orderbook)
+    if kind == "databento":
         from mmsim.data.databento import read_databento
 
-        res = read_databento(src)
-    else:
-        raise ValueError(f"cannot ingest data kind '{kind}'")
-    write_events(out, res)
+        return read_databento(src)
+    if kind == "binance":
+        from mmsim.data.binance import read_binance
+
+        return read_binance([src, *extra], tick_size=tick_size, lot_size=lot_size, symbol=symbol)
+    if kind == "binance_hist":
+        from mmsim.data.binance_hist import read_binance_hist
+
+        if len(extra) != 1:
+            raise ValueError("binance_hist: give the snapshot CSV, then the updates CSV")
+        return read_binance_hist(src, extra[0], tick_size=tick_size or 0.1,
+                                 lot_size=lot_size or 0.001)
+    if kind == "tardis":
+        from mmsim.data.tardis import read_tardis
+
+        if tick_size is None or lot_size is None:
+            raise ValueError("tardis: the tick size and lot size are required")
+        return read_tardis(src, extra[0] if extra else None, tick_size=tick_size,
+                           lot_size=lot_size)
+    if kind == "hftbacktest":
+        from mmsim.data.hftbacktest_npz import read_hftbacktest_npz
+
+        if tick_size is None or lot_size is None:
+            raise ValueError("hftbacktest: the tick size and lot size are required")
+        return read_hftbacktest_npz(src, tick_size=tick_size, lot_size=lot_size)
+    raise ValueError(f"cannot ingest data kind '{kind}'")
+
+
+def ingest_to(kind: str, src: Path, orderbook: Path | None, out: Path, extra=None,
+              **hints) -> Path:
+    """Ingest raw vendor files into canonical Parquet at ``out`` (atomically); returns it."""
+    from mmsim.data.store import write_events
+
+    write_events(out, read_raw(kind, src, orderbook, extra, **hints))
     return out
 
 

@@ -108,6 +108,8 @@ class Engine:
         stf[enb.F_VOL_VAR] = float(e.vol_init_tick) ** 2
         stf[enb.F_LAST_MID] = np.nan
         stf[enb.F_MARK] = np.nan
+        stf[enb.F_TRADE_HI] = np.nan
+        stf[enb.F_TRADE_LO] = np.nan
         self.stf = stf
         lot = instrument.lot_size
         cfgi = np.zeros(enb.CFG_SIZE, dtype=np.int64)
@@ -301,8 +303,13 @@ def backtest(
             cfg = config_from_dict(apply_overrides(cfg.as_dict(), overrides))
 
     t_start = time.perf_counter()
-    ds = open_dataset(cfg.data, data_root, cache_dir, seed=cfg.seed)
-    inst = cfg.instrument_spec(DEFAULT_INSTRUMENTS.get(ds.kind, {}))
+    hints = {k: cfg.instrument.get(k) for k in ("tick_size", "lot_size", "symbol")}
+    ds = open_dataset(cfg.data, data_root, cache_dir, seed=cfg.seed, grid_hints=hints)
+    defaults = dict(DEFAULT_INSTRUMENTS.get(ds.kind, {}))
+    for k in ("tick_size", "lot_size", "multiplier", "symbol"):
+        if ds.meta.get(k) is not None:
+            defaults[k] = ds.meta[k]
+    inst = cfg.instrument_spec(defaults)
     pol = get_policy(cfg.policy.name)
     pparams = pol.param_vector(cfg.policy.params(), "policy")
     if cfg.hedger is not None:

@@ -130,6 +130,7 @@ G_CODE = 1  # +1/-1 level delta on that side; 10 clear both; 11 clear bids; -11 
 G_PX = 2
 G_DQ = 3
 RING_RECENTER = 30  # code: move the local ladder window to G_PX
+RING_TRADE = 40  # code ± 40: a trade reaches the strategy (G_PX price, G_DQ lots); sign = side
 
 # ---- engine integer state st int64[ST_SIZE] -----------------------------------------------
 S_I = 0  # resume index in the current chunk
@@ -188,7 +189,10 @@ F_LAST_VOL_TS = 6
 F_FUNDING = 7  # cumulative funding paid (settlement currency)
 F_MARK = 8  # last mark price (quote currency), NaN if none
 F_FUND_RATE = 9  # funding rate announced for the next funding time
-STF_SIZE = 12
+F_TRADE_HI = 10  # local view: highest buyer-initiated trade price (ticks) since last clock
+F_TRADE_LO = 11  # local view: lowest seller-initiated trade price since last clock
+F_TRADE_QTY = 12  # local view: lots traded since last clock
+STF_SIZE = 16
 
 # ---- integer config cfg int64[CFG_SIZE] -----------------------------------------------------
 C_DEC_NS = 0
@@ -467,7 +471,7 @@ def _ring_push(ring, st, ts, code, px, dq):
 
 
 @nb.njit(cache=True, _nrt=False)
-def _ring_pop_apply(ring, st, llvl, lsc):
+def _ring_pop_apply(ring, st, stf, llvl, lsc):
     cap = ring.shape[0]
     j = st[S_RING_HEAD]
     code = ring[j, G_CODE]
@@ -479,6 +483,15 @@ def _ring_pop_apply(ring, st, llvl, lsc):
         ladder_clear_nb(llvl, lsc, -1)
     elif code == RING_RECENTER:
         ladder_recenter_nb(llvl, lsc, ring[j, G_PX])
+    elif code == RING_TRADE or code == -RING_TRADE:
+        px = ring[j, G_PX]
+        if code < 0:  # resting ask: buyer-initiated
+            if np.isnan(stf[F_TRADE_HI]) or px > stf[F_TRADE_HI]:
+                stf[F_TRADE_HI] = px
+        else:
+            if np.isnan(stf[F_TRADE_LO]) or px < stf[F_TRADE_LO]:
+                stf[F_TRADE_LO] = px
+        stf[F_TRADE_QTY] += ring[j, G_DQ]
     else:
         ladder_change_nb(llvl, lsc, code, ring[j, G_PX], ring[j, G_DQ])
     st[S_RING_HEAD] = (j + 1) % cap
@@ -486,7 +499,7 @@ def _ring_pop_apply(ring, st, llvl, lsc):
 
 
 @nb.njit(cache=True, _nrt=False)
-def _feed(ring, st, llvl, lsc, ts, code, px, dq):
+def _feed(ring, st, stf, llvl, lsc, ts, code, px, dq):
     """Queue a change of the exchange book for the local view at local time ``ts``."""
     if ts < st[S_RING_LAST]:
         ts = st[S_RING_LAST]
@@ -494,7 +507,7 @@ def _feed(ring, st, llvl, lsc, ts, code, px, dq):
     st[S_RING_LAST] = ts
     if not _ring_push(ring, st, ts, code, px, dq):
         st[S_RING_OVF] += 1
-        _ring_pop_apply(ring, st, llvl, lsc)
+        _ring_pop_apply(ring, st, stf, llvl, lsc)
         _ring_push(ring, st, ts, code, px, dq)
 
 
@@ -580,16 +593,16 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
         if ref >= 0 and abs(px - ref) > w // 4:
             sc[L_OOW] += 1
             return 0
-        _recenter(px, lvl, sc, llvl, lsc, ring, st, lts)
+        _recenter(px, lvl, sc, llvl, lsc, ring, st, stf, lts)
     old = level_qty_nb(lvl, sc, side, px)
     if q == old:
         return 0
     ladder_change_nb(lvl, sc, side, px, q - old)
-    _feed(ring, st, llvl, lsc, lts, side, px, q - old)
+    _feed(ring, st, stf, llvl, lsc, lts, side, px, q - old)
     if cfg[C_FOLLOW] != 0:
         b = sc[L_BEST_BID] if side > 0 else sc[L_BEST_ASK]
         if b >= 0 and (b < w // 8 or b > w - w // 8):
-            _recenter(b + sc[L_BASE], lvl, sc, llvl, lsc, ring, st, lts)
+            _recenter(b + sc[L_BASE], lvl, sc, llvl, lsc, ring, st, stf, lts)
     if snap:
         return 0
     if (side > 0 and nbid > 0 and px <= st[S_OB_BID]) or (
@@ -608,12 +621,12 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
 
 
 @nb.njit(cache=True, _nrt=False)
-def _recenter(center_px, lvl, sc, llvl, lsc, ring, st, lts):
+def _recenter(center_px, lvl, sc, llvl, lsc, ring, st, stf, lts):
     """Centre the exchange ladder on ``center_px``; the local ladder follows via the feed."""
     new_base = center_px - sc[1] // 2
     ladder_recenter_nb(lvl, sc, new_base)
     st[S_RECENTER] += 1
-    _feed(ring, st, llvl, lsc, lts, RING_RECENTER, new_base, 0)
+    _feed(ring, st, stf, llvl, lsc, lts, RING_RECENTER, new_base, 0)
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
@@ -653,12 +666,12 @@ def _market_event(
                 os_ = ordt[old, O_SIDE]
                 op = ordt[old, O_PRICE]
                 oq = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, old)
-                _feed(ring, st, llvl, lsc, lts, os_, op, -oq)
+                _feed(ring, st, stf, llvl, lsc, lts, os_, op, -oq)
                 _reduce_ahead(ours, ahead, cfg, st, os_, op, ordt[old, O_SEQ], oq)
         slot = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q, False)
         if slot == -2:
             return ERR_BOOK_FULL
-        _feed(ring, st, llvl, lsc, lts, side, px, q)
+        _feed(ring, st, stf, llvl, lsc, lts, side, px, q)
         if oid == 0 and ((side > 0 and nbid > 0) or (side < 0 and nask > 0)):
             lb = ST_LIST if side > 0 else ST_LIST + cfg[C_MAX_OURS]
             for i in range(nbid if side > 0 else nask):
@@ -680,7 +693,7 @@ def _market_event(
         if oid == 0:
             removed = l3_anon_reduce_nb(lvl, anon, sc, side, px, q)
             if removed > 0:
-                _feed(ring, st, llvl, lsc, lts, side, px, -removed)
+                _feed(ring, st, stf, llvl, lsc, lts, side, px, -removed)
             seq = np.int64(-1)
             oside = side
             opx = px
@@ -696,7 +709,7 @@ def _market_event(
                 removed = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot)
             else:
                 removed = l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, q)
-            _feed(ring, st, llvl, lsc, lts, oside, opx, -removed)
+            _feed(ring, st, stf, llvl, lsc, lts, oside, opx, -removed)
         if (oside > 0 and nbid > 0 and opx <= st[S_OB_BID]) or (
             oside < 0 and nask > 0 and opx >= st[S_OB_ASK]
         ):
@@ -715,7 +728,7 @@ def _market_event(
             s2 = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q)
             if s2 == -2:
                 return ERR_BOOK_FULL
-            _feed(ring, st, llvl, lsc, lts, side, px, q)
+            _feed(ring, st, stf, llvl, lsc, lts, side, px, q)
         else:
             oside = ordt[slot, O_SIDE]
             opx = ordt[slot, O_PRICE]
@@ -723,10 +736,10 @@ def _market_event(
             seq = ordt[slot, O_SEQ]
             lost = l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, side, px, q)
             if oside == side and opx == px:
-                _feed(ring, st, llvl, lsc, lts, side, px, q - oq)
+                _feed(ring, st, stf, llvl, lsc, lts, side, px, q - oq)
             else:
-                _feed(ring, st, llvl, lsc, lts, oside, opx, -oq)
-                _feed(ring, st, llvl, lsc, lts, side, px, q)
+                _feed(ring, st, stf, llvl, lsc, lts, oside, opx, -oq)
+                _feed(ring, st, stf, llvl, lsc, lts, side, px, q)
             dec = oq if lost == 1 else oq - q
             if dec > 0:
                 _reduce_ahead(ours, ahead, cfg, st, oside, opx, seq, dec)
@@ -740,7 +753,12 @@ def _market_event(
         return 0
 
     if kind == EventKind.TRADE:
-        if snap or (ev.flags & (EventFlag.INFO | EventFlag.CROSS)) != 0:
+        if snap:
+            return 0
+        if side != 0 and (ev.flags & EventFlag.CROSS) == 0:
+            code = RING_TRADE if side > 0 else -RING_TRADE
+            _feed(ring, st, stf, llvl, lsc, lts, code, px, q)
+        if (ev.flags & (EventFlag.INFO | EventFlag.CROSS)) != 0:
             return 0
         if (side > 0 and nbid > 0 and px <= st[S_OB_BID]) or (
             side < 0 and nask > 0 and px >= st[S_OB_ASK]
@@ -771,7 +789,7 @@ def _market_event(
     if kind == EventKind.CLEAR:
         l3_clear_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, side)
         code = 10 if side == 0 else (11 if side > 0 else -11)
-        _feed(ring, st, llvl, lsc, lts, code, 0, 0)
+        _feed(ring, st, stf, llvl, lsc, lts, code, 0, 0)
         for k in range(cfg[C_MAX_OURS]):
             if ours[k, U_XSTAT] == ST_OPEN and (side == 0 or ours[k, U_SIDE] == side):
                 ahead[k] = 0.0
@@ -1158,6 +1176,9 @@ def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, dep
     ctx[Ctx.N_PENDING_HEDGE] = st[S_HEDGE_PENDING]
     lf = stf[F_LAST_FILL_S]
     ctx[Ctx.LAST_FILL_S] = (lf - t0) * 1e-9 if lf > 0 else -np.inf
+    ctx[Ctx.TRADE_HI_TICK] = stf[F_TRADE_HI]
+    ctx[Ctx.TRADE_LO_TICK] = stf[F_TRADE_LO]
+    ctx[Ctx.TRADE_QTY] = stf[F_TRADE_QTY]
     ladder_top_nb(llvl, lsc, 1, CTX_DEPTH, depth_px, depth_q)
     for k in range(CTX_DEPTH):
         ctx[Ctx.DEPTH0 + 2 * k] = depth_px[k] if depth_px[k] >= 0 else np.nan
@@ -1232,6 +1253,10 @@ def _decide(
     if rc != 0:
         st[S_ERR] = rc
         return ERR_POLICY
+    if reason == 0:  # trade statistics run from one clock decision to the next
+        stf[F_TRADE_HI] = np.nan
+        stf[F_TRADE_LO] = np.nan
+        stf[F_TRADE_QTY] = 0.0
     nbid = int(qout[Quote.N_BID])
     nask = int(qout[Quote.N_ASK])
     if not warm:
@@ -1372,7 +1397,7 @@ def _run_internal(
         if _needs_flush(counts, fills, olog, eq):
             return RET_FLUSH
         if t_ring == tmin:
-            _ring_pop_apply(ring, st, llvl, lsc)
+            _ring_pop_apply(ring, st, stf, llvl, lsc)
         elif t_resp == tmin:
             kind, slot = _response_arrives(resp, respf, st, stf, ours)
             if kind == OrderEvent.FILL and cfg[C_DECIDE_ON_FILL] != 0:
@@ -1453,7 +1478,7 @@ def run_nb(
             tr = ring[st[S_RING_HEAD], G_TS]
             if tr >= ts or tr > t_other:
                 break
-            _ring_pop_apply(ring, st, llvl, lsc)
+            _ring_pop_apply(ring, st, stf, llvl, lsc)
         if st[S_NEXT_REQ] < ts or st[S_NEXT_RESP] < ts or st[S_NEXT_DEC] < ts or \
                 st[S_NEXT_EQ] < ts or st[S_NEXT_FUND] < ts or \
                 (st[S_RING_N] > 0 and ring[st[S_RING_HEAD], G_TS] < ts):

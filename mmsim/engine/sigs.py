@@ -72,6 +72,9 @@ class _Ctx(NamedTuple):
     N_PENDING_HEDGE: int = 18  # hedge orders sent and not finished
     TARGET_POSITION: int = 19  # lots (hedger target)
     LAST_FILL_S: int = 20  # local time of our last fill report, seconds (-inf if none)
+    TRADE_HI_TICK: int = 21  # highest buyer-initiated trade price since the last clock
+    TRADE_LO_TICK: int = 22  # lowest seller-initiated trade price since the last clock (NaN)
+    TRADE_QTY: int = 23  # lots traded since the last clock decision (as the strategy saw it)
     DEPTH0: int = 24  # CTX_DEPTH bid (price, qty) pairs, then CTX_DEPTH ask pairs
     ORDERS0: int = 44  # CTX_ORDERS x (side, price_tick, leaves_qty, status, is_hedge)
 

@@ -220,3 +220,158 @@ def glft_nb(ctx, params, state, out):
     ask = s + half - skew * q
     write_two_sided(ctx, out, bid / tick, ask / tick, size, size)
     return 0
+
+
+# ---- GLFT with online calibration of A, k and sigma (MODELS.md §2) ------------------------
+# params (all prices in ticks): gamma (per tick per order-size unit), order_qty (lots),
+#   window_s (rolling window), grid_n (depths 1..grid_n ticks), refit_every (clock steps),
+#   A_init (1/s), k_init (1/tick), sigma_init (ticks/sqrt(s)), min_intervals
+GC_GAMMA = 0
+GC_ORDER_QTY = 1
+GC_WINDOW_S = 2
+GC_GRID_N = 3
+GC_REFIT = 4
+GC_A0 = 5
+GC_K0 = 6
+GC_SIGMA0 = 7
+GC_MIN_N = 8
+# state: scalars, then a ring of intervals (dt, ask depth, bid depth, mid change)
+GS_LAST_MID = 0
+GS_LAST_T = 1
+GS_N = 2  # intervals in the ring
+GS_HEAD = 3  # next write position
+GS_A = 4
+GS_K = 5
+GS_SIGMA = 6
+GS_SINCE_FIT = 7
+GS_NFIT = 8
+GS_RING0 = 16
+GC_RING_CAP = 12_000  # intervals kept (20 min at 100 ms)
+GC_STATE_SIZE = GS_RING0 + 4 * GC_RING_CAP
+
+
+@nb.njit(cache=True)
+def _glft_fit(params, state):
+    """Refit A, k (ln λ(δ) = ln A − k·δ, least squares) and σ over the window."""
+    n = int(state[GS_N])
+    cap = GC_RING_CAP
+    head = int(state[GS_HEAD])
+    window = params[GC_WINDOW_S]
+    grid_n = int(params[GC_GRID_N])
+    # walk back from the newest interval until the window is covered
+    total_t = 0.0
+    m = 0
+    sum_d = 0.0
+    sum_d2 = 0.0
+    hits = np.zeros(grid_n)
+    for i in range(n):
+        j = (head - 1 - i) % cap
+        base = GS_RING0 + 4 * j
+        dt = state[base]
+        if total_t + dt > window and m > 0:
+            break
+        total_t += dt
+        m += 1
+        dm = state[base + 3]
+        sum_d += dm
+        sum_d2 += dm * dm
+        da = state[base + 1]
+        db = state[base + 2]
+        for g in range(grid_n):
+            delta = g + 1.0
+            if da >= delta:
+                hits[g] += 1.0
+            if db >= delta:
+                hits[g] += 1.0
+    if m < params[GC_MIN_N] or total_t <= 0.0:
+        return
+    # sigma: std of mid changes per interval, scaled to per-sqrt(second)
+    mean = sum_d / m
+    var = sum_d2 / m - mean * mean
+    if var > 0.0:
+        state[GS_SIGMA] = np.sqrt(var * m / total_t)
+    # lambda(delta) per side and second; fit on depths that were reached
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    sxy = 0.0
+    cnt = 0
+    for g in range(grid_n):
+        if hits[g] > 0.0:
+            x = g + 1.0
+            y = np.log(hits[g] / (2.0 * total_t))
+            sx += x
+            sy += y
+            sxx += x * x
+            sxy += x * y
+            cnt += 1
+    if cnt >= 2:
+        den = cnt * sxx - sx * sx
+        if den > 0.0:
+            slope = (cnt * sxy - sx * sy) / den
+            icpt = (sy - slope * sx) / cnt
+            if slope < 0.0:
+                state[GS_K] = -slope
+                state[GS_A] = np.exp(icpt)
+                state[GS_NFIT] += 1.0
+
+
+@nb.njit(POLICY_SIG, cache=True)
+def glft_calibrated_nb(ctx, params, state, out):
+    """GLFT quotes (Guéant–Lehalle–Fernandez-Tapia 2013; Guéant 2017) with A, k, σ calibrated
+    online from the feed (MODELS.md §2), in ticks.
+
+    Each clock step records how deep trades reached from the previous mid on each side (the
+    context's ``TRADE_HI_TICK``/``TRADE_LO_TICK``) and the mid change. Over a rolling
+    ``window_s`` a quote at depth δ ∈ {1 … grid_n} ticks would have been hit ``hits(δ)`` times:
+    ``λ(δ) = hits(δ)/(2·window)`` per side and second; ``ln λ(δ) = ln A − k·δ`` is fitted by
+    least squares every ``refit_every`` steps; σ is the standard deviation of the mid changes
+    scaled to per-√second. Until the first fit the ``*_init`` values are used. Quotes (Δ = one
+    order, q = position / order size, all in ticks, γ per tick per order)::
+
+        c1 = (1/γ)·ln(1 + γ/k),  c2 = sqrt(γ/(2·A·k)·(1 + γ/k)^(k/γ + 1))
+        bid = mid − (c1 + σ·c2/2) − σ·c2·q,   ask = mid + (c1 + σ·c2/2) − σ·c2·q
+    """
+    mid = ctx[Ctx.MID_TICK]
+    now = ctx[Ctx.TIME_S]
+    if state[GS_A] <= 0.0:
+        state[GS_A] = params[GC_A0]
+        state[GS_K] = params[GC_K0]
+        state[GS_SIGMA] = params[GC_SIGMA0]
+        state[GS_LAST_MID] = np.nan
+    if ctx[Ctx.REASON] == 0.0 and not np.isnan(mid):
+        last = state[GS_LAST_MID]
+        if not np.isnan(last):
+            dt = now - state[GS_LAST_T]
+            if dt > 0.0:
+                hi = ctx[Ctx.TRADE_HI_TICK]
+                lo = ctx[Ctx.TRADE_LO_TICK]
+                j = int(state[GS_HEAD])
+                base = GS_RING0 + 4 * j
+                state[base] = dt
+                state[base + 1] = hi - last if not np.isnan(hi) else -1.0
+                state[base + 2] = last - lo if not np.isnan(lo) else -1.0
+                state[base + 3] = mid - last
+                state[GS_HEAD] = (j + 1) % GC_RING_CAP
+                if state[GS_N] < GC_RING_CAP:
+                    state[GS_N] += 1.0
+                state[GS_SINCE_FIT] += 1.0
+                if state[GS_SINCE_FIT] >= params[GC_REFIT]:
+                    state[GS_SINCE_FIT] = 0.0
+                    _glft_fit(params, state)
+        state[GS_LAST_MID] = mid
+        state[GS_LAST_T] = now
+    if np.isnan(mid):
+        return 0
+    gamma = params[GC_GAMMA]
+    a_int = state[GS_A]
+    k = state[GS_K]
+    sigma = state[GS_SIGMA]
+    size = params[GC_ORDER_QTY]
+    q = ctx[Ctx.POSITION] / size
+    c1 = np.log(1.0 + gamma / k) / gamma
+    c2 = np.sqrt(gamma / (2.0 * a_int * k) * (1.0 + gamma / k) ** (k / gamma + 1.0))
+    half = c1 + 0.5 * sigma * c2
+    skew = sigma * c2
+    write_two_sided(ctx, out, mid - half - skew * q, mid + half - skew * q, size, size)
+    return 0

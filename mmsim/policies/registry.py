@@ -34,6 +34,7 @@ class KernelSpec:
     state_init: tuple[float, ...] = ()
     doc: str = ""
     aliases: tuple[str, ...] = field(default=())
+    state_size: int = 16
 
     def param_vector(self, values: dict[str, float], where: str = "policy") -> np.ndarray:
         """Return the float64 parameter vector for ``values``.
@@ -57,8 +58,9 @@ class KernelSpec:
             out[i] = float(v)
         return out
 
-    def state_vector(self, size: int = 16) -> np.ndarray:
-        """Return a fresh state vector (at least ``size`` long) holding ``state_init``."""
+    def state_vector(self, size: int | None = None) -> np.ndarray:
+        """Return a fresh state vector (``state_size`` long) holding ``state_init``."""
+        size = self.state_size if size is None else size
         st = np.zeros(max(size, len(self.state_init)), dtype=np.float64)
         st[: len(self.state_init)] = self.state_init
         return st
@@ -131,5 +133,16 @@ register_policy(
         {"gamma": None, "k": None, "A": None, "sigma_px": 0.0, "order_qty": 1.0, "ref": 0.0},
         doc="Guéant–Lehalle–Fernandez-Tapia (2013) closed-form quotes (MODELS.md §2).",
         aliases=("gueant",),
+    )
+)
+register_policy(
+    KernelSpec(
+        "glft_calibrated",
+        pnb.glft_calibrated_nb,
+        {"gamma": None, "order_qty": 1.0, "window_s": 600.0, "grid_n": 20.0,
+         "refit_every": 50.0, "A_init": 1.0, "k_init": 0.5, "sigma_init": 1.0,
+         "min_intervals": 100.0},
+        doc="GLFT with A, k and sigma calibrated online from the feed (MODELS.md §2), ticks.",
+        state_size=pnb.GC_STATE_SIZE,
     )
 )
