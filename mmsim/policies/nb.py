@@ -375,3 +375,34 @@ def glft_calibrated_nb(ctx, params, state, out):
     skew = sigma * c2
     write_two_sided(ctx, out, mid - half - skew * q, mid + half - skew * q, size, size)
     return 0
+
+
+# ---- fixed tick offsets around the mid, kept behind the touch --------------------------------
+# params: offset_ticks, skew_ticks (per order of inventory), order_qty (lots)
+OT_OFFSET = 0
+OT_SKEW = 1
+OT_ORDER_QTY = 2
+
+
+@nb.njit(POLICY_SIG, cache=True)
+def offset_ticks_nb(ctx, params, state, out):
+    """Quote ``round(mid ∓ offset − skew·q)`` ticks, q = position / order size, with the bid
+    no higher than the best bid and the ask no lower than the best ask (the parity policy of
+    ``benchmarks/peer_hftbacktest.py``). Rounding is half-to-even (``np.round``)."""
+    mid = ctx[Ctx.MID_TICK]
+    bb = ctx[Ctx.BEST_BID_TICK]
+    ba = ctx[Ctx.BEST_ASK_TICK]
+    if np.isnan(mid) or bb >= ba:
+        return 0
+    size = params[OT_ORDER_QTY]
+    q = ctx[Ctx.POSITION] / size
+    shift = params[OT_SKEW] * q
+    bid = min(np.round(mid - params[OT_OFFSET] - shift), bb)
+    ask = max(np.round(mid + params[OT_OFFSET] - shift), ba)
+    out[Quote.N_BID] = 1.0
+    out[Quote.BID0] = bid
+    out[Quote.BID0 + 1] = size
+    out[Quote.N_ASK] = 1.0
+    out[Quote.ASK0] = ask
+    out[Quote.ASK0 + 1] = size
+    return 0

@@ -146,3 +146,11 @@ register_policy(
         state_size=pnb.GC_STATE_SIZE,
     )
 )
+register_policy(
+    KernelSpec(
+        "offset_ticks",
+        pnb.offset_ticks_nb,
+        {"offset_ticks": None, "skew_ticks": 0.0, "order_qty": 1.0},
+        doc="round(mid -/+ offset - skew*q) ticks, kept behind the touch.",
+    )
+)
