@@ -575,7 +575,7 @@ def _l2_level_change(ours, ahead, cfg, fp, st, side, px, old_q, new_q):
         ahead[k] = front if front > 0.0 else 0.0
 
 
-@nb.njit(cache=True, _nrt=False)
+@nb.njit(cache=True, inline="always", _nrt=False)
 def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring, ours, ahead,
                st, stf, cfg, fp, lat, resp, respf, fills, olog, counts):
     """L2: the level at ``px`` on ``side`` is now ``q`` lots."""
