@@ -80,6 +80,7 @@ def run_mmsim(repeats: int = 3) -> tuple[dict, Path, int]:
             "wall_s_warm": best,
             "events_per_s": len(events) / best if best < float("inf") else None,
             "fills": int(len(f)),
+            "filled_orders": int(len(np.unique(f["order_id"]))) if len(f) else 0,
             "maker_fills": int((f["liquidity"] == 1).sum()) if len(f) else 0,
             "traded_qty": float(f["qty"].sum() * 0.001) if len(f) else 0.0,
             "final_position": pos * 0.001,
@@ -99,10 +100,20 @@ def main() -> int:
          "--repeats", "3", "--feed-offset-ns", str(offset)],
         capture_output=True, text=True, check=True,
     )
-    hb = json.loads(r.stdout.strip().splitlines()[-1])
-    print("parity: mmsim vs hftbacktest, Binance USD-M BTCUSDT 2024-07-18/19 (8 min)")
-    rows = [("events", "events", "{:,}"), ("warm wall s", "wall_s_warm", "{:.3f}"),
-            ("events/s", "events_per_s", "{:,.0f}"), ("fills", "fills", "{}"),
+    hb_all = json.loads(r.stdout.strip().splitlines()[-1])
+    # hftbacktest 2.4.4's partial_fill_exchange stops early (InvalidOrderStatus, upstream
+    # issue #312) and books only whole-order fills (#299, #316): the comparison uses its
+    # no_partial_fill_exchange, where every fill is a whole order; mmsim fills partially, so
+    # its fill events are compared with hftbacktest's fills as filled orders too.
+    hb = {k[: -len("_nopartial")]: v for k, v in hb_all.items() if k.endswith("_nopartial")}
+    hb["events"] = hb_all["events"]
+    hb["events_per_s"] = hb_all["events"] / hb["wall_s_warm"]
+    hb["filled_orders"] = hb["fills"]
+    print("parity: mmsim vs hftbacktest 2.4.4 (no_partial_fill_exchange), Binance USD-M "
+          "BTCUSDT 2024-07-18/19 (8 min)")
+    rows = [("events", "events", "{:,}"), ("warm wall s", "wall_s_warm", "{:.4f}"),
+            ("events/s", "events_per_s", "{:,.0f}"), ("fills (events)", "fills", "{}"),
+            ("filled orders", "filled_orders", "{}"),
             ("traded qty BTC", "traded_qty", "{:.3f}"),
             ("final position BTC", "final_position", "{:.3f}"), ("PnL USDT", "pnl", "{:.2f}"),
             ("fees USDT", "fees", "{:.3f}")]
@@ -111,12 +122,13 @@ def main() -> int:
         a, b = mm.get(key), hb.get(key)
         ratio = f"{a / b:8.3f}" if isinstance(a, (int, float)) and b not in (0, None) else ""
         print(f"  {label:<20} {fmt.format(a):>14} {fmt.format(b):>14} {ratio}")
-    extra = {k: v for k, v in hb.items() if k.endswith("_nopartial")}
-    if extra:
-        print(f"  hftbacktest without partial fills: {json.dumps(extra)}")
-    fr = mm["fills"] / hb["fills"] if hb.get("fills") else float("nan")
+    part = {k: hb_all.get(k) for k in ("fills", "traded_qty", "final_position", "pnl",
+                                        "completed", "last_ts", "elapse_rc")}
+    print(f"  hftbacktest partial_fill_exchange (broken upstream, for reference): "
+          f"{json.dumps(part)}")
+    fr = mm["filled_orders"] / hb["filled_orders"] if hb.get("filled_orders") else float("nan")
     qr = mm["traded_qty"] / hb["traded_qty"] if hb.get("traded_qty") else float("nan")
-    print(f"targets: fills within 5 % ({abs(fr - 1):.1%} off), traded qty within 5 % "
+    print(f"targets: filled orders within 5 % ({abs(fr - 1):.1%} off), traded qty within 5 % "
           f"({abs(qr - 1):.1%} off), mmsim events/s >= hftbacktest "
           f"(ratio {mm['events_per_s'] / hb['events_per_s']:.2f})")
     return 0

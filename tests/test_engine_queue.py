@@ -207,3 +207,24 @@ def test_order_table_grows_without_losing_orders():
     assert b["bs"][1] == len(live)
     assert b["lvl"][0].sum() == sum(r[4] for r in live if r[2] == 1)
     assert b["lvl"][1].sum() == sum(r[4] for r in live if r[2] == -1)
+
+
+def test_executions_reach_the_strategy_as_trades_once():
+    from mmsim.engine import nb as enb
+    from mmsim.enums import EventFlag
+
+    h = Harness(params={})
+    rows = BOOK + [(50, K.EXECUTE, -1, 10005, 10, 2),  # buyer-initiated: lifts the ask
+                   (60, K.TRADE, -1, 10005, 10, 0),  # its INFO print (Databento T): not again
+                   (61, K.EXECUTE, 1, 9999, 4, 1),  # seller-initiated: hits the bid
+                   (70, K.ADD, 1, 9990, 1, 7)]
+    from engine_harness import events as mk
+
+    ev = mk(rows)
+    ev[3]["flags"] |= EventFlag.INFO
+    h.engine.feed(ev, h.sink)
+    stf = h.engine.stf
+    assert stf[enb.F_TRADE_HI] == 10005 and stf[enb.F_TRADE_LO] == 9999
+    assert stf[enb.F_TRADE_QTY] == 14
+    h.feed([(150, K.ADD, 1, 9991, 1, 8)], final=True)  # the 100 ms decision resets them
+    assert np.isnan(stf[enb.F_TRADE_HI]) and stf[enb.F_TRADE_QTY] == 0

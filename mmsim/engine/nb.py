@@ -710,6 +710,9 @@ def _market_event(
             else:
                 removed = l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, q)
             _feed(ring, st, stf, llvl, lsc, lts, oside, opx, -removed)
+        if kind == EventKind.EXECUTE and not snap and removed > 0:
+            _feed(ring, st, stf, llvl, lsc, lts, RING_TRADE if oside > 0 else -RING_TRADE, opx,
+                  removed)
         if (oside > 0 and nbid > 0 and opx <= st[S_OB_BID]) or (
             oside < 0 and nask > 0 and opx >= st[S_OB_ASK]
         ):
@@ -755,7 +758,8 @@ def _market_event(
     if kind == EventKind.TRADE:
         if snap:
             return 0
-        if side != 0 and (ev.flags & EventFlag.CROSS) == 0:
+        # trades reach the strategy's view (INFO prints are carried by EXECUTE records)
+        if side != 0 and (ev.flags & (EventFlag.CROSS | EventFlag.INFO)) == 0:
             code = RING_TRADE if side > 0 else -RING_TRADE
             _feed(ring, st, stf, llvl, lsc, lts, code, px, q)
         if (ev.flags & (EventFlag.INFO | EventFlag.CROSS)) != 0:
