@@ -4,11 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXP    ?= experiments/default.yaml
 ARGS   ?=
+GRID   ?=
 # Data root: MMSIM_DATA_ROOT if set, else ../shared/data when present, else data/.
 MMSIM_DATA_ROOT ?= $(if $(wildcard ../shared/data),../shared/data,data)
 export MMSIM_DATA_ROOT
 
-.PHONY: install backtest test bench lint clean
+.PHONY: install backtest sweep test bench bench-peer lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,11 +22,21 @@ install: $(VENV)/.installed
 backtest: $(VENV)/.installed
 	$(BIN)/mmsim backtest $(EXP) $(ARGS)
 
+# make sweep EXP=experiments/X.yaml GRID="policy.gamma=0.01,0.1 latency.entry_nanos=1e6,5e6"
+# (each GRID word becomes a --grid; ARGS="--jobs 2 --out runs/my-sweep" passes options)
+sweep: $(VENV)/.installed
+	$(BIN)/mmsim sweep $(EXP) $(foreach g,$(GRID),--grid '$(g)') $(ARGS)
+
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/run_all.py $(ARGS)
+	$(BIN)/python benchmarks/bench_modelmarket.py
+
+# parity with hftbacktest (installed from PyPI into benchmarks/.peer-venv on first use)
+bench-peer: $(VENV)/.installed
+	$(BIN)/python benchmarks/peer_hftbacktest.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check mmsim tests benchmarks

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import numba
@@ -24,13 +25,16 @@ _ROOT = Path(__file__).resolve().parent
 _CONSTANT_MODULES = {"enums.py", "dtypes.py", "sigs.py"}
 
 
+_IMPORTS_NUMBA = re.compile(rb"^\s*(import numba|from numba)", re.MULTILINE)
+
+
 def source_digest() -> str:
     """sha256 (16 hex) over the relative paths and bytes of the kernel sources: every
     ``mmsim/**/*.py`` that imports numba, plus the modules whose constants kernels fold."""
     h = hashlib.sha256()
     for p in sorted(_ROOT.rglob("*.py")):
         data = p.read_bytes()
-        if p.name in _CONSTANT_MODULES or b"numba" in data:
+        if p.name in _CONSTANT_MODULES or _IMPORTS_NUMBA.search(data):
             h.update(p.relative_to(_ROOT).as_posix().encode())
             h.update(data)
     return h.hexdigest()[:16]

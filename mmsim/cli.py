@@ -2,7 +2,11 @@
 
 ``mmsim ingest lobster MESSAGE.csv [ORDERBOOK.csv] --out FILE.parquet``
 ``mmsim ingest databento FILE.dbn.zst --out FILE.parquet``
+``mmsim ingest binance CAPTURE.gz [CAPTURE2.gz ...] --out FILE.parquet`` (also ``binance-hist``,
+``tardis``, ``hftbacktest``; ``--tick-size``/``--lot-size`` where the format needs them)
 ``mmsim backtest EXP.yaml [--data-root DIR] [--out RUN_DIR] [--set key=value ...]``
+``mmsim sweep EXP.yaml [--grid key=v1,v2 ...] [--jobs N | --dask-local N | --scheduler ADDR]``
+``mmsim report RUN_DIR|SWEEP_DIR [--out DIR] [--metric pnl --x KEY --y KEY]``
 """
 
 from __future__ import annotations
@@ -32,26 +36,25 @@ def format_metrics(metrics: dict) -> str:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from mmsim.data.sources import read_raw
     from mmsim.data.store import write_events
 
     t = time.perf_counter()
-    if args.vendor == "lobster":
-        from mmsim.data.lobster import read_lobster
+    kind = args.vendor.replace("-", "_")
+    files = list(args.files)
+    ob = None
+    if kind == "lobster":
+        if len(files) not in (1, 2):
+            raise SystemExit("mmsim ingest lobster: give MESSAGE.csv [ORDERBOOK.csv]")
+        ob = files[1] if len(files) == 2 else None
+        files = files[:1]
+    extra = files[1:] + ([args.trades] if args.trades else [])
+    res = read_raw(kind, files[0], ob, extra, tick_size=args.tick_size,
+                   lot_size=args.lot_size, symbol=args.symbol)
+    if ob is not None:
         from mmsim.data.validate import check_lobster_reconstruction
 
-        if len(args.files) not in (1, 2):
-            raise SystemExit("mmsim ingest lobster: give MESSAGE.csv [ORDERBOOK.csv]")
-        ob = args.files[1] if len(args.files) == 2 else None
-        res = read_lobster(args.files[0], ob)
-        if ob is not None:
-            chk = check_lobster_reconstruction(res.events, ob)
-            res.report["reconstruction"] = chk
-    else:
-        from mmsim.data.databento import read_databento
-
-        if len(args.files) != 1:
-            raise SystemExit("mmsim ingest databento: give one FILE.dbn.zst")
-        res = read_databento(args.files[0])
+        res.report["reconstruction"] = check_lobster_reconstruction(res.events, ob)
     write_events(args.out, res)
     print(f"wrote {len(res.events):,} events to {args.out} in {time.perf_counter() - t:.2f} s")
     print(json.dumps(res.report, indent=1, default=str))
@@ -70,8 +73,6 @@ def _experiment_mode(path: Path) -> str:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
-    from mmsim.engine.backtest import backtest
-
     if _experiment_mode(args.experiment) == "model_market":
         from mmsim.modelmarket import run_experiment
 
@@ -79,6 +80,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         print(res.markdown)
         print(f"run directory: {res.run_dir}")
         return 0
+    from mmsim.engine.backtest import backtest
 
     run = backtest(
         args.experiment,
@@ -103,13 +105,60 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from mmsim.sweep import format_summary, run_sweep
+
+    try:
+        res = run_sweep(
+            args.experiment,
+            grid=args.grid or [],
+            overrides=args.set or [],
+            data_root=args.data_root,
+            cache_dir=args.cache_dir,
+            out=args.out,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            dask_local=args.dask_local,
+            start_method=args.start_method,
+            max_runs=args.max_runs,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print("mmsim sweep: interrupted; the table holds the finished runs. "
+              "Rerun the same command to resume.", file=sys.stderr)
+        return 130
+    print(format_summary(res, metric=args.metric))
+    return 1 if res.counts["failed"] else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mmsim.report import report
+
+    kw = {}
+    if (Path(args.path) / "sweep.parquet").is_file():
+        kw = {"metric": args.metric, "x": args.x, "y": args.y, "top": args.top,
+              "minimize": args.minimize}
+    page = report(args.path, args.out, **kw)
+    print(f"report: {page}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmsim", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     pi = sub.add_parser("ingest", help="convert raw vendor files to canonical Parquet events")
-    pi.add_argument("vendor", choices=["lobster", "databento"])
+    pi.add_argument("vendor", choices=["lobster", "databento", "binance", "binance-hist",
+                                       "tardis", "hftbacktest"],
+                    help="lobster: MESSAGE.csv [ORDERBOOK.csv]; databento: FILE.dbn.zst; "
+                         "binance: raw capture files of one instrument (one stream); "
+                         "binance-hist: SNAPSHOT.csv UPDATES.csv; tardis: BOOK.csv "
+                         "[--trades TRADES.csv]; hftbacktest: FILE.npz")
     pi.add_argument("files", nargs="+", type=Path)
     pi.add_argument("--out", required=True, type=Path)
+    pi.add_argument("--tick-size", type=float, default=None, help="L2 readers: price grid")
+    pi.add_argument("--lot-size", type=float, default=None, help="L2 readers: quantity grid")
+    pi.add_argument("--symbol", default=None)
+    pi.add_argument("--trades", type=Path, default=None, help="tardis: trades CSV")
     pi.set_defaults(func=_cmd_ingest)
     pb = sub.add_parser("backtest", help="run one experiment YAML")
     pb.add_argument("experiment", type=Path)
@@ -119,6 +168,43 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override a YAML field, e.g. --set policy.gamma=0.05 (repeatable)")
     pb.add_argument("--progress", action="store_true", help="show a progress bar")
     pb.set_defaults(func=_cmd_backtest)
+    ps = sub.add_parser("sweep", help="run a grid of backtests (process pool or Dask)")
+    ps.add_argument("experiment", type=Path)
+    ps.add_argument("--grid", action="append", metavar="KEY=VALUES",
+                    help="a swept axis: policy.gamma=0.01,0.1,1 | policy.k=range(10,50,10) | "
+                    "policy.gamma=linspace(0.01,0.1,4) | data.path,data.orderbook=[a,b],[c,d] "
+                    "(repeatable; overrides the YAML grid: section for the same key)")
+    ps.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override a field of the base config (repeatable)")
+    ps.add_argument("--data-root", default=None, help="default: $MMSIM_DATA_ROOT, else data/")
+    ps.add_argument("--cache-dir", default=None,
+                    help="ingest cache (default: $MMSIM_CACHE_DIR, else ~/.cache/mmsim)")
+    ps.add_argument("--out", default=None,
+                    help="sweep folder (default runs/sweep-<name>-<hash of config + grid>)")
+    ex = ps.add_mutually_exclusive_group()
+    ex.add_argument("--jobs", type=int, default=None,
+                    help="local worker processes (default: the cores; 0 = in this process)")
+    ex.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                    help="run on an existing Dask cluster")
+    ex.add_argument("--dask-local", type=int, default=None, metavar="N",
+                    help="start a Dask LocalCluster of N worker processes")
+    ps.add_argument("--start-method", choices=["spawn", "forkserver"], default="spawn",
+                    help="process start method of the local pool")
+    ps.add_argument("--max-runs", type=int, default=None,
+                    help="run at most N unfinished runs (the rest stay pending)")
+    ps.add_argument("--metric", default="pnl", help="metric of the summary's best runs")
+    ps.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ps.set_defaults(func=_cmd_sweep)
+    pr = sub.add_parser("report", help="PNG charts and an HTML page of a run or a sweep")
+    pr.add_argument("path", type=Path, help="a run directory or a sweep folder")
+    pr.add_argument("--out", default=None, help="output folder (default <path>/report)")
+    pr.add_argument("--metric", default="pnl", help="sweep: metric of the heatmap and ranking")
+    pr.add_argument("--x", default=None, help="sweep: heatmap x parameter (dotted key)")
+    pr.add_argument("--y", default=None, help="sweep: heatmap y parameter (dotted key)")
+    pr.add_argument("--top", type=int, default=10, help="sweep: number of best runs listed")
+    pr.add_argument("--minimize", action="store_true",
+                    help="sweep: lower metric is better (e.g. max_drawdown)")
+    pr.set_defaults(func=_cmd_report)
     return p
 
 

@@ -285,3 +285,11 @@ def ingest_to(kind: str, src: Path, orderbook: Path | None, out: Path, extra=Non
 
 def events_table(events: np.ndarray) -> pa.Table:
     return events_to_table(events)
+
+
+def dataset_for_config(cfg, data_root=None, cache_dir=None) -> Dataset:
+    """:func:`open_dataset` for an :class:`~mmsim.config.ExperimentConfig`: the instrument's
+    tick size, lot size and symbol go to the readers that need them (and into the cache key),
+    so a backtest and a sweep's pre-ingest resolve the same cached file."""
+    hints = {k: cfg.instrument.get(k) for k in ("tick_size", "lot_size", "symbol")}
+    return open_dataset(cfg.data, data_root, cache_dir, seed=cfg.seed, grid_hints=hints)

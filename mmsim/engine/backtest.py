@@ -289,7 +289,7 @@ def backtest(
     mmsim.config.ConfigError, mmsim.data.DataError, PolicyError, EngineCapacityError
     """
     from mmsim.config import apply_overrides, config_from_dict, load_config
-    from mmsim.data.sources import open_dataset
+    from mmsim.data.sources import dataset_for_config
     from mmsim.metrics import compute_metrics
     from mmsim.results import RunWriter, load
 
@@ -303,8 +303,7 @@ def backtest(
             cfg = config_from_dict(apply_overrides(cfg.as_dict(), overrides))
 
     t_start = time.perf_counter()
-    hints = {k: cfg.instrument.get(k) for k in ("tick_size", "lot_size", "symbol")}
-    ds = open_dataset(cfg.data, data_root, cache_dir, seed=cfg.seed, grid_hints=hints)
+    ds = dataset_for_config(cfg, data_root, cache_dir)
     defaults = dict(DEFAULT_INSTRUMENTS.get(ds.kind, {}))
     for k in ("tick_size", "lot_size", "multiplier", "symbol"):
         if ds.meta.get(k) is not None:
