@@ -251,13 +251,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
     return out
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read an experiment YAML, apply ``--set`` overrides and validate.
+def read_experiment_yaml(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of an experiment YAML file, with ``name`` defaulting to the file stem.
 
     Raises
     ------
     ConfigError
-        If the file is missing, is not YAML, or a field is invalid (file and field named).
+        If the file is missing, is not YAML, or its top level is not a mapping.
     """
     p = Path(path)
     if not p.is_file():
@@ -268,8 +268,20 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{p}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: the top level must be a mapping")
-    raw = apply_overrides(raw, overrides)
     raw.setdefault("name", p.stem)
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read an experiment YAML, apply ``--set`` overrides and validate.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not YAML, or a field is invalid (file and field named).
+    """
+    p = Path(path)
+    raw = apply_overrides(read_experiment_yaml(p), overrides)
     return config_from_dict(raw, source=str(p))
 
 

@@ -80,7 +80,7 @@ from typing import Any
 
 import yaml
 
-from mmsim.config import ConfigError, config_from_dict
+from mmsim.config import ConfigError, config_from_dict, read_experiment_yaml
 
 RUN_KEY_HEX = 16
 TABLE_FILE = "sweep.parquet"
@@ -444,16 +444,7 @@ def _read_experiment(experiment: str | os.PathLike | dict[str, Any]) -> tuple[di
     if isinstance(experiment, dict):
         return copy.deepcopy(experiment), "<dict>"
     p = Path(experiment)
-    if not p.is_file():
-        raise ConfigError(f"{p}: experiment file not found")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping")
-    raw.setdefault("name", p.stem)
-    return raw, str(p)
+    return read_experiment_yaml(p), str(p)
 
 
 def plan_sweep(

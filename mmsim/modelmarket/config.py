@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mmsim.config import ConfigError, KernelConfig, apply_overrides
+from mmsim.config import ConfigError, KernelConfig, apply_overrides, read_experiment_yaml
 
 
 class _Frozen(BaseModel):
@@ -192,14 +191,5 @@ def load_model_market_config(
         If the file is missing, is not YAML, or a field is invalid (file and field named).
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: experiment file not found")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping")
-    raw = apply_overrides(raw, list(overrides))
-    raw.setdefault("name", p.stem)
+    raw = apply_overrides(read_experiment_yaml(p), list(overrides))
     return model_market_config_from_dict(raw, source=str(p))
