@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+        sys.stderr.close()
+        return 0
     except (ConfigError, DataError, FileNotFoundError, FileExistsError, KeyError,
             ValueError) as e:
         print(f"mmsim: error: {e}", file=sys.stderr)
