@@ -6,22 +6,32 @@ lives in arrays owned by :class:`mmsim.engine.backtest.Engine`, so chunking neve
 results. Negative return values are errors (see ``ERR_*``).
 
 Timelines (MODELS.md §7)
-    * The **exchange** applies market events at ``exch_ts`` to the L3 book and matches our
-      orders against it. Our orders never change the replayed book (no market impact).
-    * The **strategy** sees the book through a feed delay: every change the exchange book makes
-      is queued with its local receive time (``local_ts`` from the data, or ``exch_ts`` plus a
-      constant) and applied to a local price ladder when that time comes.
+    * The **exchange** applies market events at ``exch_ts`` to the book (L3 orders, or L2
+      ``LEVEL_SET`` levels on a ladder whose window follows the touch) and matches our orders
+      against it. Our orders never change the replayed book (no market impact).
+    * The **strategy** sees the book through a feed delay: every change the exchange book makes,
+      and every trade, is queued with its local receive time (``local_ts`` from the data plus
+      an optional offset, or ``exch_ts`` plus a constant; never earlier than ``exch_ts``) and
+      applied to a local price ladder when that time comes.
     * Our requests (submit, modify, cancel) reach the exchange after an entry latency; acks,
-      rejects and fills reach the strategy after a response latency (:mod:`mmsim.models.nb`).
+      rejects and fills reach the strategy after a response latency (:mod:`mmsim.models.nb`);
+      one order-entry session keeps requests and responses in order.
     * At equal timestamps a market event is applied before anything scheduled at that time.
+    * Perpetual funding is charged at the funding times the feed announces (MODELS.md §8).
 
-Queue position (MODELS.md §6, L3 FIFO)
+Queue position, L3 FIFO (MODELS.md §6)
     Our order joins the back of its level when it reaches the exchange: every book order there
     (sequence number at or below ours) and all anonymous volume is ahead (``ahead`` lots).
     Cancels and executions of orders ahead reduce ``ahead``; an execution of an order behind us,
     a trade at a price through ours, or a new opposite order that crosses our price fills us, up
     to the quantity of that event, shared among our orders in price-time priority. A hidden
     trade (``TRADE``) at our price fills us only beyond the volume ahead.
+
+Queue position, L2 (MODELS.md §6; ``C_QUEUE``)
+    ``ahead`` starts at the level's size on arrival. Trades at our price reduce it (and fill us
+    beyond it); the depth decrease that follows a trade is netted against it; an unexplained
+    decrease moves it by the risk-averse or probabilistic (power, log) rule, see
+    :func:`_l2_level_change`.
 """
 
 from __future__ import annotations
