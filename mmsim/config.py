@@ -238,17 +238,28 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
             raise ConfigError(f"--set '{item}': expected key=value")
         key, _, text = item.partition("=")
         value = yaml.safe_load(text) if text != "" else None
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            nxt = node.get(p)
-            if nxt is None:
-                nxt = node[p] = {}
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"--set '{item}': '{p}' is not a section")
-            node = nxt
-        node[parts[-1]] = value
+        set_dotted(out, key.strip(), value, f"--set '{item}'")
     return out
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """Set ``raw[a][b]... = value`` for ``key = "a.b..."``, creating missing sections.
+
+    Raises
+    ------
+    ConfigError
+        If a part of the key names something that is not a section (``where`` says who).
+    """
+    node = raw
+    parts = key.split(".")
+    for p in parts[:-1]:
+        nxt = node.get(p)
+        if nxt is None:
+            nxt = node[p] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{where}: '{p}' is not a section")
+        node = nxt
+    node[parts[-1]] = value
 
 
 def read_experiment_yaml(path: str | Path) -> dict[str, Any]:
@@ -296,8 +307,13 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ExperimentC
     try:
         return ExperimentConfig(**raw)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            lines.append(f"  field '{loc}': {err['msg']}")
-        raise ConfigError(f"{source}: invalid experiment\n" + "\n".join(lines)) from None
+        raise config_error(e, source) from None
+
+
+def config_error(e: ValidationError, source: str) -> ConfigError:
+    """A :class:`ConfigError` naming ``source`` and every invalid field of ``e``."""
+    lines = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "<top>"
+        lines.append(f"  field '{loc}': {err['msg']}")
+    return ConfigError(f"{source}: invalid experiment\n" + "\n".join(lines))

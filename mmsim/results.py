@@ -206,6 +206,7 @@ class RunWriter:
         }
         self.overwrite = overwrite
         self._last_mid = np.nan
+        self._frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None
 
     def append(self, fills: np.ndarray, orders: np.ndarray, equity: np.ndarray) -> None:
         """Append engine records (any of them may be empty)."""
@@ -224,12 +225,14 @@ class RunWriter:
             w.close()
 
     def read_back(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """The logs written so far, as pandas (after :meth:`close_logs`)."""
-        return (
+        """The logs written so far, as pandas (after :meth:`close_logs`); kept for
+        :meth:`commit`'s result."""
+        self._frames = (
             pd.read_parquet(self.tmp / "fills.parquet"),
             pd.read_parquet(self.tmp / "orders.parquet"),
             pd.read_parquet(self.tmp / "equity.parquet"),
         )
+        return self._frames
 
     def commit(
         self,
@@ -237,12 +240,15 @@ class RunWriter:
         config: dict[str, Any],
         manifest: dict[str, Any],
         timing: dict[str, Any],
-    ) -> Path:
-        """Write metrics, config, manifest (last) and move the run into place."""
-        (self.tmp / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1) + "\n")
-        pq.write_table(
-            pa.Table.from_pylist([_jsonable(metrics)]), self.tmp / "metrics.parquet"
-        )
+    ) -> RunResult:
+        """Write metrics, config, manifest (last) and move the run into place.
+
+        Returns the run as :func:`load` would read it, built from the logs already read by
+        :meth:`read_back` (the run directory is not read again).
+        """
+        metrics = _jsonable(metrics)
+        (self.tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        pq.write_table(pa.Table.from_pylist([metrics]), self.tmp / "metrics.parquet")
         (self.tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (self.tmp / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
         manifest = dict(manifest, complete=True)
@@ -250,7 +256,16 @@ class RunWriter:
         if self.run_dir.exists():
             shutil.rmtree(self.run_dir)
         os.replace(self.tmp, self.run_dir)
-        return self.run_dir
+        fills, orders, equity = self._frames
+        return RunResult(
+            run_dir=self.run_dir,
+            fills=fills,
+            orders=orders,
+            equity=equity,
+            metrics=_metrics_from_json(metrics),
+            config=config,
+            manifest=json.loads(json.dumps(manifest)),
+        )
 
     def abort(self) -> None:
         """Close and remove the partial run."""
@@ -271,6 +286,11 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
             v = None if np.isnan(v) else v
         out[k] = v
     return out
+
+
+def _metrics_from_json(d: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json stores NaN as null: back to NaN."""
+    return {k: (np.nan if v is None else v) for k, v in d.items()}
 
 
 @dataclass
@@ -320,8 +340,7 @@ def load(run_dir: str | Path) -> RunResult:
     manifest = json.loads(man_p.read_text())
     if not manifest.get("complete"):
         raise ValueError(f"{d}: incomplete run")
-    metrics = json.loads((d / "metrics.json").read_text())
-    metrics = {k: (np.nan if v is None else v) for k, v in metrics.items()}
+    metrics = _metrics_from_json(json.loads((d / "metrics.json").read_text()))
     return RunResult(
         run_dir=d,
         fills=pd.read_parquet(d / "fills.parquet"),

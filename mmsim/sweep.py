@@ -80,7 +80,7 @@ from typing import Any
 
 import yaml
 
-from mmsim.config import ConfigError, config_from_dict, read_experiment_yaml
+from mmsim.config import ConfigError, config_from_dict, read_experiment_yaml, set_dotted
 
 RUN_KEY_HEX = 16
 TABLE_FILE = "sweep.parquet"
@@ -369,16 +369,10 @@ def expand_grid(axes: Sequence[Axis]) -> list[dict[str, Any]]:
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    node = raw
-    parts = key.split(".")
-    for p in parts[:-1]:
-        nxt = node.get(p)
-        if nxt is None:
-            nxt = node[p] = {}
-        if not isinstance(nxt, dict):
-            raise GridError(f"grid key '{key}': '{p}' is not a section")
-        node = nxt
-    node[parts[-1]] = copy.deepcopy(value)
+    try:
+        set_dotted(raw, key, copy.deepcopy(value), f"grid key '{key}'")
+    except ConfigError as e:
+        raise GridError(str(e)) from None
 
 
 def _get_dotted(d: dict[str, Any], key: str, default: Any) -> Any:

@@ -151,3 +151,21 @@ def test_missing_data_file_is_named(tmp_path):
     with pytest.raises(DataError, match="nothere_message_1.csv"):
         mmsim.backtest(EXP / "lobster_amzn_as.yaml", data_root=tmp_path, out=tmp_path / "r",
                        overrides=["data.path=nothere_message_1.csv", "data.orderbook=null"])
+
+
+def test_backtest_returns_what_load_reads(tmp_path):
+    import pandas as pd
+
+    from mmsim.results import load
+
+    run = mmsim.backtest(EXP / "default.yaml", out=tmp_path / "r", cache_dir=tmp_path / "c",
+                         overrides=["data.synthetic.n_events=60000"])
+    again = load(run.run_dir)
+    for name in ("fills", "orders", "equity"):
+        pd.testing.assert_frame_equal(getattr(run, name), getattr(again, name))
+    assert run.config == again.config
+    assert run.manifest == again.manifest
+    assert run.metrics.keys() == again.metrics.keys()
+    for k, v in run.metrics.items():
+        w = again.metrics[k]
+        assert (v == w) or (v != v and w != w), k  # equal, or both NaN

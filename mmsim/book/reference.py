@@ -55,7 +55,56 @@ _NO_EFFECT = frozenset(
 _KNOWN_KINDS = frozenset(EventKind)
 
 
-class ReferenceL3Book:
+class PriceLevels:
+    """Price levels of both sides in integer ticks and lots: ``_levels[side]`` maps price to
+    quantity and ``_prices[side]`` keeps the prices sorted ascending (``bisect``), so the best
+    prices are O(1). Shared by the reference L3 and L2 books."""
+
+    def __init__(self) -> None:
+        self._levels: dict[int, dict[int, int]] = {1: {}, -1: {}}
+        self._prices: dict[int, list[int]] = {1: [], -1: []}  # ascending
+
+    def _set_qty(self, side: int, price: int, qty: int) -> None:
+        """The level at (``side``, ``price``) now holds ``qty`` lots (``<= 0``: no level)."""
+        lv = self._levels[side]
+        if qty > 0:
+            if price not in lv:
+                insort(self._prices[side], price)
+            lv[price] = qty
+        elif price in lv:
+            del lv[price]
+            prices = self._prices[side]
+            del prices[bisect_left(prices, price)]
+
+    def best_bid(self) -> int | None:
+        """Highest bid price in ticks, or None if the bid side is empty."""
+        p = self._prices[1]
+        return p[-1] if p else None
+
+    def best_ask(self) -> int | None:
+        """Lowest ask price in ticks, or None if the ask side is empty."""
+        p = self._prices[-1]
+        return p[0] if p else None
+
+    def is_crossed(self) -> bool:
+        """True if both sides exist and best bid >= best ask (crossed or locked)."""
+        b, a = self._prices[1], self._prices[-1]
+        return bool(b) and bool(a) and b[-1] >= a[0]
+
+    def level_qty(self, side: int, price_tick: int) -> int:
+        """Lots at (``side``, ``price_tick``); 0 if there is no such level."""
+        return self._levels.get(side, {}).get(price_tick, 0)
+
+    def levels(self, side: int) -> dict[int, int]:
+        """Return a copy of ``price_tick -> qty`` of every level of ``side`` (+1 or -1)."""
+        return dict(self._levels[side])
+
+    def prices(self, side: int) -> list[int]:
+        """Return the level prices of ``side`` in ascending order (a copy)."""
+        return list(self._prices[side])
+
+
+class ReferenceL3Book(PriceLevels):
     """Market-by-order book with anonymous volume, in integer ticks and lots.
 
     Attributes
@@ -76,8 +125,7 @@ class ReferenceL3Book:
         self.anon: dict[tuple[int, int], int] = {}
         # (side, price) -> ids in queue order (dicts keep insertion order)
         self._queues: dict[tuple[int, int], dict[int, None]] = {}
-        self._levels: dict[int, dict[int, int]] = {1: {}, -1: {}}
-        self._prices: dict[int, list[int]] = {1: [], -1: []}  # ascending
+        super().__init__()
 
     # ------------------------------------------------------------------ public API
     def apply(self, ev: Any) -> None:
@@ -155,14 +203,6 @@ class ReferenceL3Book:
         ask_qty = ([la[p] for p in asks] + pad)[:n]
         return bid_px, bid_qty, ask_px, ask_qty
 
-    def level_qty(self, side: int, price_tick: int) -> int:
-        """Total lots (orders + anonymous) at (``side``, ``price_tick``); 0 if no level."""
-        return self._levels.get(side, {}).get(price_tick, 0)
-
-    def levels(self, side: int) -> dict[int, int]:
-        """Return a copy of ``price_tick -> qty`` of every level of ``side`` (+1 or -1)."""
-        return dict(self._levels[side])
-
     def levels_from(self, side: int, limit_tick: int | None = None) -> list[tuple[int, int]]:
         """Return ``(price_tick, qty)`` of the levels of ``side`` at least as good as a limit.
 
@@ -187,28 +227,9 @@ class ReferenceL3Book:
         hi = len(prices) if limit_tick is None else bisect_right(prices, limit_tick)
         return [(p, lv[p]) for p in prices[:hi]]
 
-    def prices(self, side: int) -> list[int]:
-        """Return the level prices of ``side`` in ascending order (a copy)."""
-        return list(self._prices[side])
-
     def level_orders(self, side: int, price_tick: int) -> list[int]:
         """Return the known order ids at (``side``, ``price_tick``), front of queue first."""
         return list(self._queues.get((side, price_tick), ()))
-
-    def best_bid(self) -> int | None:
-        """Highest bid price in ticks, or None if the bid side is empty."""
-        p = self._prices[1]
-        return p[-1] if p else None
-
-    def best_ask(self) -> int | None:
-        """Lowest ask price in ticks, or None if the ask side is empty."""
-        p = self._prices[-1]
-        return p[0] if p else None
-
-    def is_crossed(self) -> bool:
-        """True if both sides exist and best bid >= best ask."""
-        b, a = self._prices[1], self._prices[-1]
-        return bool(b) and bool(a) and b[-1] >= a[0]
 
     # ------------------------------------------------------------------ internals
     @staticmethod
@@ -217,16 +238,7 @@ class ReferenceL3Book:
             raise ValueError(f"event kind {kind} needs side +1 or -1, got {side}")
 
     def _level_change(self, side: int, price: int, delta: int) -> None:
-        lv = self._levels[side]
-        total = lv.get(price, 0) + delta
-        if total > 0:
-            if price not in lv:
-                insort(self._prices[side], price)
-            lv[price] = total
-        elif price in lv:
-            del lv[price]
-            prices = self._prices[side]
-            del prices[bisect_left(prices, price)]
+        self._set_qty(side, price, self._levels[side].get(price, 0) + delta)
 
     def _add_order(self, order_id: int, side: int, price: int, qty: int) -> None:
         self.orders[order_id] = (side, price, qty)

@@ -21,9 +21,9 @@ Anything else (``TRADE``, ``BBO``, ``MARK``, ``FUNDING``, ``SNAPSHOT_BEGIN``/``E
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from typing import Any
 
+from mmsim.book.reference import PriceLevels
 from mmsim.enums import EventKind
 
 _LEVEL_SET = EventKind.LEVEL_SET
@@ -34,7 +34,7 @@ _L3_KINDS = frozenset(
 _KNOWN_KINDS = frozenset(EventKind)
 
 
-class ReferenceL2Book:
+class ReferenceL2Book(PriceLevels):
     """Market-by-price book in integer ticks and lots.
 
     Attributes
@@ -57,10 +57,9 @@ class ReferenceL2Book:
     """
 
     def __init__(self) -> None:
-        self.bids: dict[int, int] = {}
-        self.asks: dict[int, int] = {}
-        self._levels = {1: self.bids, -1: self.asks}
-        self._prices: dict[int, list[int]] = {1: [], -1: []}  # ascending
+        super().__init__()
+        self.bids: dict[int, int] = self._levels[1]
+        self.asks: dict[int, int] = self._levels[-1]
 
     # ------------------------------------------------------------------ public API
     def apply(self, ev: Any) -> None:
@@ -96,17 +95,9 @@ class ReferenceL2Book:
 
     def set_level(self, side: int, price_tick: int, qty: int) -> None:
         """Set the quantity (lots) at (``side``, ``price_tick``); ``qty <= 0`` deletes it."""
-        levels = self._levels.get(side)
-        if levels is None:
+        if side not in self._levels:
             raise ValueError(f"LEVEL_SET side must be +1 or -1, got {side}")
-        if qty > 0:
-            if price_tick not in levels:
-                insort(self._prices[side], price_tick)
-            levels[price_tick] = qty
-        elif price_tick in levels:
-            del levels[price_tick]
-            prices = self._prices[side]
-            del prices[bisect_left(prices, price_tick)]
+        self._set_qty(side, price_tick, qty)
 
     def clear(self, side: int = 0) -> None:
         """Empty one side (``±1``) or the whole book (``0``)."""
@@ -116,25 +107,6 @@ class ReferenceL2Book:
             if side in (0, s):
                 self._levels[s].clear()
                 self._prices[s].clear()
-
-    def best_bid(self) -> int | None:
-        """Highest bid price in ticks, or None if the bid side is empty."""
-        p = self._prices[1]
-        return p[-1] if p else None
-
-    def best_ask(self) -> int | None:
-        """Lowest ask price in ticks, or None if the ask side is empty."""
-        p = self._prices[-1]
-        return p[0] if p else None
-
-    def is_crossed(self) -> bool:
-        """True if both sides exist and best bid >= best ask (crossed or locked)."""
-        b, a = self._prices[1], self._prices[-1]
-        return bool(b) and bool(a) and b[-1] >= a[0]
-
-    def level_qty(self, side: int, price_tick: int) -> int:
-        """Lots at (``side``, ``price_tick``); 0 if there is no such level."""
-        return self._levels[side].get(price_tick, 0)
 
     def n_levels(self, side: int) -> int:
         """Number of levels of ``side`` (+1 or -1)."""

@@ -369,6 +369,27 @@ def file_info(path: Path, data: bytes) -> dict[str, Any]:
     return {"name": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
+def read_input(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """The bytes of an input file, gunzipped when it starts with the gzip magic bytes, and its
+    :func:`file_info` (of the bytes as stored).
+
+    Raises
+    ------
+    DataError
+        If the file is missing or its gzip stream is broken.
+    """
+    if not path.is_file():
+        raise DataError(path, None, None, "no such file")
+    raw = path.read_bytes()
+    info = file_info(path, raw)
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(path, None, None, f"cannot decompress gzip ({exc})") from exc
+    return raw, info
+
+
 # ---------------------------------------------------------------------------- reading lines
 def _local_unit(stamp: int) -> str | None:
     if stamp >= 10**17:
@@ -380,15 +401,7 @@ def _local_unit(stamp: int) -> str | None:
 
 def _read_lines(path: Path) -> tuple[list[tuple[int, int, dict]], str, dict[str, Any]]:
     """Parse one capture file: [(line number, local_ts ns, message)], unit, file info."""
-    if not path.is_file():
-        raise DataError(path, None, None, "no such file")
-    raw = path.read_bytes()
-    info = file_info(path, raw)
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(path, None, None, f"cannot decompress gzip ({exc})") from exc
+    raw, info = read_input(path)
     out: list[tuple[int, int, dict]] = []
     unit = None
     mult = 1
@@ -463,6 +476,15 @@ def _levels(rows: Any, name: str, path: Path, lineno: int, px: DecimalGrid, lot:
         out.append((pt, qt))
     return out
 
+
+
+def _book_sides(msg, bid_key, ask_key, path, lineno, px, lot) -> list[tuple[int, int, int]]:
+    """``[(side, price_tick, lots)]`` of a message's bid then ask level lists."""
+    out = [(1, p, q) for p, q in _levels(_field(msg, bid_key, path, lineno), bid_key, path,
+                                          lineno, px, lot)]
+    out += [(-1, p, q) for p, q in _levels(_field(msg, ask_key, path, lineno), ask_key, path,
+                                           lineno, px, lot)]
+    return out
 
 def _conv(grid: DecimalGrid, msg: dict, name: str, path: Path, lineno: int) -> int:
     try:
@@ -603,14 +625,7 @@ def read_binance(
                 U = _int_field(data, "U", path, lineno)
                 u = _int_field(data, "u", path, lineno)
                 pu = _int_field(data, "pu", path, lineno) if futures else None
-                lv = [
-                    (1, p, q)
-                    for p, q in _levels(_field(data, "b", path, lineno), "b", path, lineno, px, lot)
-                ]
-                lv += [
-                    (-1, p, q)
-                    for p, q in _levels(_field(data, "a", path, lineno), "a", path, lineno, px, lot)
-                ]
+                lv = _book_sides(data, "b", "a", path, lineno, px, lot)
                 diffs.append((seq, path, lineno, local, exch, U, u, pu, lv))
                 depth_offsets.append(local - exch)
             elif kind == "trade":
@@ -723,14 +738,7 @@ def read_binance(
     # --- the snapshot and the update-id chain
     s_seq, s_path, s_line, s_local, snap = snapshots[0]
     L = _int_field(snap, "lastUpdateId", s_path, s_line)
-    snap_levels = [
-        (1, p, q)
-        for p, q in _levels(_field(snap, "bids", s_path, s_line), "bids", s_path, s_line, px, lot)
-    ]
-    snap_levels += [
-        (-1, p, q)
-        for p, q in _levels(_field(snap, "asks", s_path, s_line), "asks", s_path, s_line, px, lot)
-    ]
+    snap_levels = _book_sides(snap, "bids", "asks", s_path, s_line, px, lot)
     snap_t = snap.get("T", snap.get("E"))
     snap_exch = (
         _int_field(snap, "T" if "T" in snap else "E", s_path, s_line) * _MS

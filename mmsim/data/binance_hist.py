@@ -35,7 +35,6 @@ running maximum keeps them non-decreasing (repairs in ``report["ts_backwards"]``
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import os
 from pathlib import Path
@@ -43,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from mmsim.data.binance import DecimalGrid, EventBuilder, file_info, l2_stream_report
+from mmsim.data.binance import DecimalGrid, EventBuilder, l2_stream_report, read_input
 from mmsim.data.errors import DataError
 from mmsim.data.store import IngestResult
 from mmsim.enums import EventFlag, EventKind
@@ -69,15 +68,8 @@ _SIDES = {"b": 1, "a": -1, "bid": 1, "ask": -1}
 
 def _rows(path: Path, infos: list) -> Any:
     """Yield (line number, path, fields) of one file after checking its header."""
-    if not path.is_file():
-        raise DataError(path, None, None, "no such file")
-    raw = path.read_bytes()
-    infos.append(file_info(path, raw))
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(path, None, None, f"cannot decompress gzip ({exc})") from exc
+    raw, info = read_input(path)
+    infos.append(info)
     reader = csv.reader(io.StringIO(raw.decode("utf-8")))
     header = [h.strip() for h in next(reader, [])]
     if header != _COLS:

@@ -94,11 +94,10 @@ def _summarise(ds: Dataset) -> Dataset:
     ds.n_events = pf.metadata.num_rows
     if ds.n_events == 0:
         raise DataError(ds.path, None, None, "no events")
-    ts = pf.read_row_group(0, columns=["exch_ts"]).column(0)
-    ds.first_ts = int(ts[0].as_py())
+    head = pf.read_row_group(0, columns=["exch_ts", "kind", "price_tick"])
+    ds.first_ts = int(head.column("exch_ts")[0].as_py())
     last = pf.read_row_group(pf.num_row_groups - 1, columns=["exch_ts"]).column(0)
     ds.last_ts = int(pc.max(last).as_py())
-    head = pf.read_row_group(0, columns=["kind", "price_tick"])
     kinds = head.column("kind").to_numpy()
     prices = head.column("price_tick").to_numpy()
     sel = prices[(kinds == EventKind.ADD) & (prices > 0)][:100_000]

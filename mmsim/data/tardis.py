@@ -47,7 +47,6 @@ trades when there is no book file) and
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import os
 from collections import Counter
@@ -59,9 +58,9 @@ import numpy as np
 from mmsim.data.binance import (
     DecimalGrid,
     EventBuilder,
-    file_info,
     l2_stream_report,
     offset_stats,
+    read_input,
     suggested_feed_offset,
 )
 from mmsim.data.errors import DataError
@@ -93,21 +92,14 @@ _US = 1000
 _LAST = EventFlag.LAST
 _SNAP = EventFlag.SNAPSHOT
 _SYN = EventFlag.SYNTHETIC
+_END_FLAGS = _SYN | _SNAP | _LAST  # SNAPSHOT_END
 _SIDES = {"bid": 1, "ask": -1}
 _AGGRESSOR_TO_RESTING = {"buy": -1, "sell": 1, "unknown": 0}
 _BOOL = {"true": True, "false": False}
 
 
 def _open_csv(path: Path) -> tuple[list[str], Any, dict[str, Any]]:
-    if not path.is_file():
-        raise DataError(path, None, None, "no such file")
-    raw = path.read_bytes()
-    info = file_info(path, raw)
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise DataError(path, None, None, f"cannot decompress gzip ({exc})") from exc
+    raw, info = read_input(path)
     reader = csv.reader(io.StringIO(raw.decode("utf-8")))
     header = next(reader, None)
     if not header:
@@ -176,17 +168,7 @@ def _read_incremental(path, reader, b: EventBuilder, px, lot, offsets) -> dict[s
             b.add(exch, local, EventKind.CLEAR, 0, 0, 0, _SYN | _SNAP, _PRIO_BOOK, seq)
             offsets.append(local - exch)
         elif not is_snap and in_snapshot:  # close the block
-            b.add(
-                last_snap[0],
-                last_snap[1],
-                EventKind.SNAPSHOT_END,
-                0,
-                0,
-                0,
-                _SYN | _SNAP | _LAST,
-                _PRIO_BOOK,
-                seq,
-            )
+            b.add(*last_snap, EventKind.SNAPSHOT_END, 0, 0, 0, _END_FLAGS, _PRIO_BOOK, seq)
         in_snapshot = is_snap
         if is_snap:
             b.add(exch, local, EventKind.LEVEL_SET, side, p, q, _SNAP, _PRIO_BOOK, seq)
@@ -204,17 +186,7 @@ def _read_incremental(path, reader, b: EventBuilder, px, lot, offsets) -> dict[s
         pending.append(len(b))
         b.add(exch, local, EventKind.LEVEL_SET, side, p, q, 0, _PRIO_BOOK, seq)
     if in_snapshot:
-        b.add(
-            last_snap[0],
-            last_snap[1],
-            EventKind.SNAPSHOT_END,
-            0,
-            0,
-            0,
-            _SYN | _SNAP | _LAST,
-            _PRIO_BOOK,
-            seq,
-        )
+        b.add(*last_snap, EventKind.SNAPSHOT_END, 0, 0, 0, _END_FLAGS, _PRIO_BOOK, seq)
     if pending:
         b.flags[pending[-1]] |= _LAST
     if n_rows == 0:

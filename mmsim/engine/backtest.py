@@ -291,7 +291,7 @@ def backtest(
     from mmsim.config import apply_overrides, config_from_dict, load_config
     from mmsim.data.sources import dataset_for_config
     from mmsim.metrics import compute_metrics
-    from mmsim.results import RunWriter, load
+    from mmsim.results import RunWriter
 
     if isinstance(config, (str, os.PathLike)):
         cfg = load_config(config, overrides)
@@ -382,9 +382,9 @@ def backtest(
             "events_per_s": round(stats["events"] / replay_s) if replay_s > 0 else None,
             "total_s": round(time.perf_counter() - t_start, 4),
         }
-        writer.commit(metrics, cfg.as_dict(), manifest, timing)
+        run = writer.commit(metrics, cfg.as_dict(), manifest, timing)
     except BaseException:
         writer.abort()
         raise
-    return load(run_dir)
+    return run
 

@@ -15,7 +15,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mmsim.config import ConfigError, KernelConfig, apply_overrides, read_experiment_yaml
+from mmsim.config import (
+    ConfigError,
+    KernelConfig,
+    apply_overrides,
+    config_error,
+    read_experiment_yaml,
+)
 
 
 class _Frozen(BaseModel):
@@ -171,11 +177,7 @@ def model_market_config_from_dict(raw: dict[str, Any], source: str = "<dict>") -
     try:
         return ModelMarketConfig(**raw)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "<top>"
-            lines.append(f"{source}: field '{loc}': {err['msg']}")
-        raise ConfigError("\n".join(lines)) from None
+        raise config_error(e, source) from None
     except TypeError as e:
         raise ConfigError(f"{source}: {e}") from None
 

@@ -169,6 +169,20 @@ def symmetric_nb(ctx, params, state, out):
     return 0
 
 
+@nb.njit(cache=True)
+def glft_half_spread_skew(gamma, k, a_int, sigma, delta):
+    """GLFT asymptotic quotes (MODELS.md §2; Guéant 2017), with ξ = γ and order size Δ::
+
+        c1 = (1/(ξΔ))·ln(1 + ξΔ/k),  c2 = sqrt(γ/(2·A·Δ·k)·(1 + ξΔ/k)^(k/(ξΔ) + 1))
+
+    Returns ``(half_spread, skew) = (c1 + (Δ/2)·σ·c2, σ·c2)`` in the units of σ and 1/k.
+    """
+    xd = gamma * delta
+    c1 = np.log(1.0 + xd / k) / xd
+    c2 = np.sqrt(gamma / (2.0 * a_int * delta * k) * (1.0 + xd / k) ** (k / xd + 1.0))
+    return c1 + 0.5 * delta * sigma * c2, sigma * c2
+
+
 # ---- Guéant–Lehalle–Fernandez-Tapia (2013) closed form -----------------------------------
 # params: gamma (1/(price·unit)), k (1/price), A (1/s), sigma_px (price/sqrt(s); <= 0: online
 #         estimate), order_qty (lots), ref
@@ -209,11 +223,7 @@ def glft_nb(ctx, params, state, out):
     size = params[GL_ORDER_QTY]
     lot = ctx[Ctx.LOT_SIZE]
     delta = size * lot
-    xd = gamma * delta
-    c1 = np.log(1.0 + xd / k) / xd
-    c2 = np.sqrt(gamma / (2.0 * a_int * delta * k) * (1.0 + xd / k) ** (k / xd + 1.0))
-    half = c1 + 0.5 * delta * sigma * c2
-    skew = sigma * c2
+    half, skew = glft_half_spread_skew(gamma, k, a_int, sigma, delta)
     q = ctx[Ctx.POSITION] * lot
     s = m * tick
     bid = s - half - skew * q
@@ -369,10 +379,7 @@ def glft_calibrated_nb(ctx, params, state, out):
     sigma = state[GS_SIGMA]
     size = params[GC_ORDER_QTY]
     q = ctx[Ctx.POSITION] / size
-    c1 = np.log(1.0 + gamma / k) / gamma
-    c2 = np.sqrt(gamma / (2.0 * a_int * k) * (1.0 + gamma / k) ** (k / gamma + 1.0))
-    half = c1 + 0.5 * sigma * c2
-    skew = sigma * c2
+    half, skew = glft_half_spread_skew(gamma, k, a_int, sigma, 1.0)
     write_two_sided(ctx, out, mid - half - skew * q, mid + half - skew * q, size, size)
     return 0
 
