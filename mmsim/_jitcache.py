@@ -51,3 +51,9 @@ def cache_dir() -> Path:
 
 CACHE_DIR = cache_dir()
 numba.config.CACHE_DIR = str(CACHE_DIR)
+
+
+def engine_is_cached() -> bool:
+    """True if the replay engine's compiled kernel is already in :data:`CACHE_DIR` (processes
+    started now load it instead of compiling)."""
+    return CACHE_DIR.is_dir() and any(CACHE_DIR.rglob("nb.run_nb-*.nbi"))

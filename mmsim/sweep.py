@@ -1074,7 +1074,12 @@ def run_sweep(
             executor.start()
             t_prep = time.perf_counter()
             timing["datasets_s"] = round(_resolve_datasets(todo, root, cache), 4)
-            warm_first = not isinstance(executor, InlineExecutor) and len(todo) > 1
+            # the first run goes in the parent only when the engine still has to compile:
+            # with it cached, the workers load it and a serial first run would idle them
+            from mmsim._jitcache import engine_is_cached
+
+            warm_first = (not isinstance(executor, InlineExecutor) and len(todo) > 1
+                          and not engine_is_cached())
             meta["executor"] = dict(executor.describe(), first_run_in_parent=warm_first)
             timing["prepare_s"] = round(time.perf_counter() - t_prep, 4)
             tasks = [(i, (s.config, str((runs_dir / s.key).resolve()), root, cache))

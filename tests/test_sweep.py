@@ -210,8 +210,10 @@ def test_process_pool_sweep_table(pool_sweep):
         assert run.config["latency"]["entry_nanos"] == row["latency.entry_nanos"]
     meta = json.loads((res.sweep_dir / "sweep.json").read_text())
     assert meta["status"] == "complete"
-    assert meta["executor"] == {"kind": "process_pool", "workers": 2, "start_method": "spawn",
-                                "first_run_in_parent": True}
+    ex = meta["executor"]
+    assert {k: ex[k] for k in ("kind", "workers", "start_method")} == {
+        "kind": "process_pool", "workers": 2, "start_method": "spawn"}
+    assert isinstance(ex["first_run_in_parent"], bool)
     assert meta["counts"]["ok"] == 4 and meta["counts"]["failed"] == 4
     assert meta["timing"]["overhead_per_run_s"] >= 0
     assert [a["keys"] for a in meta["axes"]] == [["policy.spread_bps"],
@@ -350,3 +352,17 @@ def test_existing_dask_scheduler(pool_sweep, tmp_path, cache):
         assert row["status"] == "ok"
         assert row["pnl"] == ref.loc[row["run_key"], "pnl"]
         assert row["n_fills"] == ref.loc[row["run_key"], "n_fills"]
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_first_run_in_parent_only_while_the_engine_is_not_compiled(
+        tmp_path, cache, monkeypatch, cached):
+    # a cold numba cache: the parent runs (and compiles) first so the workers do not all
+    # compile at once; a warm one: every run goes to the workers at once
+    import mmsim._jitcache
+
+    monkeypatch.setattr(mmsim._jitcache, "engine_is_cached", lambda: cached)
+    res = run_sweep(EXP, grid=["policy.spread_bps=1,2"], overrides=SMALL, out=tmp_path / "s",
+                    cache_dir=cache, jobs=2, progress=False)
+    assert res.counts["ok"] == 2
+    assert res.meta["executor"]["first_run_in_parent"] is (not cached)
