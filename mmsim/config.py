@@ -45,6 +45,11 @@ class DataConfig(_Frozen):
     orderbook: str | None = None
     files: tuple[str, ...] = ()
     synthetic: dict[str, Any] = Field(default_factory=dict)
+    #: L2 feeds with sequence numbers (Binance update ids): what to do at a gap.
+    #: ``error`` stops with the file, row and update ids; ``resync`` clears the book, pauses
+    #: quoting and resumes at the next snapshot in the data; ``apply`` applies the diff anyway
+    #: (the book may go crossed; ``backtest`` prints a warning).
+    gap_policy: Literal["error", "resync", "apply"] = "error"
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -150,6 +155,18 @@ class EngineConfig(_Frozen):
     vol_init_tick: float = Field(1.0, ge=0)
 
 
+class MatchingConfig(_Frozen):
+    """How the exchange fills our resting orders.
+
+    ``partial_fills: true`` (default) books each execution against our order up to its
+    quantity. ``false`` fills the whole order on any execution that reaches it, whatever the
+    executed quantity: the simplification of hftbacktest's ``no_partial_fill_exchange``, kept
+    for side-by-side comparisons with that peer.
+    """
+
+    partial_fills: bool = True
+
+
 class QueueConfig(_Frozen):
     """Queue-position model (MODELS.md §6).
 
@@ -198,6 +215,7 @@ class ExperimentConfig(_Frozen):
     latency: LatencyConfig = LatencyConfig()
     engine: EngineConfig = EngineConfig()
     queue: QueueConfig = QueueConfig()
+    matching: MatchingConfig = MatchingConfig()
     risk: RiskConfig = RiskConfig()
     policy: KernelConfig
     hedger: KernelConfig | None = None
