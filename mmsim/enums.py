@@ -186,6 +186,8 @@ class _Reject(NamedTuple):
     UNKNOWN_ORDER: int = 2
     NO_LIQUIDITY: int = 3
     HALTED: int = 4
+    #: a modify's new total quantity is not above what the order has already filled
+    FILLED_BEYOND_NEW_QTY: int = 5
 
 
 Reject = _Reject()

@@ -78,8 +78,18 @@ def _fmt(v: Any) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def plot_equity_inventory(equity: pd.DataFrame, path: Path) -> Path:
-    """Equity and position over time (two panels, shared time axis) → ``path``."""
+def money_unit(instrument: dict[str, Any] | None) -> str:
+    """What a run's money is counted in: the quote currency, or coin for inverse contracts
+    (MODELS.md §8)."""
+    if (instrument or {}).get("contract") == "inverse":
+        return "coin (inverse contract)"
+    return "quote currency"
+
+
+def plot_equity_inventory(equity: pd.DataFrame, path: Path,
+                          unit: str = "quote currency") -> Path:
+    """Equity (in ``unit``) and position over time (two panels, shared time axis) →
+    ``path``."""
     plt = _plt()
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     if len(equity):
@@ -90,7 +100,7 @@ def plot_equity_inventory(equity: pd.DataFrame, path: Path) -> Path:
         a2.plot(x, equity["position"].to_numpy()[sl], lw=1, color="tab:orange",
                 drawstyle="steps-post")
         a2.set_xlabel(label)
-    a1.set_ylabel("equity (quote ccy)")
+    a1.set_ylabel(f"equity ({unit})")
     a1.set_title("Equity (marked to mid)")
     a2.set_ylabel("position (units)")
     a2.set_title("Inventory")
@@ -164,8 +174,8 @@ def plot_markout(fills: pd.DataFrame, equity: pd.DataFrame, horizons_s, path: Pa
     return _save(fig, path)
 
 
-def plot_pnl_split(metrics: dict[str, Any], path: Path) -> Path:
-    """Bars of spread capture, inventory, −fees and total PnL (quote currency) → ``path``."""
+def plot_pnl_split(metrics: dict[str, Any], path: Path, unit: str = "quote currency") -> Path:
+    """Bars of spread capture, inventory, −fees and total PnL (in ``unit``) → ``path``."""
     plt = _plt()
     names = ["spread", "inventory", "−fees", "total PnL"]
     vals = [metrics.get("spread_pnl", math.nan), metrics.get("inventory_pnl", math.nan),
@@ -178,7 +188,7 @@ def plot_pnl_split(metrics: dict[str, Any], path: Path) -> Path:
         ax.annotate(_fmt(v), (b.get_x() + b.get_width() / 2, b.get_height()),
                     ha="center", va="bottom" if b.get_height() >= 0 else "top", fontsize=8)
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_ylabel("quote currency")
+    ax.set_ylabel(unit)
     ax.set_title("PnL split: spread + inventory − fees = PnL")
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
@@ -259,11 +269,13 @@ def report_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None)
     od.mkdir(parents=True, exist_ok=True)
     horizons = (run.config.get("metrics") or {}).get("markout_horizons_s") \
         or DEFAULT_MARKOUT_HORIZONS_S
+    unit = money_unit(run.manifest.get("instrument"))
     charts = [
-        (plot_equity_inventory(run.equity, od / "equity_inventory.png"), "Equity and inventory"),
+        (plot_equity_inventory(run.equity, od / "equity_inventory.png", unit),
+         "Equity and inventory"),
         (plot_fills(run.equity, run.fills, od / "fills.png"), "Fills on the price path"),
         (plot_markout(run.fills, run.equity, horizons, od / "markout.png"), "Markout curve"),
-        (plot_pnl_split(run.metrics, od / "pnl_split.png"), "PnL split"),
+        (plot_pnl_split(run.metrics, od / "pnl_split.png", unit), "PnL split"),
     ]
     man = run.manifest
     meta = man.get("data_meta", {}) or {}

@@ -46,6 +46,11 @@ def test_lobster_amzn_as_run_fills_and_accounting(data_root, tmp_path):
     # every fill's exchange time precedes its report at the strategy by the response latency
     assert ((run.fills["local_ts"] - run.fills["exch_ts"]) == 100_000).all()
     assert np.isfinite(run.metrics["sharpe"]) and "realized_spread_10s" in run.metrics
+    # the position limit (500) holds at the exchange, at every fill, not only on the clock
+    assert run.fills["position"].abs().max() <= 500
+    assert run.metrics["max_abs_position"] <= 500
+    assert run.metrics["final_position"] == pytest.approx(
+        float((run.fills["side"] * run.fills["qty"]).sum()))
 
 
 @pytest.mark.realdata
@@ -128,10 +133,17 @@ def test_cli_backtest_prints_metrics_and_run_dir(tmp_path, capsys):
 
 
 def test_failed_run_leaves_nothing_that_looks_complete(tmp_path):
+    from mmsim.engine.backtest import EngineCapacityError
+
     out = tmp_path / "bad"
-    with pytest.raises(KeyError):
+    with pytest.raises(ConfigError, match="unknown policy 'nope'"):
         mmsim.backtest(EXP / "default.yaml", out=out, cache_dir=tmp_path / "c",
                        overrides=["data.synthetic.n_events=20000", "policy.name=nope"])
+    assert not out.exists() and not (tmp_path / "bad.partial").exists()
+    # a run that fails halfway through the replay (the book outgrows its order table)
+    with pytest.raises(EngineCapacityError):
+        mmsim.backtest(EXP / "default.yaml", out=out, cache_dir=tmp_path / "c",
+                       overrides=["data.synthetic.n_events=20000", "engine.max_book_orders=17"])
     assert not out.exists() and not (tmp_path / "bad.partial").exists()
 
 

@@ -112,7 +112,10 @@ U_NRESP = 19  # responses in flight for this slot
 U_FILLED = 20  # exchange view: lots filled so far
 U_HDONE = 21  # hedge order already counted as finished
 U_TRADED = 22  # L2: lots traded at our price since the last depth update (netting)
-U_FIELDS = 24
+U_LFILLED = 23  # local view: lots filled so far (from fill reports)
+U_LTARGET = 24  # local view: open quantity last asked for (submit or modify): the quote's size
+U_MOD_TOTAL = 25  # local view: total quantity asked by a modify awaiting its answer (0 = none)
+U_FIELDS = 26
 
 REQ_SUBMIT = 1
 REQ_MODIFY = 2
@@ -183,7 +186,8 @@ S_RNG = 36  # xorshift64* state for random latency
 S_LAST_REQ = 37  # last request arrival: one order-entry session keeps its order
 S_LAST_RESP = 38  # last response arrival
 S_RECENTER = 39  # ladder window moves
-ST_SIZE = 40
+S_LAST_EQ_TS = 40  # time of the last equity sample
+ST_SIZE = 41
 #: st[ST_SIZE : ST_SIZE + nmax] lists our open bid slots, the next nmax our open ask slots
 #: (rebuilt with the fast-path bounds), so per-event loops touch only live orders
 ST_LIST = ST_SIZE
@@ -221,7 +225,8 @@ C_WARMUP_NS = 12
 C_MAX_OURS = 13
 C_QUEUE = 14  # QUEUE_*: L3 FIFO, or an L2 model
 C_FOLLOW = 15  # 1: the ladder window follows the touch (L2 feeds)
-CFG_SIZE = 16
+C_WHOLE_FILLS = 16  # 1: an execution reaching a resting order fills all of it (no partials)
+CFG_SIZE = 17
 
 QUEUE_FIFO = 0
 QUEUE_RISK_AVERSE = 1
@@ -402,7 +407,10 @@ def _fill_priority(
     Orders strictly better than ``px_limit`` (bids above, asks below) are filled first, best
     price first. Orders exactly at ``at_px`` are filled when ``at_px_seq_behind`` (the executed
     book order was behind them) or, for hidden trades, beyond the volume ahead.
-    Returns the budget left.
+    With ``C_WHOLE_FILLS`` an order the execution reaches is filled whole, whatever the budget
+    (hftbacktest's ``NoPartialFillExchange`` simplification); the budget still shrinks by the
+    quantity filled, so a second order is reached only if quantity is left.
+    Returns the budget left (negative after a whole-order fill larger than the budget).
     """
     nmax = cfg[C_MAX_OURS]
     base = ST_LIST if side > 0 else ST_LIST + nmax
@@ -443,7 +451,7 @@ def _fill_priority(
             if budget <= 0:
                 break
             take = budget
-        if take > ours[best, U_LEAVES]:
+        if take > ours[best, U_LEAVES] or cfg[C_WHOLE_FILLS] != 0:
             take = ours[best, U_LEAVES]
         _fill(ours, ahead, best, ts, p, take, Liquidity.MAKER, st, stf, cfg, fp, lat, resp,
               respf, fills, olog, counts, sc)
@@ -946,13 +954,17 @@ def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fill
                        ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0.0)
         return
     if req == REQ_MODIFY:
+        # the request carries the new total quantity (filled + open, as the strategy knew it
+        # when it sent it): fills in flight then reduce the new open quantity
         rl = _resp_time(st, cfg, lat, 2, ts)
         npx = ours[slot, U_REQ_PX]
-        nq = ours[slot, U_REQ_QTY]
+        nq = ours[slot, U_REQ_QTY] - ours[slot, U_FILLED]
         side = ours[slot, U_SIDE]
         reason = 0
         if ours[slot, U_XSTAT] != ST_OPEN:
             reason = Reject.UNKNOWN_ORDER
+        elif nq <= 0:
+            reason = Reject.FILLED_BEYOND_NEW_QTY
         elif npx != ours[slot, U_PRICE] and ours[slot, U_TIF] == TimeInForce.POST_ONLY and \
                 _crosses(side, npx, TimeInForce.POST_ONLY, sc):
             reason = Reject.POST_ONLY_WOULD_CROSS
@@ -1006,6 +1018,7 @@ def _response_arrives(resp, respf, st, stf, ours):
     elif kind == OrderEvent.FILL:
         side = ours[slot, U_SIDE]
         st[S_LPOS] += side * resp[j, R_FILL]
+        ours[slot, U_LFILLED] += resp[j, R_FILL]
         stf[F_LCASH] += respf[j]
         stf[F_LAST_FILL_S] = ts
         ours[slot, U_LLEAVES] = resp[j, R_LEAVES]
@@ -1020,8 +1033,10 @@ def _response_arrives(resp, respf, st, stf, ours):
         ours[slot, U_LQTY] = resp[j, R_QTY]
         ours[slot, U_LLEAVES] = resp[j, R_LEAVES]
         ours[slot, U_INFLIGHT] = 0
+        ours[slot, U_MOD_TOTAL] = 0
     elif kind == OrderEvent.MODIFY_REJECT or kind == OrderEvent.CANCEL_REJECT:
         ours[slot, U_INFLIGHT] = 0
+        ours[slot, U_MOD_TOTAL] = 0
     ours[slot, U_NRESP] -= 1
     if ours[slot, U_HEDGE] == 1 and ours[slot, U_LSTAT] == ST_DONE and ours[slot, U_HDONE] == 0:
         ours[slot, U_HDONE] = 1
@@ -1042,7 +1057,13 @@ def _response_arrives(resp, respf, st, stf, ours):
 
 @nb.njit(cache=True, _nrt=False)
 def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
-    """Send a request for ``slot`` from the strategy at local time ``ts``."""
+    """Send a request for ``slot`` from the strategy at local time ``ts``.
+
+    ``qty`` is the open quantity asked for (submit, modify). A modify travels as a new total
+    quantity (lots filled as the strategy knows them + ``qty``), as on CME and Binance: fills
+    still in flight then come out of the new open quantity, so the order can never fill more
+    than ``max(open now, qty)`` beyond what the strategy knows (see :func:`_exposure`).
+    """
     lk = cfg[C_LAT_KIND]
     if req == REQ_SUBMIT:
         e = entry_latency_nb(lk, lat, 0, ts, st, S_RNG)
@@ -1057,16 +1078,45 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
         e = st[S_LAST_REQ] - ts
     st[S_LAST_REQ] = ts + e
     st[S_REQ_SEQ] += 1
+    total = qty
+    if req == REQ_MODIFY:
+        total = ours[slot, U_LFILLED] + qty
+        ours[slot, U_MOD_TOTAL] = total
+    if req != REQ_CANCEL:
+        ours[slot, U_LTARGET] = qty
     ours[slot, U_REQ] = req
     ours[slot, U_REQ_TS] = ts + e
     ours[slot, U_REQ_PX] = px
-    ours[slot, U_REQ_QTY] = qty
+    ours[slot, U_REQ_QTY] = total
     ours[slot, U_REQ_N] = st[S_REQ_SEQ]
     ours[slot, U_INFLIGHT] = 1
     if ts + e < st[S_NEXT_REQ]:
         st[S_NEXT_REQ] = ts + e
-    _log_order(olog, counts, ours, slot, ts, ts + e, ev, px, qty if req != REQ_CANCEL else
-               ours[slot, U_LQTY], qty if req != REQ_CANCEL else ours[slot, U_LLEAVES], 0, 0)
+    if req == REQ_CANCEL:
+        _log_order(olog, counts, ours, slot, ts, ts + e, ev, px, ours[slot, U_LQTY],
+                   ours[slot, U_LLEAVES], 0, 0)
+    else:
+        _log_order(olog, counts, ours, slot, ts, ts + e, ev, px, total, qty, 0, 0)
+
+
+@nb.njit(cache=True, _nrt=False)
+def _exposure(ours, nmax, side):
+    """Lots our live orders on ``side`` (quotes and hedges) could still fill, worst case,
+    beyond the fills the strategy knows of: open quantity as last reported, or, with a modify
+    in flight, ``max(open, modify total − filled)``. Orders whose submit is not yet
+    acknowledged count in full."""
+    tot = np.int64(0)
+    for k in range(nmax):
+        ls = ours[k, U_LSTAT]
+        if (ls != ST_PENDING and ls != ST_OPEN) or ours[k, U_SIDE] != side:
+            continue
+        e = ours[k, U_LLEAVES]
+        if ours[k, U_MOD_TOTAL] > 0:
+            m = ours[k, U_MOD_TOTAL] - ours[k, U_LFILLED]
+            if m > e:
+                e = m
+        tot += e
+    return tot
 
 
 @nb.njit(cache=True, _nrt=False)
@@ -1102,12 +1152,29 @@ def _new_order(ours, ahead, st, cfg, lat, olog, counts, ts, side, px, qty, tif, 
     return slot
 
 
+@nb.njit(cache=True, inline="always", _nrt=False)
+def _fit(q, open_qty, room):
+    """An order's open quantity ``open_qty`` → ``q`` within ``room`` more lots: the increase
+    is cut to what fits (never below ``open_qty``); returns ``(q, room left)``."""
+    if q <= open_qty:
+        return q, room
+    inc = q - open_qty
+    if inc > room:
+        inc = room if room > 0 else 0
+    return open_qty + inc, room - inc
+
+
 @nb.njit(cache=True, _nrt=False)
-def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, matched):
+def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, matched,
+                 room):
     """Turn target quotes of one side into submits, modifies and cancels.
 
     An order already at a target price with the target size is left alone (it keeps its
     queue position); orders with a request in flight are not touched until it is answered.
+    ``room`` is how many more lots this side may commit (the position limit less the
+    position the strategy knows and :func:`_exposure`): a submit, or a modify that raises an
+    order's open quantity, is cut to fit (skipped when nothing fits). Cancels and size cuts
+    free nothing until they are answered, since the order may fill before they arrive.
     """
     nmax = cfg[C_MAX_OURS]
     used[:] = 0
@@ -1122,9 +1189,13 @@ def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n, u
             if used[j] == 0 and tp[j] == ours[k, U_LPX]:
                 used[j] = 1
                 matched[k] = 1
-                if ours[k, U_INFLIGHT] == 0 and ours[k, U_LQTY] != tq[j] and ls == ST_OPEN:
-                    _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[j], tq[j])
-                    ours[k, U_LQTY] = tq[j]
+                if ours[k, U_INFLIGHT] == 0 and ours[k, U_LTARGET] != tq[j] and ls == ST_OPEN:
+                    lv = ours[k, U_LLEAVES]
+                    q, room = _fit(tq[j], lv, room)
+                    if tq[j] > lv and q == lv:
+                        q = 0  # more was wanted and nothing fits: leave the order alone
+                    if q > 0 and q != ours[k, U_LTARGET]:
+                        _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[j], q)
                 break
     for k in range(nmax):
         ls = ours[k, U_LSTAT]
@@ -1142,13 +1213,16 @@ def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n, u
                     break
         if target >= 0:
             used[target] = 1
-            _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[target], tq[target])
-            ours[k, U_LQTY] = tq[target]
+            q, room = _fit(tq[target], ours[k, U_LLEAVES], room)
+            _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[target], q)
         else:
             _send(ours, st, cfg, lat, olog, counts, k, REQ_CANCEL, ts, ours[k, U_LPX], 0)
     for j in range(n):
         if used[j] == 0:
-            _new_order(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp[j], tq[j],
+            q, room = _fit(tq[j], 0, room)
+            if q <= 0:
+                continue
+            _new_order(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp[j], q,
                        cfg[C_QUOTE_TIF], 0)
 
 
@@ -1273,47 +1347,42 @@ def _decide(
         stf[F_TRADE_QTY] = 0.0
     nbid = int(qout[Quote.N_BID])
     nask = int(qout[Quote.N_ASK])
-    if not warm:
+    if not warm or st[S_HALT] != 0:
+        # warm-up, or trading halted (a STATUS event: an exchange halt, or a feed gap being
+        # resynchronised): quote nothing, so the order manager cancels our resting quotes
         nbid = 0
         nask = 0
     nbid = min(max(nbid, 0), MAX_LEVELS)
     nask = min(max(nask, 0), MAX_LEVELS)
     maxp = cfg[C_MAX_POS]
     pos = st[S_LPOS]
+    nmax = cfg[C_MAX_OURS]
+    big = np.int64(2**62)
+    # the limit holds at the exchange: position + every open and in-flight lot on the side
+    room_b = maxp - pos - _exposure(ours, nmax, 1) if maxp >= 0 else big
+    room_a = maxp + pos - _exposure(ours, nmax, -1) if maxp >= 0 else big
     n = 0
-    room = maxp - pos if maxp >= 0 else np.int64(2**62)
     for k in range(nbid):
         p = qout[Quote.BID0 + 2 * k]
         q = qout[Quote.BID0 + 2 * k + 1]
         if np.isnan(p) or np.isnan(q) or q < 1.0:
             continue
-        qi = np.int64(q)
-        if qi > room:
-            qi = room
-        if qi <= 0:
-            continue
-        room -= qi
         tp[n] = np.int64(np.floor(p + 1e-9))
-        tq[n] = qi
+        tq[n] = np.int64(q)
         n += 1
-    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, 1, tp, tq, n, used, matched)
+    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, 1, tp, tq, n, used, matched,
+                 room_b)
     n = 0
-    room = maxp + pos if maxp >= 0 else np.int64(2**62)
     for k in range(nask):
         p = qout[Quote.ASK0 + 2 * k]
         q = qout[Quote.ASK0 + 2 * k + 1]
         if np.isnan(p) or np.isnan(q) or q < 1.0:
             continue
-        qi = np.int64(q)
-        if qi > room:
-            qi = room
-        if qi <= 0:
-            continue
-        room -= qi
         tp[n] = np.int64(np.ceil(p - 1e-9))
-        tq[n] = qi
+        tq[n] = np.int64(q)
         n += 1
-    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, -1, tp, tq, n, used, matched)
+    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, -1, tp, tq, n, used, matched,
+                 room_a)
     if cfg[C_HAS_HEDGER] != 0 and warm:
         _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q)
         hout[:] = 0.0
@@ -1333,6 +1402,12 @@ def _decide(
                 continue
             if tif != TimeInForce.MARKET and tif != TimeInForce.IOC:
                 tif = TimeInForce.MARKET
+            if maxp >= 0:  # hedges obey the position limit too
+                r = maxp - side * pos - _exposure(ours, nmax, side)
+                if q > r:
+                    q = r
+                if q <= 0:
+                    continue
             if tif == TimeInForce.MARKET or np.isnan(lim):
                 pxi = np.int64(0)
             else:
@@ -1379,6 +1454,7 @@ def _sample_equity(eq, counts, ts, st, stf, sc):
     eq[j].n_fills = st[S_NFILLS]
     eq[j].funding = stf[F_FUNDING]
     counts[2] = j + 1
+    st[S_LAST_EQ_TS] = ts
 
 
 @nb.njit(cache=True, _nrt=False)
@@ -1522,4 +1598,7 @@ def run_nb(
         if rc != RET_DONE:
             st[S_I] = n
             return rc
+        if st[S_LAST_EQ_TS] < st[S_LAST_TS]:
+            # a closing sample at the last event, so the equity curve holds every fill
+            _sample_equity(eq, counts, st[S_LAST_TS], st, stf, sc)
     return RET_DONE

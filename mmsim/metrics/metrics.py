@@ -30,7 +30,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from mmsim.enums import LIQUIDITY_NAMES, ORDER_EVENT_NAMES
+from mmsim.enums import LIQUIDITY_NAMES, ORDER_EVENT_NAMES, REJECT_NAMES
 
 __all__ = ["DEFAULT_MARKOUT_HORIZONS_S", "compute_metrics", "horizon_label", "markout_table"]
 
@@ -215,6 +215,7 @@ def compute_metrics(
     orders: pd.DataFrame | None,
     *,
     multiplier: float = 1.0,
+    contract: str = "linear",
     sharpe_clock_s: float = 60.0,
     periods_per_year: float | None = None,
     periods_per_day: float | None = None,
@@ -229,8 +230,12 @@ def compute_metrics(
         The backtest outputs described in the module docstring. ``None`` or an empty frame
         means no rows.
     multiplier : float
-        Contract multiplier (linear contracts): PnL of ``qty`` units over a price change
-        ``dp`` is ``qty·dp·multiplier``.
+        Contract multiplier. Linear: PnL of ``qty`` units over a price change ``dp`` is
+        ``qty·dp·multiplier`` (quote currency). Inverse: ``multiplier`` is the contract size
+        in quote currency (e.g. 100 USD) and money is in coin (MODELS.md §8).
+    contract : {"linear", "inverse"}
+        Contract type: it sets the notional (``qty·price·multiplier`` or, inverse,
+        ``qty·multiplier/price`` coin) and the spread capture of a fill (below).
     sharpe_clock_s : float
         Clock of the Sharpe/Sortino returns, seconds of exchange time: the equity curve is
         cut into buckets ``[t0 + k·c, t0 + (k+1)·c)`` (``t0`` the first sample), each bucket
@@ -253,13 +258,15 @@ def compute_metrics(
     Returns
     -------
     dict[str, float]
-        A flat JSON-able dict (Python ``float``/``int``; NaN where undefined). Money in quote
-        currency, quantities in instrument units, spreads and markouts in price units
-        (quote currency per instrument unit, per fill, quantity-weighted):
+        A flat JSON-able dict (Python ``float``/``int``; NaN where undefined). Money in the
+        settlement currency (quote currency; coin for inverse contracts), quantities in
+        instrument units, spreads and markouts in price units (quote currency per instrument
+        unit, per fill, quantity-weighted):
 
         PnL
             ``pnl`` (last − first equity), ``fees`` (Σ fill fees; negative = net rebates),
             ``pnl_before_fees = pnl + fees``, ``spread_pnl = Σ s·(mid_t − p)·qty·multiplier``
+            (inverse: ``Σ s·qty·multiplier·(1/p − 1/mid_t)`` coin)
             over the fills with a finite mid (the edge captured against the mid at the fill),
             ``inventory_pnl = pnl_before_fees − spread_pnl`` (mark-to-market of the inventory;
             also holds funding and anything else not in the fees, so
@@ -273,11 +280,17 @@ def compute_metrics(
             equity curve from its running peak, all samples, >= 0),
             ``return_over_max_drawdown = pnl / max_drawdown``, ``duration_s``.
         Orders and fills
-            ``n_orders`` (all submits), ``n_quotes`` (non-hedge submits), ``n_rejects``
-            (``reject`` events), ``n_cancels`` (``cancel`` requests), ``n_cancel_rejects``,
-            ``n_modifies``, ``n_fills``, ``n_maker_fills``, ``n_taker_fills``,
+            ``n_orders`` (all submits), ``n_quotes`` (non-hedge submits), ``n_rejects`` (every
+            request the exchange refused: ``reject``, ``modify_reject`` and
+            ``cancel_reject`` events), split by request as ``n_rejects_submit``,
+            ``n_rejects_modify``, ``n_rejects_cancel`` and by reason as
+            ``n_rejects_<reason>`` for each :data:`~mmsim.enums.Reject` reason (e.g.
+            ``n_rejects_post_only_would_cross``, ``n_rejects_unknown_order``: a cancel or
+            modify that reached an order already filled), ``n_cancels`` (``cancel``
+            requests), ``n_modifies``, ``n_fills``, ``n_maker_fills``, ``n_taker_fills``,
             ``n_hedge_fills``, ``traded_qty``, ``maker_volume`` and ``taker_volume``
-            (notional ``Σ p·qty·multiplier``), ``fill_rate_count`` = non-hedge orders with at
+            (notional, ``Σ p·qty·multiplier``; inverse ``Σ qty·multiplier/p`` coin),
+            ``fill_rate_count`` = non-hedge orders with at
             least one fill / ``n_quotes``, ``fill_rate_qty`` = non-hedge filled quantity /
             quoted quantity (non-hedge submitted quantity plus the size increases accepted
             by ``modify_ack`` events).
@@ -305,6 +318,9 @@ def compute_metrics(
     """
     if not sharpe_clock_s > 0:
         raise ValueError(f"sharpe_clock_s must be > 0, got {sharpe_clock_s}")
+    if contract not in ("linear", "inverse"):
+        raise ValueError(f"contract must be 'linear' or 'inverse', got {contract!r}")
+    inverse = contract == "inverse"
     if periods_per_year is None:
         periods_per_year = EQUITY_DAYS_PER_YEAR * EQUITY_SESSION_S / sharpe_clock_s
     if periods_per_day is None:
@@ -324,7 +340,11 @@ def compute_metrics(
     f = _fill_arrays(fills)
     n_fills = f["ts"].shape[0]
     fees = float(f["fee"].sum())
-    spread_each = f["side"] * (f["mid"] - f["price"]) * f["qty"] * multiplier
+    if inverse:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spread_each = f["side"] * f["qty"] * multiplier * (1.0 / f["price"] - 1.0 / f["mid"])
+    else:
+        spread_each = f["side"] * (f["mid"] - f["price"]) * f["qty"] * multiplier
     spread_pnl = float(np.nansum(spread_each)) if n_fills else 0.0
     pnl_before_fees = pnl + fees
     out["pnl"] = pnl
@@ -359,7 +379,9 @@ def compute_metrics(
     out["duration_s"] = duration_s
 
     # --- orders and fill rates ---------------------------------------------------------
-    n_orders = n_quotes = n_rejects = n_cancels = n_cancel_rejects = n_modifies = 0
+    n_orders = n_quotes = n_cancels = n_modifies = 0
+    rejects = {"submit": 0, "modify": 0, "cancel": 0}
+    reasons = {name: 0 for code, name in sorted(REJECT_NAMES.items()) if code != 0}
     quoted_qty = 0.0
     quote_ids = np.empty(0, np.int64)
     if orders is not None and len(orders):
@@ -372,9 +394,17 @@ def compute_metrics(
         quote = submit & ~o_hedge
         n_quotes = int(quote.sum())
         quote_ids = np.unique(o_id[quote])
-        n_rejects = int((ev == "reject").sum())
+        rej = np.zeros(len(ev), bool)
+        for kind, name in (("submit", "reject"), ("modify", "modify_reject"),
+                           ("cancel", "cancel_reject")):
+            sel = ev == name
+            rejects[kind] = int(sel.sum())
+            rej |= sel
+        if "reason" in orders.columns and rej.any():
+            why = _names(orders["reason"], REJECT_NAMES)[rej]
+            for name in reasons:
+                reasons[name] = int((why == name).sum())
         n_cancels = int((ev == "cancel").sum())
-        n_cancel_rejects = int((ev == "cancel_reject").sum())
         n_modifies = int((ev == "modify").sum())
         quoted_qty = float(o_qty[quote].sum())
         # size increases accepted by modify_ack, relative to the previous accepted size
@@ -386,13 +416,19 @@ def compute_metrics(
             quoted_qty += float(inc.sum())
     out["n_orders"] = n_orders
     out["n_quotes"] = n_quotes
-    out["n_rejects"] = n_rejects
+    out["n_rejects"] = sum(rejects.values())
+    for kind, n in rejects.items():
+        out[f"n_rejects_{kind}"] = n
+    for name, n in reasons.items():
+        out[f"n_rejects_{name}"] = n
     out["n_cancels"] = n_cancels
-    out["n_cancel_rejects"] = n_cancel_rejects
     out["n_modifies"] = n_modifies
 
     maker = f["maker"]
-    notional = f["price"] * f["qty"] * multiplier
+    if inverse:
+        notional = f["qty"] * multiplier / f["price"]
+    else:
+        notional = f["price"] * f["qty"] * multiplier
     quote_fill = ~f["hedge"]
     filled_ids = np.unique(f["order_id"][quote_fill])
     n_filled_orders = int(np.isin(filled_ids, quote_ids).sum())
