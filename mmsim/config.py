@@ -2,7 +2,14 @@
 
 Every field carries its unit in its name (``*_nanos``, ``*_bps``, ``*_s``). Paths under ``data``
 are relative to the data root (``--data-root``, else ``MMSIM_DATA_ROOT``, else ``data/``).
-``--set a.b=value`` overrides any field before validation (the value is parsed as YAML).
+``--set a.b=value`` overrides any field before validation (the value is parsed as YAML, with
+``1e6``-style numbers read as numbers as in YAML 1.2 and ``mmsim sweep --grid``).
+
+Validation happens when the file is loaded, before any data is read or kernel compiled: every
+field (the ``instrument`` section and the ``policy`` / ``hedger`` parameters declared in
+:mod:`mmsim.policies.registry` and :mod:`mmsim.hedgers.registry` included) is checked, and
+:class:`ConfigError` names the file and every invalid field on one line, e.g.
+``exp.yaml: field 'policy.gamma': must be > 0, got 0``.
 """
 
 from __future__ import annotations
@@ -10,13 +17,87 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import numbers
+import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from mmsim.instruments import Instrument
+
+#: a number as text: ``1``, ``-2.5``, ``1e6``, ``5E-3``, ``1_000`` (what a numeric string may be)
+NUMBER_TEXT = re.compile(r"^\s*[-+]?(\d[\d_]*\.?[\d_]*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def fmt_number(x: float) -> str:
+    """A bound or value as a user would write it: ``0`` for 0.0, ``0.5``, ``1e-05``."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e16:
+        return str(int(x))
+    return repr(float(x))
+
+
+def show_value(v: Any) -> str:
+    """``v`` as it reads in YAML: ``'abc'``, ``null``, ``true``, ``0``, ``0.5``, ``[1, 2]``."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        return repr(float(v))
+    return repr(v)
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, also reading ``1e6`` / ``5E-3`` / ``1.0e5`` as floats.
+
+    PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so ``1e6`` is the
+    string ``'1e6'``; YAML 1.2 (and ``mmsim sweep --grid``) read it as a number.
+    """
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text safely (``1e6`` is a number).
+
+    Raises
+    ------
+    yaml.YAMLError
+        If ``text`` is not YAML.
+    """
+    return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def fields_error(errors: list[tuple[tuple[Any, ...], str]]) -> PydanticCustomError:
+    """An error for a pydantic validator to raise, carrying ``(location below the validated
+    object, problem)`` pairs; :func:`config_error` reports each as its own field
+    (``field 'policy.gamma': must be > 0, got 0``)."""
+    summary = "; ".join(
+        (".".join(str(x) for x in loc) + ": " if loc else "") + msg for loc, msg in errors
+    )
+    return PydanticCustomError("mmsim_fields", "{summary}", {"summary": summary,
+                                                            "errors": errors})
 
 
 class _Frozen(BaseModel):
@@ -54,7 +135,7 @@ class DataConfig(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
         if self.kind != "synthetic" and not self.path:
-            raise ValueError("data.path is required unless data.kind is 'synthetic'")
+            raise fields_error([(("path",), "required unless data.kind is 'synthetic'")])
         return self
 
     def resolved_kind(self) -> str:
@@ -80,26 +161,41 @@ class LatencyConfig(_Frozen):
     ``feed_nanos``: ``None`` takes the strategy's receive time from the data (``local_ts``,
     plus ``feed_offset_nanos``: a number, or ``auto`` for the offset the reader suggests when
     the capture clock runs behind the exchange's, e.g. Binance 2024 USD-M); a number sets
-    ``local_ts = exch_ts + feed_nanos`` (for one-clock data such as LOBSTER). Receive times
-    are never earlier than ``exch_ts`` (clamped and counted).
+    ``local_ts = exch_ts + feed_nanos`` (>= 0; for one-clock data such as LOBSTER). Receive
+    times are never earlier than ``exch_ts`` (clamped and counted).
     ``entry_nanos`` / ``response_nanos`` are the defaults of the per-action fields.
     ``model: lognormal`` draws each latency as ``value·exp(σ·Z)`` with ``entry_sigma`` /
     ``response_sigma`` (seeded by the experiment's ``seed``). ``model: interpolated`` reads a
     recorded series from ``series_path`` (Parquet or CSV, relative to the data root; columns
     ``request_ts, exchange_ts, response_ts`` in ns and optionally ``action`` = submit, cancel
     or modify) and interpolates it in time (:mod:`mmsim.models.nb`). Requests and responses
-    keep their order (one order-entry session).
+    keep their order (one order-entry session). Every ``*_nanos`` field is an integer; an
+    integral float (``1e6``) is accepted, ``1.5`` is not.
     """
 
     @model_validator(mode="after")
     def _check_series(self) -> LatencyConfig:
         if self.model == "interpolated" and not self.series_path:
-            raise ValueError("latency.series_path is required with model 'interpolated'")
+            raise fields_error([(("series_path",), "required with model 'interpolated'")])
         return self
+
+    @field_validator("feed_offset_nanos", mode="before")
+    @classmethod
+    def _check_offset(cls, v: Any) -> Any:
+        if v == "auto":
+            return v
+        x = v
+        if isinstance(v, str) and NUMBER_TEXT.match(v):
+            x = float(v.replace("_", ""))
+        if (isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+                and float(x).is_integer()):
+            return int(x)
+        raise PydanticCustomError("mmsim_value", "must be an integer (ns) or 'auto', got {got}",
+                                  {"got": show_value(v)})
 
     model: Literal["constant", "lognormal", "interpolated"] = "constant"
     series_path: str | None = None
-    feed_nanos: int | None = None
+    feed_nanos: int | None = Field(None, ge=0)
     feed_offset_nanos: int | Literal["auto"] = 0
     entry_sigma: float = Field(0.0, ge=0)
     response_sigma: float = Field(0.0, ge=0)
@@ -187,13 +283,88 @@ class RiskConfig(_Frozen):
 
 
 class KernelConfig(BaseModel):
-    """A policy or hedger: ``name`` plus its parameters as extra fields."""
+    """A policy or hedger: ``name`` plus its parameters as extra fields (not checked here:
+    see :class:`PolicyConfig` and :class:`HedgerConfig`)."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
     name: str
 
     def params(self) -> dict[str, Any]:
+        """Parameter name → value as given (numeric strings read as floats)."""
         return dict(self.model_extra or {})
+
+
+def _kernel_spec(kind: str, name: Any) -> Any:
+    """The registry entry of a policy or hedger (imports the registry: no kernel compiled)."""
+    if kind == "policy":
+        from mmsim.policies.registry import get_policy
+
+        return get_policy(name)
+    from mmsim.hedgers.registry import get_hedger
+
+    return get_hedger(name)
+
+
+class _CheckedKernelConfig(KernelConfig):
+    """A :class:`KernelConfig` whose ``name`` must be registered and whose parameters are
+    checked against their declarations (:class:`mmsim.policies.registry.Param`): unknown
+    names, non-numbers and values out of range are errors naming the parameter. Missing
+    required parameters are reported by the enclosing config (:func:`missing_param_errors`).
+    """
+
+    _kind: ClassVar[str] = "policy"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_params(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "name" not in data:
+            return data  # pydantic reports a non-mapping or a missing name
+        from mmsim.policies.registry import UnknownKernelError
+
+        try:
+            spec = _kernel_spec(cls._kind, data["name"])
+        except UnknownKernelError as e:
+            raise fields_error([(("name",), str(e))]) from None
+        given = {k: v for k, v in data.items() if k != "name"}
+        checked, errors = spec.check_params(given, require=False)
+        if errors:
+            raise fields_error([((k,), m) for k, m in errors])
+        out = dict(data)
+        for k, v in given.items():
+            if isinstance(v, str) and NUMBER_TEXT.match(v):
+                out[k] = checked[k]
+        return out
+
+    def spec(self) -> Any:
+        """The registry entry (:class:`mmsim.policies.registry.KernelSpec`)."""
+        return _kernel_spec(self._kind, self.name)
+
+
+class PolicyConfig(_CheckedKernelConfig):
+    """``policy:``: a registered policy name (:func:`mmsim.policies.registry.policy_names`)
+    plus its parameters, each checked against its declared type and range."""
+
+    _kind: ClassVar[str] = "policy"
+
+
+class HedgerConfig(_CheckedKernelConfig):
+    """``hedger:``: a registered hedger name plus its parameters, each checked against its
+    declared type and range."""
+
+    _kind: ClassVar[str] = "hedger"
+
+
+def missing_param_errors(
+    cfg: _CheckedKernelConfig, where: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> list[tuple[tuple[Any, ...], str]]:
+    """``(location, problem)`` for each required parameter of ``cfg`` that is not given
+    (except ``optional``), ``where`` being the location of ``cfg`` in the enclosing model."""
+    spec = cfg.spec()
+    given = cfg.params()
+    return [((*where, k), f"required by {spec.name!r} ({p.unit + ', ' if p.unit else ''}"
+                          f"{p.domain()})")
+            for k, p in spec.params.items() if p.required and k not in given
+            and k not in optional]
 
 
 class MetricsConfig(_Frozen):
@@ -211,23 +382,53 @@ class ExperimentConfig(_Frozen):
     description: str = ""
     seed: int = 0
     data: DataConfig
+    #: fields of :class:`mmsim.instruments.Instrument`, checked at load; vendor defaults fill
+    #: the rest when the data is read (:meth:`instrument_spec`)
     instrument: dict[str, Any] = Field(default_factory=dict)
     latency: LatencyConfig = LatencyConfig()
     engine: EngineConfig = EngineConfig()
     queue: QueueConfig = QueueConfig()
     matching: MatchingConfig = MatchingConfig()
     risk: RiskConfig = RiskConfig()
-    policy: KernelConfig
-    hedger: KernelConfig | None = None
+    policy: PolicyConfig
+    hedger: HedgerConfig | None = None
     metrics: MetricsConfig = MetricsConfig()
     #: parameter grid for ``mmsim sweep`` (ignored by a single backtest)
     grid: dict[str, Any] | None = None
 
+    @field_validator("instrument")
+    @classmethod
+    def _check_instrument(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            Instrument.model_validate(v)
+        except ValidationError as e:
+            raise fields_error([(tuple(err["loc"]), describe_error(err))
+                                 for err in e.errors()]) from None
+        return v
+
+    @model_validator(mode="after")
+    def _check_required(self) -> ExperimentConfig:
+        errors = missing_param_errors(self.policy, ("policy",))
+        if self.hedger is not None:
+            errors += missing_param_errors(self.hedger, ("hedger",))
+        if errors:
+            raise fields_error(errors)
+        return self
+
     def instrument_spec(self, defaults: dict[str, Any] | None = None) -> Instrument:
-        """The instrument: vendor ``defaults`` overridden by the YAML ``instrument`` section."""
+        """The instrument: vendor ``defaults`` overridden by the YAML ``instrument`` section.
+
+        Raises
+        ------
+        ConfigError
+            If the merged fields are invalid (``field 'instrument.tick_size': ...``).
+        """
         merged = dict(defaults or {})
         merged.update(self.instrument)
-        return Instrument(**merged)
+        try:
+            return Instrument(**merged)
+        except ValidationError as e:
+            raise config_error(e, "instrument", prefix=("instrument",)) from None
 
     def as_dict(self) -> dict[str, Any]:
         return json.loads(self.model_dump_json())
@@ -239,24 +440,61 @@ class ExperimentConfig(_Frozen):
 
 
 class ConfigError(ValueError):
-    """An experiment file or override is invalid; the message names the file and field."""
+    """An experiment file or override is invalid; the message (one line) names the file and
+    every invalid field, joined with ``; ``."""
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides to a raw config dict (values parsed as YAML).
+def _override_items(overrides: list[str] | tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """``(key, value text, item)`` of each ``key=value`` override.
 
     Raises
     ------
     ConfigError
-        If an override has no ``=`` or descends into a non-mapping.
+        If an item has no ``=`` or an empty key.
     """
-    out = copy.deepcopy(raw)
+    out = []
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set '{item}': expected key=value")
         key, _, text = item.partition("=")
-        value = yaml.safe_load(text) if text != "" else None
-        set_dotted(out, key.strip(), value, f"--set '{item}'")
+        if not key.strip():
+            raise ConfigError(f"--set '{item}': expected key=value")
+        out.append((key.strip(), text, item))
+    return out
+
+
+def parse_override_value(text: str, where: str = "--set") -> Any:
+    """The value of one ``--set key=value``: YAML (``1e6`` is a number), empty = ``None``.
+
+    Raises
+    ------
+    ConfigError
+        If ``text`` is not YAML (``where`` names the override).
+    """
+    if text == "":
+        return None
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: cannot parse value {text!r}: "
+                          f"{getattr(e, 'problem', None) or e}".replace("\n", " ")) from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides to a raw config dict (a copy; values parsed as YAML,
+    ``1e6`` read as a number as by ``mmsim sweep --grid``; an integral float is accepted by
+    an integer field).
+
+    Raises
+    ------
+    ConfigError
+        If an override has no ``=``, its value is not YAML, or it descends into a
+        non-mapping.
+    """
+    out = copy.deepcopy(raw)
+    for key, text, item in _override_items(overrides):
+        where = f"--set '{item}'"
+        set_dotted(out, key, parse_override_value(text, where), where)
     return out
 
 
@@ -280,58 +518,147 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any, where: str) -> None:
     node[parts[-1]] = value
 
 
-def read_experiment_yaml(path: str | Path) -> dict[str, Any]:
+def read_experiment_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw mapping of an experiment YAML file, with ``name`` defaulting to the file stem.
+
+    A UTF-8 byte-order mark is accepted; ``1e6`` reads as a number.
 
     Raises
     ------
     ConfigError
-        If the file is missing, is not YAML, or its top level is not a mapping.
+        If the file is missing, is not UTF-8 or YAML, or its top level is not a mapping (the
+        path shown as given).
     """
+    shown = os.fspath(path)
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"{p}: experiment file not found")
+        raise ConfigError(f"{shown}: experiment file not found")
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
+        raw = load_yaml(p.read_text(encoding="utf-8-sig")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{shown}: not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{shown}: not valid YAML: {what}{at}".replace("\n", " ")) from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping")
+        raise ConfigError(f"{shown}: the top level must be a mapping")
     raw.setdefault("name", p.stem)
     return raw
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+def override_origins(overrides: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Dotted key → the ``--set`` item that set it (the last one wins)."""
+    return {key: item for key, _, item in _override_items(overrides)}
+
+
+def load_config(
+    path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()
+) -> ExperimentConfig:
     """Read an experiment YAML, apply ``--set`` overrides and validate.
 
     Raises
     ------
     ConfigError
-        If the file is missing, is not YAML, or a field is invalid (file and field named).
+        If the file is missing, is not YAML, or a field is invalid: one line naming the path
+        as given and each field, e.g. ``exp.yaml: field 'policy.gamma': must be > 0, got 0``
+        (plus ``(from --set ...)`` when an override set it).
     """
-    p = Path(path)
-    raw = apply_overrides(read_experiment_yaml(p), overrides)
-    return config_from_dict(raw, source=str(p))
+    raw = apply_overrides(read_experiment_yaml(path), overrides)
+    return config_from_dict(raw, source=os.fspath(path), origins=override_origins(overrides))
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ExperimentConfig:
-    """Validate a raw config mapping.
+def config_from_dict(
+    raw: dict[str, Any], source: str = "<dict>", origins: dict[str, str] | None = None
+) -> ExperimentConfig:
+    """Validate a raw config mapping (policy and hedger parameters and the instrument
+    section included; imports the registries but compiles no kernel).
+
+    Parameters
+    ----------
+    raw : dict
+    source : str
+        Shown first in an error (the file path as given).
+    origins : dict of str to str, optional
+        Dotted key → ``--set`` item, named in the error of a field an override set.
 
     Raises
     ------
     ConfigError
-        Naming ``source`` and every invalid field.
+        Naming ``source`` and every invalid field, on one line.
     """
     try:
-        return ExperimentConfig(**raw)
+        return ExperimentConfig.model_validate(raw)
     except ValidationError as e:
-        raise config_error(e, source) from None
+        raise config_error(e, source, origins) from None
 
 
-def config_error(e: ValidationError, source: str) -> ConfigError:
-    """A :class:`ConfigError` naming ``source`` and every invalid field of ``e``."""
-    lines = []
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+           "less_than_equal": "<="}
+_KINDS = {
+    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "a whole number",
+    "float_parsing": "a number", "float_type": "a number", "finite_number": "finite",
+    "bool_parsing": "true or false", "bool_type": "true or false", "string_type": "a string",
+    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+    "list_type": "a list", "tuple_type": "a list",
+}
+
+
+def describe_error(err: dict[str, Any]) -> str:
+    """One pydantic error (an item of ``ValidationError.errors()``) in mmsim's words:
+    ``must be > 0, got 0``, ``must be an integer, got 'abc'``, ``required``, ...
+    """
+    t = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    got = f", got {show_value(err.get('input'))}" if "input" in err else ""
+    if t == "missing":
+        return "required"
+    if t == "extra_forbidden":
+        return "unknown field"
+    if t in _BOUNDS:
+        bound = next(iter(ctx.values()), "?")
+        b = fmt_number(bound) if isinstance(bound, float) else str(bound)
+        return f"must be {_BOUNDS[t]} {b}{got}"
+    if t in _KINDS:
+        return f"must be {_KINDS[t]}{got}"
+    if t == "literal_error":
+        return f"must be {ctx.get('expected', '?')}{got}"
+    if t == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    msg = str(err.get("msg", ""))
+    if msg.startswith("Input should be "):
+        return "must be " + msg[len("Input should be "):] + got
+    return msg
+
+
+def _origin(loc: str, origins: dict[str, str] | None) -> str:
+    if not origins:
+        return ""
+    hits = [item for key, item in origins.items() if loc == key or loc.startswith(key + ".")]
+    return f" (from --set {hits[-1]})" if hits else ""
+
+
+def config_error(
+    e: ValidationError,
+    source: str,
+    origins: dict[str, str] | None = None,
+    prefix: tuple[Any, ...] = (),
+) -> ConfigError:
+    """A one-line :class:`ConfigError` naming ``source`` and every invalid field of ``e``:
+    ``SOURCE: field 'a.b': problem; field 'c': problem``. ``prefix`` is prepended to every
+    field's location; ``origins`` (dotted key → ``--set`` item) names the override behind a
+    field."""
+    parts: list[str] = []
     for err in e.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "<top>"
-        lines.append(f"  field '{loc}': {err['msg']}")
-    return ConfigError(f"{source}: invalid experiment\n" + "\n".join(lines))
+        items = [(tuple(err["loc"]), describe_error(err))]
+        if err.get("type") == "mmsim_fields":
+            items = [(tuple(err["loc"]) + tuple(sub), msg)
+                     for sub, msg in (err.get("ctx") or {}).get("errors", [])]
+        for loc_t, msg in items:
+            loc = ".".join(str(x) for x in (*prefix, *loc_t))
+            text = f"field '{loc}': {msg}{_origin(loc, origins)}" if loc else msg
+            text = " ".join(text.split())
+            if text not in parts:
+                parts.append(text)
+    return ConfigError(f"{source}: " + "; ".join(parts))

@@ -32,12 +32,12 @@ GOOD = [
 
 def test_message_format():
     e = DataError("/x/AMZN_message_1.csv", 17, "price", "'abc' is not an integer")
-    assert str(e) == "AMZN_message_1.csv: row 17, field 'price': 'abc' is not an integer"
+    assert str(e) == "/x/AMZN_message_1.csv: row 17, field 'price': 'abc' is not an integer"
     assert (e.path, e.row, e.field) == ("/x/AMZN_message_1.csv", 17, "price")
     assert isinstance(e, ValueError)
     e2 = pickle.loads(pickle.dumps(e))
     assert str(e2) == str(e) and e2.row == 17
-    assert str(DataError("a/b.csv", None, None, "no such file")) == "b.csv: no such file"
+    assert str(DataError("a/b.csv", None, None, "no such file")) == "a/b.csv: no such file"
 
 
 @pytest.mark.parametrize(

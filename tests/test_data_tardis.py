@@ -237,3 +237,57 @@ def test_binance_hist_errors(tmp_path):
         read_binance_hist(snap, upd)
     with pytest.raises(DataError, match="no such file"):
         read_binance_hist(tmp_path / "x.csv", upd)
+
+
+# ------------------------------------------------------------------ BOM and blank lines
+BOM = "\ufeff"
+BOOK_ROWS = (
+    "deribit,BTC-PERPETUAL,1000000,1000100,true,ask,100.5,10\n"
+    "deribit,BTC-PERPETUAL,1000000,1000100,true,bid,100.0,20\n"
+    "deribit,BTC-PERPETUAL,1000200,1000300,false,bid,100.0,0\n"
+)
+TRADE_ROWS = "deribit,BTC-PERPETUAL,1000400,1000500,7,buy,100.5,10\n"
+
+
+def _write(p, text, gz=False):
+    data = text.encode("utf-8")
+    p.write_bytes(gzip.compress(data) if gz else data)
+    return p
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_tardis_accepts_a_bom_and_trailing_blank_lines(tmp_path, gz):
+    plain = read_tardis(_write(tmp_path / "b.csv", BOOK_HEADER + BOOK_ROWS),
+                        _write(tmp_path / "t.csv", TRADE_HEADER + TRADE_ROWS),
+                        tick_size=0.5, lot_size=10)
+    res = read_tardis(
+        _write(tmp_path / "b2.csv", BOM + BOOK_HEADER + BOOK_ROWS + "\n \n", gz),
+        _write(tmp_path / "t2.csv", BOM + TRADE_HEADER.replace("\n", "\r\n")
+               + TRADE_ROWS.replace("\n", "\r\n") + "\r\n\r\n", gz),
+        tick_size=0.5, lot_size=10,
+    )
+    assert res.events.tolist() == plain.events.tolist()
+    assert res.report["book_rows"] == 3 and res.report["trades"] == 1
+    assert res.meta["exchange"] == "deribit" and res.meta["symbol"] == "BTC-PERPETUAL"
+
+
+def test_tardis_blank_line_keeps_row_numbers(tmp_path):
+    bad = BOOK_ROWS.replace("false,bid,100.0,0", "false,bid,100.0,x")
+    p = _write(tmp_path / "b.csv", BOM + BOOK_HEADER + "\n" + bad)
+    with pytest.raises(DataError) as exc:
+        read_tardis(p, tick_size=0.5, lot_size=10)
+    assert (exc.value.row, exc.value.field) == (5, "amount")
+
+
+def test_binance_hist_accepts_a_bom_and_trailing_blank_lines(tmp_path):
+    snap_rows = ("BTCUSDT,1000,100,100,b,snap,100.0,1.000,-1\n"
+                 "BTCUSDT,1000,100,100,a,snap,100.5,1.000,-1\n")
+    upd_rows = "BTCUSDT,1002,96,102,b,set,100.0,3.000,95\n"
+    plain = read_binance_hist(_write(tmp_path / "s.csv", HIST_HEADER + snap_rows),
+                              _write(tmp_path / "u.csv", HIST_HEADER + upd_rows))
+    res = read_binance_hist(
+        _write(tmp_path / "s2.csv", BOM + HIST_HEADER + snap_rows + "\n\n"),
+        _write(tmp_path / "u2.csv.gz", BOM + HIST_HEADER + upd_rows + "  \n", gz=True),
+    )
+    assert res.events.tolist() == plain.events.tolist()
+    assert res.report["updates_applied"] == 1

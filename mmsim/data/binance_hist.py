@@ -45,6 +45,7 @@ import numpy as np
 from mmsim.data.binance import DecimalGrid, EventBuilder, l2_stream_report, read_input
 from mmsim.data.errors import DataError
 from mmsim.data.store import IngestResult
+from mmsim.data.text import decode_utf8
 from mmsim.enums import EventFlag, EventKind
 
 _COLS = [
@@ -67,15 +68,25 @@ _SIDES = {"b": 1, "a": -1, "bid": 1, "ask": -1}
 
 
 def _rows(path: Path, infos: list) -> Any:
-    """Yield (line number, path, fields) of one file after checking its header."""
+    """Yield (line number, path, fields) of one file after checking its header.
+
+    A UTF-8 byte-order mark is dropped and blank (empty or whitespace-only) lines are skipped,
+    keeping the line numbers of the others.
+
+    Raises
+    ------
+    DataError
+        Missing file, broken gzip, not UTF-8, or a header other than the expected columns.
+    """
     raw, info = read_input(path)
     infos.append(info)
-    reader = csv.reader(io.StringIO(raw.decode("utf-8")))
+    text = decode_utf8(raw, path)
+    reader = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(reader, [])]
     if header != _COLS:
         raise DataError(path, 1, None, f"expected the columns {','.join(_COLS)}")
     for line, rec in enumerate(reader, 2):
-        if rec:
+        if rec and not (len(rec) == 1 and not rec[0].strip()):
             yield line, path, rec
 
 

@@ -65,6 +65,7 @@ from mmsim.data.binance import (
 )
 from mmsim.data.errors import DataError
 from mmsim.data.store import IngestResult
+from mmsim.data.text import decode_utf8
 from mmsim.enums import EventFlag, EventKind
 
 _BOOK_COLS = [
@@ -99,12 +100,25 @@ _BOOL = {"true": True, "false": False}
 
 
 def _open_csv(path: Path) -> tuple[list[str], Any, dict[str, Any]]:
+    """Header and row reader of a (gzipped) UTF-8 CSV; a byte-order mark is dropped.
+
+    Raises
+    ------
+    DataError
+        Missing file, broken gzip, not UTF-8 (row named), empty file.
+    """
     raw, info = read_input(path)
-    reader = csv.reader(io.StringIO(raw.decode("utf-8")))
+    text = decode_utf8(raw, path)
+    reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header:
         raise DataError(path, None, None, "empty file")
     return [h.strip() for h in header], reader, info
+
+
+def _blank(rec: list[str]) -> bool:
+    """An empty or whitespace-only line (a trailing blank line, say): skipped."""
+    return not rec or (len(rec) == 1 and not rec[0].strip())
 
 
 def _ts(text: str, path: Path, row: int, name: str) -> int:
@@ -136,7 +150,7 @@ def _read_incremental(path, reader, b: EventBuilder, px, lot, offsets) -> dict[s
     last_snap = (0, 0)  # (exch_ts, local_ts) of the last snapshot row
     pending: list[int] = []  # builder index of the previous message's last record
     for row, rec in enumerate(reader, 2):
-        if not rec:
+        if _blank(rec):
             continue
         if len(rec) != len(_BOOK_COLS):
             raise DataError(path, row, None, f"expected {len(_BOOK_COLS)} columns, got {len(rec)}")
@@ -216,7 +230,7 @@ def _read_snapshots(path, header, reader, b: EventBuilder, px, lot, offsets) -> 
     last_exch = None
     symbols: Counter = Counter()
     for row, rec in enumerate(reader, 2):
-        if not rec:
+        if _blank(rec):
             continue
         if len(rec) != len(header):
             raise DataError(path, row, None, f"expected {len(header)} columns, got {len(rec)}")
@@ -259,7 +273,7 @@ def _read_trades(path, reader, b: EventBuilder, px, lot, offsets) -> dict[str, A
     n = 0
     sides: Counter = Counter()
     for row, rec in enumerate(reader, 2):
-        if not rec:
+        if _blank(rec):
             continue
         if len(rec) != len(_TRADE_COLS):
             raise DataError(path, row, None, f"expected {len(_TRADE_COLS)} columns, got {len(rec)}")
@@ -371,7 +385,7 @@ def read_tardis(
     # exchange and symbol from the first data row of the first file
     first = Path(book_csv if book_csv is not None else trades_csv)
     _, rd, _ = _open_csv(first)
-    rec = next(rd, None)
+    rec = next((r for r in rd if not _blank(r)), None)
     if rec:
         exchange = rec[0]
         symbol = symbol or rec[1]

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mmsim.config import (
     ConfigError,
-    KernelConfig,
+    PolicyConfig,
     apply_overrides,
     config_error,
+    fields_error,
+    missing_param_errors,
+    override_origins,
     read_experiment_yaml,
 )
 
@@ -88,26 +91,43 @@ class StrategyConfig(_Frozen):
 
     Attributes
     ----------
-    policy : KernelConfig
-        ``name`` of a registered policy plus its parameters (``mmsim.policies.registry``).
+    policy : PolicyConfig
+        ``name`` of a registered policy plus its parameters, checked against their declared
+        types and ranges (``mmsim.policies.registry``); required ones must be given, except
+        ``half_spread_px`` with ``match_spread_of``.
     horizon : {"finite", "infinite"}
         ``finite``: ``ctx[TIME_TO_HORIZON_S] = T − t``. ``infinite``: the driver passes ``inf``
         and the policy uses its own constant time scale (``tau_s`` of ``avellaneda_stoikov``:
         the infinite-horizon variant, τ held constant).
     match_spread_of : str or None
         Id of a strategy listed earlier: set this policy's ``half_spread_px`` to half of that
-        strategy's measured average spread (the paper's symmetric benchmark).
+        strategy's measured average spread (the paper's symmetric benchmark). The policy must
+        have a ``half_spread_px`` parameter.
     label : str or None
         Display name (default: the id).
     group : str or None
         Strategies of one group share a profit histogram ``profit_hist_<group>.png``.
     """
 
-    policy: KernelConfig
+    policy: PolicyConfig
     horizon: Literal["finite", "infinite"] = "finite"
     match_spread_of: str | None = None
     label: str | None = None
     group: str | None = None
+
+    @model_validator(mode="after")
+    def _check_params(self) -> StrategyConfig:
+        optional: tuple[str, ...] = ()
+        if self.match_spread_of is not None:
+            spec = self.policy.spec()
+            if "half_spread_px" not in spec.params:
+                raise fields_error([(("match_spread_of",), f"policy {spec.name!r} has no "
+                                      f"'half_spread_px' parameter to match")])
+            optional = ("half_spread_px",)
+        errors = missing_param_errors(self.policy, ("policy",), optional)
+        if errors:
+            raise fields_error(errors)
+        return self
 
 
 class ReferenceFigures(_Frozen):
@@ -141,20 +161,20 @@ class ModelMarketConfig(_Frozen):
     @model_validator(mode="after")
     def _check(self) -> ModelMarketConfig:
         if not self.strategies:
-            raise ValueError("strategies: give at least one")
+            raise fields_error([(("strategies",), "give at least one")])
         seen: list[str] = []
+        errors: list[tuple[tuple[str, ...], str]] = []
         for sid, st in self.strategies.items():
             if not sid or not all(c.isalnum() or c in "_-" for c in sid):
-                raise ValueError(f"strategies.{sid}: ids may hold letters, digits, _ and - only")
+                errors.append((("strategies", sid), "ids may hold letters, digits, _ and - only"))
             if st.match_spread_of is not None and st.match_spread_of not in seen:
-                raise ValueError(
-                    f"strategies.{sid}.match_spread_of: '{st.match_spread_of}' is not a "
-                    f"strategy listed before it"
-                )
+                errors.append((("strategies", sid, "match_spread_of"),
+                               f"'{st.match_spread_of}' is not a strategy listed before it"))
             seen.append(sid)
-        unknown = sorted(set(self.reference) - set(self.strategies))
-        if unknown:
-            raise ValueError(f"reference: unknown strategy id(s) {unknown}")
+        for sid in sorted(set(self.reference) - set(self.strategies)):
+            errors.append((("reference", sid), "unknown strategy id"))
+        if errors:
+            raise fields_error(errors)
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -166,24 +186,36 @@ class ModelMarketConfig(_Frozen):
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def model_market_config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ModelMarketConfig:
-    """Validate a raw model-market config mapping.
+def model_market_config_from_dict(
+    raw: dict[str, Any], source: str = "<dict>", origins: dict[str, str] | None = None
+) -> ModelMarketConfig:
+    """Validate a raw model-market config mapping (each strategy's policy parameters checked
+    against the registry's declarations; no kernel is compiled).
+
+    Parameters
+    ----------
+    raw : dict
+    source : str
+        Shown first in an error (the file path as given).
+    origins : dict of str to str, optional
+        Dotted key → ``--set`` item, named in the error of a field an override set.
 
     Raises
     ------
     ConfigError
-        Naming ``source`` and every invalid field.
+        Naming ``source`` and every invalid field, on one line
+        (``as.yaml: field 'strategies.a.policy.gamma': must be > 0, got 0``).
     """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
     try:
-        return ModelMarketConfig(**raw)
+        return ModelMarketConfig.model_validate(raw)
     except ValidationError as e:
-        raise config_error(e, source) from None
-    except TypeError as e:
-        raise ConfigError(f"{source}: {e}") from None
+        raise config_error(e, source, origins) from None
 
 
 def load_model_market_config(
-    path: str | Path, overrides: list[str] | tuple[str, ...] = ()
+    path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()
 ) -> ModelMarketConfig:
     """Read a ``mode: model_market`` experiment YAML, apply overrides and validate.
 
@@ -192,6 +224,6 @@ def load_model_market_config(
     ConfigError
         If the file is missing, is not YAML, or a field is invalid (file and field named).
     """
-    p = Path(path)
-    raw = apply_overrides(read_experiment_yaml(p), list(overrides))
-    return model_market_config_from_dict(raw, source=str(p))
+    raw = apply_overrides(read_experiment_yaml(path), list(overrides))
+    return model_market_config_from_dict(raw, source=os.fspath(path),
+                                         origins=override_origins(list(overrides)))
