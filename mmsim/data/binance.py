@@ -1,18 +1,38 @@
-"""Binance raw combined-stream captures (USD-M futures and spot) to canonical L2 events.
+"""Binance raw combined-stream captures (USD-M and COIN-M futures, spot) to canonical L2 events.
 
 Input: one message per line, ``<local receive stamp> <combined-stream JSON>`` (gzip or plain
 text), as recorded by hftbacktest's collector: ``{"stream": "btcusdt@depth@0ms", "data":
-{...}}`` lines plus one REST depth snapshot line ``{"lastUpdateId", "bids", "asks"}`` a few
-lines into the first file. Several files of one instrument are one continuous stream: they are
-ordered by their first receive stamp and the update-id chain is checked across the boundary.
+{...}}`` lines plus REST depth snapshot lines ``{"lastUpdateId", "bids", "asks"}`` (futures
+also ``E``/``T``; COIN-M also ``symbol``/``pair``), one a few lines into the first file.
+Several files of one instrument are one continuous stream (see *Several files* below).
 
-Market
-------
-USD-M futures when any depth diff carries ``pu`` (previous final update id), else spot.
-Defaults (BTCUSDT only; other symbols need ``tick_size`` and ``lot_size``): USD-M tick 0.1
-USDT, lot 0.001 BTC; spot tick 0.01 USDT, lot 0.000001 BTC (finer than the current step
-0.00001, because a few deep levels still hold 6-decimal quantities of old orders).
-``meta["market"]`` is ``usdm`` or ``spot``.
+Market and contract
+-------------------
+Futures when any depth diff carries ``pu`` (previous final update id), when there is no depth
+stream but a markPrice one, or when the symbol is a COIN-M contract; else spot. Futures are
+COIN-M when the symbol is ``<BASE>USD_PERP`` or ``<BASE>USD_<YYMMDD>`` (``btcusd_perp@...``,
+``btcusd_240927@...``), USD-M when it is ``<BASE>USDT``/``USDC``/``BUSD`` (optionally
+``_<YYMMDD>``) and no message carries COIN-M's ``ps`` (pair) field. Anything else (say
+``ETHBTC`` futures, or ``ps`` beside a USD-M-looking symbol) is not guessed: a
+:class:`~mmsim.data.errors.DataError` asks for ``instrument.contract`` and
+``instrument.multiplier`` (the ``contract`` / ``multiplier`` arguments).
+
+=======  ==========  ===================================  =====================  ==========
+market   contract    multiplier                           default tick           lot
+=======  ==========  ===================================  =====================  ==========
+usdm     linear      1                                    0.1 USDT (BTCUSDT)     0.001 BTC
+spot     linear      1                                    0.01 USDT (BTCUSDT)    0.000001
+coinm    inverse     USD per contract: 100 for            0.1 USD (BTCUSD_*)     1 contract
+                     ``BTCUSD_*``, 10 for every other
+=======  ==========  ===================================  =====================  ==========
+
+Other symbols need ``tick_size`` (and, except COIN-M, ``lot_size``). The spot lot is finer
+than the current step 0.00001 because a few deep levels still hold 6-decimal quantities of old
+orders. COIN-M quantities (depth, trade ``q``, bookTicker ``B``/``A``) are in contracts.
+Arguments given by the user (``tick_size``, ``lot_size``, ``symbol``, ``contract``,
+``multiplier``) always win over the detected values. ``meta`` keys: ``market`` (``usdm``,
+``coinm`` or ``spot``), ``contract`` (``linear``/``inverse``), ``multiplier``, ``tick_size``,
+``lot_size``, ``symbol`` (upper case, e.g. ``BTCUSD_PERP``).
 
 Mapping
 -------
@@ -31,12 +51,17 @@ trade         TRADE           ``side`` = resting side: ``m=true`` (buyer is make
                               flags ``LAST``. Futures trades whose ``X`` is not ``MARKET``
                               (``INSURANCE_FUND``, ``ADL``, ...) are also flagged ``INFO``:
                               kept for statistics, not used for fills.
+aggTrade      TRADE           the same, one record per aggregate trade (``a`` is its id); used
+                              only when the capture has no ``trade`` stream of the symbol
+                              (else counted in ``report["messages"]`` and skipped), which
+                              ``report["trade_stream"]`` tells.
 bookTicker    BBO, BBO        bid (side +1, ``b``/``B``) then ask (side -1, ``a``/``A``),
                               flagged ``INFO``; the ask record carries ``LAST``.
 markPrice     MARK, FUNDING   MARK: ``value`` = ``p`` (float), ``price_tick`` = nearest tick.
                               FUNDING: ``value`` = ``r``, ``order_id`` = ``T`` (next funding
                               time) in ns; emitted only when ``r`` or ``T`` differs from the
-                              previous markPrice message (always for the first one).
+                              previous markPrice message (always for the first one); not
+                              at all when ``r`` is empty (COIN-M delivery contracts).
 ============  ==============  ===============================================================
 
 Prices and quantities are parsed from their decimal strings exactly (:class:`DecimalGrid`):
@@ -53,13 +78,46 @@ wherever they sit relative to the snapshot line. The first kept diff must bridge
 futures ``U <= L <= u``, spot ``U <= L + 1 <= u``. Then every diff must continue the chain:
 futures ``pu == previous u``, spot ``U == previous u + 1``. A failure of either rule is a gap:
 counted in ``report["update_id_gaps"]`` with the first ten in
-``report["update_id_gap_examples"]`` (file, line, rule, expected, got).
+``report["update_id_gap_examples"]`` (file, line, rule, expected, got). The first snapshot
+line (in stream order) opens the book; a stream without any raises DataError. The shared
+captures hold one snapshot line per pair, in the first file.
 
-Gap policy: the diff is applied anyway and the chain continues from its ``u``. Binance diffs
-carry absolute level quantities, so every level is right again from its next update on; only
-levels that changed inside the gap and never again stay stale, which shows up in the crossed
-book count. Only the first snapshot line is used; later ones are counted in
-``report["snapshots_unused"]``. A stream without any snapshot line raises DataError.
+Gap policy (``gap_policy``, in ``report["gap_policy"]``):
+
+``"error"`` (default)
+    DataError at the first gap: the diff's file and line, the field (``pu``, ``U`` or ``u``)
+    and the update ids expected and got.
+``"resync"``
+    At the gap, a ``STATUS`` record with ``value`` -1 (halt: the engine rejects new orders)
+    and a ``CLEAR`` (side 0, LAST) of the book, both ``SYNTHETIC`` at the gapped diff's
+    times; then the diffs are dropped until a later snapshot line whose ``lastUpdateId`` is
+    beyond the last applied ``u`` is bridged with the rules above (the gapped diff itself may
+    bridge it). That snapshot is replayed as the first one is (SNAPSHOT_BEGIN, CLEAR,
+    LEVEL_SET..., SNAPSHOT_END), at its ``T`` kept between the halt and the bridging diff
+    (spot: the bridging diff's time), followed by ``STATUS`` ``value`` 1 (trading resumes).
+    Without such a snapshot the stream stays halted to its end. Trades, BBO and mark prices
+    are kept while halted. ``report["resyncs"]`` counts the halts,
+    ``report["resync_diffs_dropped"]`` / ``report["resync_events_dropped"]`` the diffs and
+    their level records not applied, ``report["paused_ns"]`` the exchange time spent halted
+    (to the last event when never resumed, ``report["paused_at_end"]``) and
+    ``report["resync_examples"]`` the first ten (file, line, halt and resume ``exch_ts``, the
+    snapshot used).
+``"apply"``
+    The diff is applied anyway and the chain continues from its ``u``. Binance diffs carry
+    absolute level quantities, so every level is right again from its next update on; levels
+    that changed inside the gap and never again stay stale and show up in
+    ``report["crossed_states"]``.
+
+Snapshot lines not used are counted in ``report["snapshots_unused"]``.
+
+Several files
+-------------
+The files are put in stream order by the update id ``U`` of their first depth diff (when
+every file holds diffs of the symbol; else by their first receive stamp), so the order they
+are given in does not matter. Each file's diffs cover the update ids ``[first U, last u]``;
+two files with the same content (the same file given twice) or whose ranges overlap, or
+files whose receive stamps and update ids disagree on the order, raise DataError naming both
+files and their ranges. The chain is checked across each boundary like inside a file.
 
 Clocks
 ------
@@ -107,6 +165,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -120,10 +179,11 @@ from mmsim.data.store import IngestResult
 from mmsim.dtypes import EVENT_DTYPE
 from mmsim.enums import EVENT_KIND_NAMES, EventFlag, EventKind
 
-#: Default (tick_size, lot_size) per market, for BTCUSDT. The spot lot is 0.000001, not the
+#: Default (tick_size, lot_size) per market, for BTCUSDT (COIN-M: BTCUSD_* contracts, the lot
+#: is one contract, and every COIN-M symbol has lot 1). The spot lot is 0.000001, not the
 #: current LOT_SIZE step 0.00001: orders resting from before Binance coarsened the step still
 #: make level quantities with 6 decimals (7 of them in the 2024-08-08/09 spot pair).
-DEFAULT_GRID = {"usdm": (0.1, 0.001), "spot": (0.01, 0.000001)}
+DEFAULT_GRID = {"usdm": (0.1, 0.001), "spot": (0.01, 0.000001), "coinm": (0.1, 1)}
 
 _MS = 1_000_000
 _N_EXAMPLES = 10
@@ -493,6 +553,429 @@ def _conv(grid: DecimalGrid, msg: dict, name: str, path: Path, lineno: int) -> i
         raise DataError(path, lineno, name, str(exc)) from None
 
 
+# ---------------------------------------------------------------------------- instrument
+#: ``<BASE>USD_PERP`` / ``<BASE>USD_<YYMMDD>``: a COIN-M (inverse) contract.
+_COINM_RE = re.compile(r"^([A-Z0-9]+)USD_(PERP|\d{6})$")
+#: ``<BASE>USDT`` / ``USDC`` / ``BUSD``, optionally ``_<YYMMDD>``: a USD-M (linear) contract.
+_USDM_RE = re.compile(r"^[A-Z0-9]+(USDT|USDC|BUSD)(_\d{6})?$")
+
+#: Values of ``read_binance(gap_policy=...)``.
+GAP_POLICIES = ("error", "resync", "apply")
+_CONTRACTS = ("linear", "inverse")
+
+
+def coinm_multiplier(symbol: str) -> int | None:
+    """Contract size in USD of a Binance COIN-M contract, or None if ``symbol`` is not one.
+
+    ``BTCUSD_PERP`` and every other ``BTCUSD_*`` contract: 100 USD; any other
+    ``<BASE>USD_PERP`` / ``<BASE>USD_<YYMMDD>``: 10 USD. Case-insensitive.
+    """
+    m = _COINM_RE.match(symbol.upper())
+    if m is None:
+        return None
+    return 100 if m.group(1) == "BTC" else 10
+
+
+def _survey(parsed) -> tuple[Counter, dict[str, dict[str, Any]], dict[tuple[int, str], list]]:
+    """One pass over every message: per symbol, what its streams tell about the market, and
+    per (file index, symbol) the depth update-id range ``[min U, max u]``."""
+    sym_counts: Counter = Counter()
+    per: dict[str, dict[str, Any]] = {}
+    ranges: dict[tuple[int, str], list] = {}
+    for fi, (path, msgs, _, _) in enumerate(parsed):
+        for lineno, _, msg in msgs:
+            stream = msg.get("stream")
+            if not isinstance(stream, str):
+                continue
+            sym, _, kind = stream.partition("@")
+            sym = sym.upper()
+            sym_counts[sym] += 1
+            st = per.get(sym)
+            if st is None:
+                st = per[sym] = {
+                    "depth": 0,
+                    "pu": False,
+                    "ps": False,
+                    "mark": False,
+                    "trade": 0,
+                    "aggTrade": 0,
+                    "first": (path, lineno),
+                }
+            data = msg.get("data")
+            if not isinstance(data, dict):
+                continue
+            if "ps" in data:
+                st["ps"] = True
+            if kind.startswith("depth"):
+                if not st["depth"]:
+                    st["first"] = (path, lineno)
+                st["depth"] += 1
+                st["pu"] = st["pu"] or "pu" in data
+                U, u = data.get("U"), data.get("u")
+                if isinstance(U, int) and isinstance(u, int):
+                    r = ranges.get((fi, sym))
+                    if r is None:
+                        ranges[(fi, sym)] = [U, u, U]  # min U, max u, first U
+                    else:
+                        r[0] = min(r[0], U)
+                        r[1] = max(r[1], u)
+            elif kind in ("trade", "aggTrade"):
+                st[kind] += 1
+            elif kind.startswith("markPrice"):
+                st["mark"] = True
+    return sym_counts, per, ranges
+
+
+def _resolve_instrument(
+    symbol: str,
+    st: dict[str, Any],
+    *,
+    tick_size: float | None,
+    lot_size: float | None,
+    contract: str | None,
+    multiplier: float | None,
+) -> tuple[str, str, float, float, float, bool]:
+    """``(market, contract, multiplier, tick_size, lot_size, futures)`` of the kept symbol;
+    the user's values win over the detected ones (see the module docstring)."""
+    path, line = st["first"]
+    coinm_mult = coinm_multiplier(symbol)
+    futures = st["pu"] or st["depth"] == 0 or coinm_mult is not None
+    if not futures:
+        market, det_contract, det_mult = "spot", "linear", 1.0
+    elif coinm_mult is not None:
+        market, det_contract, det_mult = "coinm", "inverse", float(coinm_mult)
+    elif _USDM_RE.match(symbol) and not st["ps"]:
+        market, det_contract, det_mult = "usdm", "linear", 1.0
+    else:
+        why = (
+            "its messages carry COIN-M's pair field 'ps'"
+            if st["ps"]
+            else "the name is neither <BASE>USDT/USDC/BUSD[_YYMMDD] (USD-M) nor "
+            "<BASE>USD_PERP / <BASE>USD_<YYMMDD> (COIN-M)"
+        )
+        if contract is None:
+            raise DataError(
+                path,
+                line,
+                "stream",
+                f"cannot tell whether the {symbol} futures are linear (USD-M) or inverse "
+                f"(COIN-M): {why}; set instrument.contract ('linear' or 'inverse') and "
+                "instrument.multiplier (the contract size in USD when inverse)",
+            )
+        if contract == "inverse" and multiplier is None:
+            raise DataError(
+                path,
+                line,
+                "stream",
+                f"{symbol} is set inverse but its contract size is unknown ({why}): set "
+                "instrument.multiplier (USD per contract)",
+            )
+        market = "coinm" if contract == "inverse" else "usdm"
+        det_contract, det_mult = contract, 1.0
+    contract = det_contract if contract is None else contract
+    multiplier = det_mult if multiplier is None else float(multiplier)
+
+    if market == "coinm":
+        dt, dl = (DEFAULT_GRID["coinm"][0] if symbol.startswith("BTCUSD_") else None), 1
+    elif symbol == "BTCUSDT":
+        dt, dl = DEFAULT_GRID[market]
+    else:
+        dt = dl = None
+    tick_size = dt if tick_size is None else tick_size
+    lot_size = dl if lot_size is None else lot_size
+    missing = [n for n, v in (("tick_size", tick_size), ("lot_size", lot_size)) if v is None]
+    if missing:
+        raise ValueError(f"no default {' and '.join(missing)} for {symbol}: pass "
+                         + ", ".join(missing))
+    return market, contract, multiplier, tick_size, lot_size, futures
+
+
+def _order_files(parsed, symbol: str, ranges) -> list[tuple]:
+    """The files in stream order, as ``(path, msgs, unit, info, range or None)``, checked:
+    no two with the same content, no overlapping depth update-id ranges, update ids and
+    receive stamps in the same order."""
+    items = [(*t, ranges.get((fi, symbol))) for fi, t in enumerate(parsed)]
+    if all(it[4] is not None for it in items):
+        items.sort(key=lambda it: (it[4][2], it[1][0][1]))  # first U, then first stamp
+    else:
+        items.sort(key=lambda it: it[1][0][1])  # by first receive stamp
+
+    def span(r):
+        return f"update ids {r[0]}..{r[1]}" if r is not None else "no depth diffs"
+
+    for j, (pj, _, _, ij, rj) in enumerate(items):
+        for pi, _, _, ii, ri in items[:j]:
+            if ij["sha256"] == ii["sha256"]:
+                what = (
+                    "given twice"
+                    if pj.resolve() == pi.resolve()
+                    else f"the same content as {pi} (sha256 {ij['sha256'][:12]})"
+                )
+                raise DataError(
+                    pj,
+                    None,
+                    None,
+                    f"{what}, {span(rj)}: the same capture twice would replay every message "
+                    "twice",
+                )
+            if ri is None or rj is None:
+                continue
+            if max(ri[0], rj[0]) <= min(ri[1], rj[1]):
+                raise DataError(
+                    pj,
+                    None,
+                    "U",
+                    f"depth {span(rj)} overlap {pi}'s {span(ri)}: the captures overlap "
+                    "(give each part of the stream once)",
+                )
+            if rj[1] < ri[0]:
+                raise DataError(
+                    pj,
+                    None,
+                    "U",
+                    f"files out of order: {pj.name} ({span(rj)}) was received after "
+                    f"{pi} ({span(ri)}) but its update ids come first; the receive "
+                    "clocks disagree with the exchange's update ids",
+                )
+    return items
+
+
+# ---------------------------------------------------------------------------- the chain
+def _snapshot_exch(snap: dict, path: Path, line: int) -> int | None:
+    """A REST snapshot's exchange time (``T``, else ``E``) in ns, or None (spot)."""
+    if snap.get("T", snap.get("E")) is None:
+        return None
+    return _int_field(snap, "T" if "T" in snap else "E", path, line) * _MS
+
+
+def _emit_snapshot(b: EventBuilder, exch, local, levels, prio, seq) -> int:
+    """SNAPSHOT_BEGIN, CLEAR, LEVEL_SET..., SNAPSHOT_END; returns the zero levels skipped."""
+    flags = _SYN | _SNAP
+    b.add(exch, local, EventKind.SNAPSHOT_BEGIN, 0, 0, 0, flags, prio, seq)
+    b.add(exch, local, EventKind.CLEAR, 0, 0, 0, flags, prio, seq)
+    kept = [lv for lv in levels if lv[2] > 0]
+    b.add_levels(exch, local, kept, _SNAP, _SNAP, prio, seq)
+    b.add(exch, local, EventKind.SNAPSHOT_END, 0, 0, 0, flags | _LAST, prio, seq)
+    return len(levels) - len(kept)
+
+
+_REMEDY = (
+    "set data.gap_policy (mmsim ingest: --gap-policy) to 'resync' to pause trading until "
+    "the next snapshot in the data, or 'apply' to apply the diff anyway"
+)
+
+
+def _replay_chain(
+    b: EventBuilder,
+    diffs: list[tuple],
+    snapshots: list[tuple],
+    *,
+    futures: bool,
+    policy: str,
+    px: DecimalGrid,
+    lot: DecimalGrid,
+    fallback_exch: int,
+) -> dict[str, Any]:
+    """Bridge the diffs from the first snapshot along the update-id chain, applying
+    ``policy`` at gaps (module docstring); append the book records to ``b``.
+
+    ``diffs``: ``(seq, path, line, local, exch, U, u, pu, levels)`` in receive order;
+    ``snapshots``: ``(seq, path, line, local, message)`` in receive order (at least one).
+    Returns the counts for the report (``open_halt_exch``: the halt time when the stream
+    ends halted, else None).
+
+    Raises
+    ------
+    DataError
+        At the first gap when ``policy == "error"``; a malformed snapshot line.
+    """
+    snaps = [
+        (*sn, _int_field(sn[4], "lastUpdateId", sn[1], sn[2])) for sn in snapshots
+    ]
+    s_seq, s_path, s_line, s_local, snap, L = snaps[0]
+    snap_levels = _book_sides(snap, "bids", "asks", s_path, s_line, px, lot)
+    first_exch = _snapshot_exch(snap, s_path, s_line)
+    out: dict[str, Any] = dict.fromkeys(
+        (
+            "dropped",
+            "applied",
+            "empty",
+            "gaps",
+            "depth_back",
+            "resyncs",
+            "resync_diffs",
+            "resync_events",
+            "paused_ns",
+        ),
+        0,
+    )
+    gap_examples: list[dict[str, Any]] = []
+    resync_examples: list[dict[str, Any]] = []
+    cur = 0  # index of the snapshot the chain starts from
+    used = 1
+    bridging = True  # looking for the first diff after snaps[cur]
+    initial = True  # snaps[cur] is the opening snapshot
+    exhausted = False  # halted with no snapshot left: every diff is dropped
+    halt: dict[str, Any] | None = None
+    prev = None  # (u, path, line) of the last applied diff
+    depth_exch = None
+    i, n = 0, len(diffs)
+    while i < n:
+        d_seq, d_path, d_line, d_local, d_exch, U, u, pu, lv = diffs[i]
+        if exhausted or (halt is not None and not bridging):
+            out["resync_diffs"] += 1
+            out["resync_events"] += len(lv)
+            halt["diffs_dropped"] += 1
+            i += 1
+            continue
+        gap = None
+        if bridging:
+            if (u < L) if futures else (u <= L):
+                if initial:
+                    out["dropped"] += 1
+                else:
+                    out["resync_diffs"] += 1
+                    out["resync_events"] += len(lv)
+                    halt["diffs_dropped"] += 1
+                i += 1
+                continue
+            target = L if futures else L + 1
+            if not U <= target <= u:
+                rule = "U <= lastUpdateId <= u" if futures else "U <= lastUpdateId + 1 <= u"
+                sn = snaps[cur]
+                gap = (
+                    rule,
+                    target,
+                    {"U": U, "u": u},
+                    "U" if U > target else "u",
+                    f"the first diff after the snapshot (lastUpdateId {L}, {sn[1].name} line "
+                    f"{sn[2]}) must have {rule.replace('lastUpdateId', str(L))}, "
+                    f"got U {U}, u {u}",
+                )
+        else:
+            ok = (pu == prev[0]) if futures else (U == prev[0] + 1)
+            if not ok:
+                where = f"the previous diff ({prev[1].name} line {prev[2]})"
+                if futures:
+                    gap = (
+                        "pu == previous u",
+                        prev[0],
+                        pu,
+                        "pu",
+                        f"expected pu {prev[0]} (the u of {where}), got pu {pu} "
+                        f"(U {U}, u {u})",
+                    )
+                else:
+                    gap = (
+                        "U == previous u + 1",
+                        prev[0] + 1,
+                        U,
+                        "U",
+                        f"expected U {prev[0] + 1} (the u of {where} + 1), got U {U} "
+                        f"(u {u})",
+                    )
+        if gap is not None:
+            rule, expected, got, field, text = gap
+            out["gaps"] += 1
+            if len(gap_examples) < _N_EXAMPLES:
+                gap_examples.append(
+                    {
+                        "file": d_path.name,
+                        "line": d_line,
+                        "rule": rule,
+                        "expected": expected,
+                        "got": got,
+                    }
+                )
+            if policy == "error":
+                raise DataError(d_path, d_line, field, f"update-id gap: {text}; {_REMEDY}")
+            if policy == "resync":
+                if initial and (first_exch is None or first_exch > d_exch):
+                    first_exch = d_exch  # the opening book is shown before the halt
+                if halt is None:
+                    h_exch = d_exch if depth_exch is None else max(depth_exch, d_exch)
+                    flags = _SYN | _LAST
+                    b.add(h_exch, d_local, EventKind.STATUS, 0, 0, 0, flags, _PRIO_DEPTH, d_seq,
+                          value=-1.0)
+                    b.add(h_exch, d_local, EventKind.CLEAR, 0, 0, 0, flags, _PRIO_DEPTH, d_seq)
+                    depth_exch = h_exch
+                    out["resyncs"] += 1
+                    halt = {
+                        "file": d_path.name,
+                        "line": d_line,
+                        "halt_exch_ts": int(h_exch),
+                        "resume_exch_ts": None,
+                        "snapshot": None,
+                        "diffs_dropped": 0,
+                    }
+                    if len(resync_examples) < _N_EXAMPLES:
+                        resync_examples.append(halt)
+                # the next snapshot beyond what the book already had; the gapped diff is
+                # looked at again against it (it may bridge it)
+                floor = L if prev is None else max(L, prev[0])
+                j = cur + 1
+                while j < len(snaps) and snaps[j][5] <= floor:
+                    j += 1
+                if j == len(snaps):
+                    exhausted = True
+                else:
+                    cur, L, bridging, initial = j, snaps[j][5], True, False
+                continue
+            # "apply": fall through, the diff is applied
+        if bridging and initial:
+            if first_exch is None or first_exch > d_exch:
+                first_exch = d_exch
+            depth_exch = d_exch
+        elif depth_exch is not None and d_exch < depth_exch:
+            out["depth_back"] += 1
+        else:
+            depth_exch = d_exch
+        if bridging and not initial:  # resync: rebuild from snaps[cur], then resume
+            r_seq, r_path, r_line, r_local, r_snap, _ = snaps[cur]
+            levels = _book_sides(r_snap, "bids", "asks", r_path, r_line, px, lot)
+            r_exch = _snapshot_exch(r_snap, r_path, r_line)
+            r_exch = depth_exch if r_exch is None else min(max(r_exch, halt["halt_exch_ts"]),
+                                                           depth_exch)
+            _emit_snapshot(b, r_exch, r_local, levels, _PRIO_DEPTH, d_seq)
+            b.add(r_exch, r_local, EventKind.STATUS, 0, 0, 0, _SYN | _LAST, _PRIO_DEPTH, d_seq,
+                  value=1.0)
+            out["paused_ns"] += r_exch - halt["halt_exch_ts"]
+            halt["resume_exch_ts"] = int(r_exch)
+            halt["snapshot"] = {"file": r_path.name, "line": r_line, "lastUpdateId": L}
+            halt = None
+            used += 1
+        bridging = False
+        initial = False
+        prev = (u, d_path, d_line)
+        out["applied"] += 1
+        i += 1
+        if not lv:
+            out["empty"] += 1
+            continue
+        b.add_levels(depth_exch, d_local, lv, 0, _LAST, _PRIO_DEPTH, d_seq)
+
+    if first_exch is None:  # spot, and every diff is older than the snapshot (or none)
+        first_exch = diffs[-1][4] if diffs else fallback_exch
+    zero_levels = _emit_snapshot(b, first_exch, s_local, snap_levels, _PRIO_SNAPSHOT, s_seq)
+    out.update(
+        gap_examples=gap_examples,
+        resync_examples=resync_examples,
+        snapshots_used=used,
+        open_halt_exch=None if halt is None else halt["halt_exch_ts"],
+        snapshot={
+            "file": s_path.name,
+            "line": s_line,
+            "lastUpdateId": snaps[0][5],
+            "bid_levels": sum(1 for s, _, _ in snap_levels if s == 1),
+            "ask_levels": sum(1 for s, _, _ in snap_levels if s == -1),
+            "zero_levels_skipped": zero_levels,
+            "exch_ts": int(first_exch),
+            "exch_ts_source": "T" if "T" in snap else ("E" if "E" in snap else "first kept diff"),
+        },
+    )
+    return out
+
+
 # ---------------------------------------------------------------------------- the reader
 def read_binance(
     paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
@@ -500,36 +983,51 @@ def read_binance(
     tick_size: float | None = None,
     lot_size: float | None = None,
     symbol: str | None = None,
+    contract: str | None = None,
+    multiplier: float | None = None,
+    gap_policy: str = "error",
 ) -> IngestResult:
-    """Read Binance combined-stream capture files (USD-M futures or spot) into L2 events.
+    """Read Binance combined-stream capture files (USD-M or COIN-M futures, spot) into L2
+    events.
 
-    See the module docstring for the mapping, the snapshot bridging, the gap policy and the
-    clocks.
+    See the module docstring for the market detection, the mapping, the snapshot bridging,
+    the gap policies, the file order and the clocks.
 
     Parameters
     ----------
     paths : list of str or os.PathLike (or one path)
-        Capture files of one instrument (gzip detected from the magic bytes). They are
-        ordered by their first receive stamp and read as one continuous stream; one of them
-        (normally the first) must hold the REST snapshot line.
+        Capture files of one instrument (gzip detected from the magic bytes), in any order:
+        they are put in stream order (first depth update id, else first receive stamp) and
+        read as one continuous stream; one of them (normally the first) must hold a REST
+        snapshot line.
     tick_size, lot_size : float or None
-        Price tick and quantity lot in user units. Default: from the detected market for
-        BTCUSDT (USD-M 0.1 / 0.001, spot 0.01 / 0.000001); required for other symbols.
+        Price tick (quote currency) and quantity lot (base units; COIN-M: contracts).
+        Default: BTCUSDT USD-M 0.1 / 0.001, BTCUSDT spot 0.01 / 0.000001, COIN-M ``BTCUSD_*``
+        0.1 / 1; other COIN-M symbols need ``tick_size`` (lot 1), anything else both.
     symbol : str or None
-        Symbol to keep (case-insensitive, e.g. ``"BTCUSDT"``); default: the most frequent
-        one in the stream names. Messages of other symbols are counted in
-        ``report["other_symbols"]``. The REST snapshot line has no symbol and is taken to be
-        the kept symbol's.
+        Symbol to keep (case-insensitive, e.g. ``"BTCUSDT"``, ``"btcusd_perp"``); default:
+        the most frequent one in the stream names. Messages of other symbols are counted in
+        ``report["other_symbols"]``. A REST snapshot line without a ``symbol`` field is
+        taken to be the kept symbol's.
+    contract : {"linear", "inverse"} or None
+        Overrides the detected contract type (``instrument.contract``); required, with
+        ``multiplier`` when inverse, when the symbol does not tell (module docstring).
+    multiplier : float or None
+        Overrides the detected multiplier (inverse: USD per contract; linear: 1).
+    gap_policy : {"error", "resync", "apply"}
+        What to do at an update-id gap (module docstring). Default ``"error"``.
 
     Returns
     -------
     IngestResult
-        ``events``: EVENT_DTYPE sorted by ``exch_ts`` (int64 ns), ``local_ts`` raw (may step
-        back), prices in ticks, quantities in lots. ``meta``: source ``binance``, market
-        (``usdm``/``spot``), symbol, streams, date, levels None, clocks 2, tick_size,
-        lot_size, multiplier 1, local_ts_unit, files (in stream order),
-        suggested_feed_offset_ns, exch_ts_source. ``report``: see the module docstring,
-        plus ``validation`` (:func:`l2_stream_report`).
+        ``events``: EVENT_DTYPE, shape ``(n,)``, sorted by ``exch_ts`` (int64 ns),
+        ``local_ts`` raw (int64 ns, may step back), prices in ticks, quantities in lots.
+        ``meta``: source ``binance``, market (``usdm``/``coinm``/``spot``), contract
+        (``linear``/``inverse``), multiplier (float), symbol (upper case), streams, date,
+        levels None, clocks 2, tick_size, lot_size (float), local_ts_unit, files (in stream
+        order), suggested_feed_offset_ns, exch_ts_source. ``report``: see the module
+        docstring; always ``gap_policy``, ``update_id_gaps``, ``crossed_states``,
+        ``resyncs``, ``paused_ns``; plus ``validation`` (:func:`l2_stream_report`).
 
     Raises
     ------
@@ -537,50 +1035,51 @@ def read_binance(
         Missing, empty or undecompressable file; a line without a receive stamp, with a
         stamp that is neither ns nor µs or whose unit differs from the file's; malformed
         JSON; a missing or non-numeric field; a price or quantity off the grid (file, 1-based
-        line, field); no depth stream (nor markPrice) or no REST snapshot line.
+        line, field); no depth stream (nor markPrice) or no REST snapshot line; futures whose
+        contract type cannot be told without ``contract``/``multiplier``; the same content
+        twice, overlapping or disordered update-id ranges across files (both files and
+        ranges named); with ``gap_policy="error"``, an update-id gap (file, line, field
+        ``pu``/``U``/``u``, update ids expected and got).
     ValueError
-        A non-BTCUSDT symbol without ``tick_size``/``lot_size``, or a non-positive step.
+        No input file; an unknown ``gap_policy`` or ``contract``; a non-positive
+        ``multiplier`` or step; a symbol without default tick/lot size and none given.
     """
+    if gap_policy not in GAP_POLICIES:
+        raise ValueError(f"gap_policy must be one of {', '.join(GAP_POLICIES)}, got {gap_policy!r}")
+    if contract is not None and contract not in _CONTRACTS:
+        raise ValueError(f"contract must be 'linear' or 'inverse', got {contract!r}")
+    if multiplier is not None and not multiplier > 0:
+        raise ValueError(f"multiplier must be positive, got {multiplier!r}")
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     plist = [Path(p) for p in paths]
     if not plist:
         raise ValueError("no input files")
     parsed = [(p, *_read_lines(p)) for p in plist]
-    parsed.sort(key=lambda t: t[1][0][1])  # by first receive stamp
 
-    # --- market and symbol
-    sym_counts: Counter = Counter()
-    market = None
-    has_mark = False
-    for _, msgs, _, _ in parsed:
-        for _, _, msg in msgs:
-            stream = msg.get("stream")
-            if isinstance(stream, str):
-                sym_counts[stream.split("@", 1)[0].upper()] += 1
-                if market is None and "@depth" in stream:
-                    data = msg.get("data")
-                    if isinstance(data, dict):
-                        market = "usdm" if "pu" in data else "spot"
-                has_mark = has_mark or "@markPrice" in stream
-    if market is None:
-        if not has_mark:
-            raise DataError(plist[0], None, "stream", "no depth diff stream in the files")
-        market = "usdm"  # only futures publish mark prices
+    # --- symbol, market, contract, file order
+    sym_counts, per_symbol, ranges = _survey(parsed)
     if not sym_counts:
         raise DataError(plist[0], None, "stream", "no stream messages in the files")
     if symbol is None:
         symbol = sym_counts.most_common(1)[0][0]
     symbol = symbol.upper()
-    if tick_size is None or lot_size is None:
-        if symbol != "BTCUSDT":
-            raise ValueError(f"no default tick/lot size for {symbol}: pass tick_size, lot_size")
-        dt, dl = DEFAULT_GRID[market]
-        tick_size = dt if tick_size is None else tick_size
-        lot_size = dl if lot_size is None else lot_size
+    st = per_symbol.get(symbol)
+    if st is None or (not st["depth"] and not st["mark"]):
+        have = ", ".join(sorted(per_symbol)) or "none"
+        raise DataError(
+            plist[0], None, "stream", f"no depth diff stream of {symbol} in the files "
+            f"(symbols: {have})"
+        )
+    market, contract, multiplier, tick_size, lot_size, futures = _resolve_instrument(
+        symbol, st, tick_size=tick_size, lot_size=lot_size, contract=contract,
+        multiplier=multiplier,
+    )
+    ordered = _order_files(parsed, symbol, ranges)
     px = DecimalGrid(tick_size)
     lot = DecimalGrid(lot_size)
-    futures = market == "usdm"
+    trade_kind = "trade" if st["trade"] or not st["aggTrade"] else "aggTrade"
+    trade_id_key = "t" if trade_kind == "trade" else "a"
 
     b = EventBuilder()
     stream_counts: Counter = Counter()
@@ -599,12 +1098,16 @@ def read_binance(
     last_trade_id = None
     seq = 0
     lower_sym = symbol.lower()
-    for path, msgs, _, _ in parsed:
+    for path, msgs, _, _, _ in ordered:
         for lineno, local, msg in msgs:
             seq += 1
             stream = msg.get("stream")
             if stream is None:
                 if "lastUpdateId" in msg:
+                    s_sym = msg.get("symbol")
+                    if isinstance(s_sym, str) and s_sym.upper() != symbol:
+                        other_symbols[s_sym.upper()] += 1
+                        continue
                     stream_counts["snapshot"] += 1
                     snapshots.append((seq, path, lineno, local, msg))
                     continue
@@ -612,7 +1115,7 @@ def read_binance(
             if not isinstance(stream, str):
                 raise DataError(path, lineno, "stream", f"{stream!r} is not a stream name")
             sym, _, kind = stream.partition("@")
-            if sym != lower_sym:
+            if sym.lower() != lower_sym:
                 other_symbols[sym.upper()] += 1
                 continue
             data = _field(msg, "data", path, lineno)
@@ -628,8 +1131,10 @@ def read_binance(
                 lv = _book_sides(data, "b", "a", path, lineno, px, lot)
                 diffs.append((seq, path, lineno, local, exch, U, u, pu, lv))
                 depth_offsets.append(local - exch)
-            elif kind == "trade":
-                stream_counts["trade"] += 1
+            elif kind in ("trade", "aggTrade"):
+                stream_counts[kind] += 1
+                if kind != trade_kind:
+                    continue  # aggTrade beside a trade stream: the same trades, aggregated
                 exch = _int_field(data, "T", path, lineno) * _MS
                 m = _field(data, "m", path, lineno)
                 if not isinstance(m, bool):
@@ -637,7 +1142,7 @@ def read_binance(
                 x = data.get("X", "MARKET")
                 trade_types[str(x)] += 1
                 flags = _LAST if x == "MARKET" else _LAST | _INFO
-                tid = data.get("t")
+                tid = data.get(trade_id_key)
                 if isinstance(tid, int):
                     if last_trade_id is not None and tid != last_trade_id + 1:
                         trade_id_gaps += 1
@@ -682,13 +1187,15 @@ def read_binance(
                 except ValueError:
                     raise DataError(path, lineno, "p", f"{p!r} is not a number") from None
                 r = _field(data, "r", path, lineno)
-                try:
-                    rate = float(r)
-                except (TypeError, ValueError):
-                    raise DataError(path, lineno, "r", f"{r!r} is not a number") from None
-                next_ts = _int_field(data, "T", path, lineno) * _MS
-                emit_funding = (rate, next_ts) != last_funding
-                last_funding = (rate, next_ts)
+                emit_funding = False
+                if r != "":  # empty on delivery contracts: no funding
+                    try:
+                        rate = float(r)
+                    except (TypeError, ValueError):
+                        raise DataError(path, lineno, "r", f"{r!r} is not a number") from None
+                    next_ts = _int_field(data, "T", path, lineno) * _MS
+                    emit_funding = (rate, next_ts) != last_funding
+                    last_funding = (rate, next_ts)
                 b.add(
                     exch,
                     local,
@@ -727,7 +1234,7 @@ def read_binance(
 
     if not snapshots:
         raise DataError(
-            parsed[0][0],
+            ordered[0][0],
             None,
             "lastUpdateId",
             "no REST snapshot line in the files (pass the file that holds it)",
@@ -736,122 +1243,53 @@ def read_binance(
         b.exch[i] = first_exch
 
     # --- the snapshot and the update-id chain
-    s_seq, s_path, s_line, s_local, snap = snapshots[0]
-    L = _int_field(snap, "lastUpdateId", s_path, s_line)
-    snap_levels = _book_sides(snap, "bids", "asks", s_path, s_line, px, lot)
-    snap_t = snap.get("T", snap.get("E"))
-    snap_exch = (
-        _int_field(snap, "T" if "T" in snap else "E", s_path, s_line) * _MS
-        if snap_t is not None
-        else None
-    )
-    n_dropped = 0
-    n_applied = 0
-    n_empty = 0
-    gaps = 0
-    gap_examples: list[dict[str, Any]] = []
-    prev_u = None
-    depth_back = 0
-    depth_exch = None
-    for d_seq, d_path, d_line, d_local, d_exch, U, u, pu, lv in diffs:
-        if prev_u is None:
-            if (u < L) if futures else (u <= L):
-                n_dropped += 1
-                continue
-            target = L if futures else L + 1
-            if not U <= target <= u:
-                gaps += 1
-                if len(gap_examples) < _N_EXAMPLES:
-                    gap_examples.append(
-                        {
-                            "file": d_path.name,
-                            "line": d_line,
-                            "rule": "U <= lastUpdateId <= u"
-                            if futures
-                            else "U <= lastUpdateId + 1 <= u",
-                            "expected": target,
-                            "got": {"U": U, "u": u},
-                        }
-                    )
-            if snap_exch is None or snap_exch > d_exch:
-                snap_exch = d_exch
-            depth_exch = d_exch
-        else:
-            ok = (pu == prev_u) if futures else (U == prev_u + 1)
-            if not ok:
-                gaps += 1
-                if len(gap_examples) < _N_EXAMPLES:
-                    gap_examples.append(
-                        {
-                            "file": d_path.name,
-                            "line": d_line,
-                            "rule": "pu == previous u" if futures else "U == previous u + 1",
-                            "expected": prev_u if futures else prev_u + 1,
-                            "got": pu if futures else U,
-                        }
-                    )
-            if d_exch < depth_exch:
-                depth_back += 1
-            else:
-                depth_exch = d_exch
-        prev_u = u
-        n_applied += 1
-        if not lv:
-            n_empty += 1
-            continue
-        b.add_levels(depth_exch, d_local, lv, 0, _LAST, _PRIO_DEPTH, d_seq)
-    if snap_exch is None:  # spot, and every diff is older than the snapshot (or none)
-        snap_exch = diffs[-1][4] if diffs else (last_exch if last_exch is not None else s_local)
-
-    snap_flags = _SYN | _SNAP
-    b.add(snap_exch, s_local, EventKind.SNAPSHOT_BEGIN, 0, 0, 0, snap_flags, _PRIO_SNAPSHOT, s_seq)
-    b.add(snap_exch, s_local, EventKind.CLEAR, 0, 0, 0, snap_flags, _PRIO_SNAPSHOT, s_seq)
-    kept = [lv for lv in snap_levels if lv[2] > 0]
-    zero_levels = len(snap_levels) - len(kept)
-    b.add_levels(snap_exch, s_local, kept, _SNAP, _SNAP, _PRIO_SNAPSHOT, s_seq)
-    b.add(
-        snap_exch,
-        s_local,
-        EventKind.SNAPSHOT_END,
-        0,
-        0,
-        0,
-        snap_flags | _LAST,
-        _PRIO_SNAPSHOT,
-        s_seq,
+    chain = _replay_chain(
+        b,
+        diffs,
+        snapshots,
+        futures=futures,
+        policy=gap_policy,
+        px=px,
+        lot=lot,
+        fallback_exch=last_exch if last_exch is not None else snapshots[0][3],
     )
 
     ev = b.finish()
+    paused_ns = chain["paused_ns"]
+    if chain["open_halt_exch"] is not None:
+        paused_ns += int(ev["exch_ts"][-1]) - chain["open_halt_exch"]
     offsets = offset_stats(np.asarray(depth_offsets, dtype=np.int64))
     feed_offset = suggested_feed_offset(offsets)
-    units = {info["name"]: unit for _, _, unit, info in parsed}
+    units = {info["name"]: unit for _, _, unit, info, _ in ordered}
     unit_set = set(units.values())
     validation = l2_stream_report(ev)
     date = np.datetime64(int(ev["exch_ts"][0]), "ns").astype("datetime64[D]").item()
     report: dict[str, Any] = {
-        "lines": {info["name"]: len(msgs) for _, msgs, _, info in parsed},
+        "lines": {info["name"]: len(msgs) for _, msgs, _, info, _ in ordered},
         "messages": dict(stream_counts),
         "other_symbols": dict(other_symbols),
-        "snapshot": {
-            "file": s_path.name,
-            "line": s_line,
-            "lastUpdateId": L,
-            "bid_levels": sum(1 for s, _, _ in snap_levels if s == 1),
-            "ask_levels": sum(1 for s, _, _ in snap_levels if s == -1),
-            "zero_levels_skipped": zero_levels,
-            "exch_ts": int(snap_exch),
-            "exch_ts_source": "T" if "T" in snap else ("E" if "E" in snap else "first kept diff"),
+        "update_id_ranges": {
+            info["name"]: (None if r is None else [r[0], r[1]]) for _, _, _, info, r in ordered
         },
-        "snapshots_unused": len(snapshots) - 1,
+        "snapshot": chain["snapshot"],
+        "snapshots_used": chain["snapshots_used"],
+        "snapshots_unused": len(snapshots) - chain["snapshots_used"],
         "diffs": len(diffs),
-        "diffs_applied": n_applied,
-        "diffs_dropped_before_snapshot": n_dropped,
-        "diffs_empty": n_empty,
-        "update_id_gaps": gaps,
-        "update_id_gap_examples": gap_examples,
-        "gap_policy": "counted; the diff is applied anyway and the chain continues from its u",
-        "depth_ts_backwards": depth_back,
+        "diffs_applied": chain["applied"],
+        "diffs_dropped_before_snapshot": chain["dropped"],
+        "diffs_empty": chain["empty"],
+        "gap_policy": gap_policy,
+        "update_id_gaps": chain["gaps"],
+        "update_id_gap_examples": chain["gap_examples"],
+        "resyncs": chain["resyncs"],
+        "resync_diffs_dropped": chain["resync_diffs"],
+        "resync_events_dropped": chain["resync_events"],
+        "paused_ns": int(paused_ns),
+        "paused_at_end": chain["open_halt_exch"] is not None,
+        "resync_examples": chain["resync_examples"],
+        "depth_ts_backwards": chain["depth_back"],
         "trades": n_trades,
+        "trade_stream": trade_kind if n_trades else None,
         "trade_types": dict(trade_types),
         "trade_id_gaps": trade_id_gaps,
         "bbo_messages": stream_counts.get("bookTicker", 0),
@@ -867,6 +1305,7 @@ def read_binance(
     meta: dict[str, Any] = {
         "source": "binance",
         "market": market,
+        "contract": contract,
         "symbol": symbol,
         "streams": sorted(stream_counts),
         "date": date.isoformat(),
@@ -874,7 +1313,7 @@ def read_binance(
         "clocks": 2,
         "tick_size": float(tick_size),
         "lot_size": float(lot_size),
-        "multiplier": 1,
+        "multiplier": float(multiplier),
         "local_ts_unit": unit_set.pop() if len(unit_set) == 1 else units,
         "suggested_feed_offset_ns": feed_offset,
         "exch_ts_source": {
@@ -883,6 +1322,6 @@ def read_binance(
             "bookTicker": "T" if futures else "estimated (latest exchange time received)",
             "markPrice": "E",
         },
-        "files": [info for _, _, _, info in parsed],
+        "files": [info for _, _, _, info, _ in ordered],
     }
     return IngestResult(events=ev, meta=meta, report=report)
