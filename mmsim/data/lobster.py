@@ -27,6 +27,9 @@ Optional orderbook file ``..._orderbook_N.csv``: no header, ``4 N`` columns
 message ``k``; empty levels are ``+-9999999999`` with size 0. It must have as many rows as
 the message file.
 
+Both files are read as UTF-8: a byte-order mark at the start and blank lines at the end are
+ignored (a blank line elsewhere is a row with the wrong column count).
+
 Mapping (one message -> one record, plus synthetic corrections)
 --------------------------------------------------------------
 ====  ===========  ========================================================================
@@ -71,13 +74,36 @@ levels there. Then:
   with their ids) - orders that left silently while outside the top ``N``.
 
 This is how orders resting before 09:30 seed the book and how a deeper level that moves into
-view in a level-``N`` file gets its volume. ``report["corrections"]`` counts each kind.
-Without an orderbook file (e.g. AAPL level 50), nothing is corrected.
+view in a level-``N`` file gets its volume. ``report["replay_corrections"]`` counts each kind
+of synthetic record. Without an orderbook file (e.g. AAPL level 50), nothing is corrected.
+
+Orderbook check
+---------------
+The replay follows the file *wherever* it differs from the messages, so the corrections
+alone cannot tell a legitimate correction from a file that contradicts its messages.
+``report["orderbook_check"]`` (:func:`~mmsim.data.validate.check_lobster_orderbook`) does:
+it rebuilds the price levels from the messages alone and, row by row, sorts every
+difference into
+
+- ``corrections_by_kind["before_open"]``: row 1, volume of orders resting before the first
+  message (never added by the messages);
+- ``corrections_by_kind["into_view"]``: a price beyond the depth the previous row covered
+  (a deeper level coming into view at the edge of a level-``N`` file);
+- a *contradiction*: a price the previous row covered, where the messages fully explain the
+  book, and the file still says otherwise (a price or a size of a level).
+
+``contradictions`` counts the rows with one, ``first_contradiction_rows`` lists the first
+1-based line numbers of the orderbook file and ``first_contradictions`` what differs there.
+The real AMZN 2012-06-21 level-1 day and the AAPL level-10 sample have 0 contradictions; a
+one-cent price change or a one-share size change in one row of the AMZN file is reported at
+that row (and the replay still follows the file there).
 
 Errors
 ------
 :class:`~mmsim.data.errors.DataError` names the file, the 1-based row and the field for: a
-missing or empty file (row None), a wrong column count, a non-numeric value, a malformed
+missing file (``"no such file"``, with the path as given) or an empty one (row None), a
+message file name that does not carry the date (``TICKER_YYYY-MM-DD_...``; field
+``"date"``, unless ``date`` is given), a wrong column count, a non-numeric value, a malformed
 time, an unknown type, a direction other than +-1, time going backwards, ``size <= 0`` or
 ``order_id <= 0`` for types 1-4, a price of types 1-4 that is not a positive multiple of
 $0.01, a non-positive trade price, a type-7 price outside {-1, 0, 1}, an orderbook price off
@@ -90,7 +116,6 @@ import datetime as dt
 import hashlib
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -100,17 +125,36 @@ import polars as pl
 
 from mmsim.book.reference import ReferenceL3Book
 from mmsim.data.errors import DataError
+from mmsim.data.lobster_csv import (
+    EMPTY_LEVEL_PRICE,
+    PRICE_PER_TICK,
+    RowChecks,
+    check_file,
+    int_column,
+    parse_orderbook,
+    read_lines,
+    read_lobster_orderbook,
+    split_columns,
+)
 from mmsim.data.store import IngestResult
-from mmsim.data.validate import validate_events
+from mmsim.data.validate import check_lobster_orderbook, validate_events
 from mmsim.dtypes import EVENT_DTYPE
 from mmsim.enums import EventFlag, EventKind
 
-MESSAGE_COLUMNS = ("time", "type", "order_id", "size", "price", "direction")
-#: Price units per tick: LOBSTER prices are USD x 10,000 and the tick is $0.01.
-PRICE_PER_TICK = 100
-#: Empty-level price of the orderbook file (negated on the bid side).
-EMPTY_LEVEL_PRICE = 9_999_999_999
+__all__ = [
+    "EMPTY_LEVEL_PRICE",
+    "MESSAGE_COLUMNS",
+    "NAME_PATTERN",
+    "PRICE_PER_TICK",
+    "read_lobster",
+    "read_lobster_orderbook",
+]
 
+MESSAGE_COLUMNS = ("time", "type", "order_id", "size", "price", "direction")
+
+#: The LOBSTER message file name pattern (the date and the symbol are read from it).
+NAME_PATTERN = "TICKER_YYYY-MM-DD_START_END_message_LEVEL.csv"
+NAME_EXAMPLE = "AMZN_2012-06-21_34200000_57600000_message_1.csv"
 _NAME_RE = re.compile(r"^(?P<symbol>[^_]+)_(?P<date>\d{4}-\d{2}-\d{2})_")
 _LEVEL_RE = re.compile(r"_(?:message|orderbook)_(?P<levels>\d+)\.csv$")
 _TIME_RE = r"^\d+(\.\d+)?$"
@@ -136,69 +180,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _read_lines(path: str | os.PathLike[str]) -> tuple[pl.Series, bytes]:
-    """Return the lines of a text file as a polars string Series, and the raw bytes."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(path, None, None, "no such file")
-    data = p.read_bytes()
-    lines = data.decode("utf-8", errors="replace").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if not lines:
-        raise DataError(path, None, None, "file is empty")
-    return pl.Series("line", lines, dtype=pl.Utf8).str.strip_chars_end("\r"), data
-
-
-def _first(mask: np.ndarray) -> int | None:
-    idx = np.flatnonzero(mask)
-    return int(idx[0]) if idx.size else None
-
-
-class _Checks:
-    """Collect row masks; raise a DataError for the first failing row of the file."""
-
-    def __init__(self, path: str | os.PathLike[str], lines: pl.Series) -> None:
-        self.path = path
-        self.lines = lines
-        self.found: list[tuple[int, int, str | None, Callable[[int], str]]] = []
-
-    def add(self, mask: np.ndarray, field: str | None, message: Callable[[int], str]) -> None:
-        i = _first(mask)
-        if i is not None:
-            self.found.append((i, len(self.found), field, message))
-
-    def raise_first(self) -> None:
-        if self.found:
-            i, _, field, message = min(self.found, key=lambda t: (t[0], t[1]))
-            raise DataError(self.path, i + 1, field, message(i))
-
-
-def _split(
-    path: str | os.PathLike[str], lines: pl.Series, names: list[str], checks: _Checks
-) -> dict[str, pl.Series]:
-    """Split comma-separated lines into stripped string columns, checking the count."""
-    parts = lines.str.split(",")
-    counts = parts.list.len().to_numpy()
-    n = len(names)
-    checks.add(
-        counts != n,
-        None,
-        lambda i: f"expected {n} columns, got {counts[i]}: {lines[i]!r}",
-    )
-    return {
-        name: parts.list.get(j, null_on_oob=True).str.strip_chars() for j, name in enumerate(names)
-    }
-
-
-def _ints(col: pl.Series, field: str, checks: _Checks, fill: int = 0) -> np.ndarray:
-    """Cast a string column to int64; non-integers are reported and replaced by ``fill``."""
-    out = col.cast(pl.Int64, strict=False)
-    bad = (out.is_null() & col.is_not_null()).to_numpy()
-    checks.add(bad, field, lambda i: f"{col[i]!r} is not an integer")
-    return out.fill_null(fill).to_numpy()
-
-
 def _midnight_utc_ns(date: dt.date, tz: str) -> int:
     """UNIX ns of local midnight of ``date`` using the UTC offset in force at local noon."""
     offset = dt.datetime.combine(date, dt.time(12), tzinfo=ZoneInfo(tz)).utcoffset()
@@ -207,7 +188,7 @@ def _midnight_utc_ns(date: dt.date, tz: str) -> int:
     return (days * 86_400 - int(offset.total_seconds())) * 1_000_000_000
 
 
-def _parse_time(col: pl.Series, checks: _Checks) -> tuple[np.ndarray, int]:
+def _parse_time(col: pl.Series, checks: RowChecks) -> tuple[np.ndarray, int]:
     """Parse ``seconds.fraction`` strings to int64 ns after midnight, exactly.
 
     Returns the ns array and the number of values with more than 9 decimals (rounded to
@@ -234,70 +215,17 @@ def _levels_from_name(path: str | os.PathLike[str]) -> int | None:
     return int(m.group("levels")) if m else None
 
 
-def read_lobster_orderbook(path: str | os.PathLike[str], levels: int | None = None) -> np.ndarray:
-    """Read and validate a LOBSTER orderbook file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        ``..._orderbook_N.csv`` (no header).
-    levels : int or None
-        Expected number of levels; default: the file's column count / 4.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(rows, 4 * levels)``, int64, the raw file values (USD x 10,000 prices,
-        ``+-9999999999`` for empty levels).
-
-    Raises
-    ------
-    DataError
-        Missing or empty file, a row whose column count differs from ``4 * levels``
-        (``levels`` defaults to the first row's count / 4, which must be a multiple of 4),
-        a non-integer value, a negative size, or a non-empty price off the $0.01 grid.
-    """
-    lines, _ = _read_lines(path)
-    return _parse_orderbook(path, lines, levels)
-
-
-def _parse_orderbook(
-    path: str | os.PathLike[str], lines: pl.Series, levels: int | None
-) -> np.ndarray:
-    if levels is None:
-        first = lines[0].count(",") + 1
-        if first % 4:
-            raise DataError(path, 1, None, f"{first} columns is not a multiple of 4")
-        levels = first // 4
-    names = [
-        f"{kind}_{lvl}"
-        for lvl in range(1, levels + 1)
-        for kind in ("ask_px", "ask_sz", "bid_px", "bid_sz")
-    ]
-    checks = _Checks(path, lines)
-    cols = _split(path, lines, names, checks)
-    values = [_ints(cols[name], name, checks) for name in names]
-    for name, v in zip(names, values, strict=True):
-        if "_sz_" in name:
-            checks.add(v < 0, name, lambda i, v=v: f"size {v[i]} < 0")
-        else:
-            bad = (np.abs(v) != EMPTY_LEVEL_PRICE) & (v % PRICE_PER_TICK != 0)
-            checks.add(bad, name, lambda i, v=v: f"price {v[i]} is not on the $0.01 grid")
-    checks.raise_first()
-    return np.column_stack(values).astype(np.int64, copy=False)
-
-
 def _parse_messages(
     path: str | os.PathLike[str], lines: pl.Series
 ) -> tuple[dict[str, np.ndarray], int]:
-    checks = _Checks(path, lines)
-    cols = _split(path, lines, list(MESSAGE_COLUMNS), checks)
+    checks = RowChecks(path)
+    cols = split_columns(lines, list(MESSAGE_COLUMNS), checks)
     t_ns, n_long = _parse_time(cols["time"], checks)
-    typ = _ints(cols["type"], "type", checks, fill=1)
-    oid = _ints(cols["order_id"], "order_id", checks, fill=1)
-    size = _ints(cols["size"], "size", checks, fill=1)
-    price = _ints(cols["price"], "price", checks, fill=PRICE_PER_TICK)
-    direction = _ints(cols["direction"], "direction", checks, fill=1)
+    typ = int_column(cols["type"], "type", checks, fill=1)
+    oid = int_column(cols["order_id"], "order_id", checks, fill=1)
+    size = int_column(cols["size"], "size", checks, fill=1)
+    price = int_column(cols["price"], "price", checks, fill=PRICE_PER_TICK)
+    direction = int_column(cols["direction"], "direction", checks, fill=1)
 
     checks.add((typ < 1) | (typ > 7), "type", lambda i: f"unknown message type {typ[i]}")
     checks.add(
@@ -518,6 +446,37 @@ class _Corrector:
 
 
 # ---------------------------------------------------------------------------- public
+def _date_from_name(message_path: str | os.PathLike[str], date: str | dt.date | None) -> dt.date:
+    """The trading date: ``date`` if given, else the ``TICKER_YYYY-MM-DD_`` file name prefix."""
+    if date is None:
+        m = _NAME_RE.match(Path(message_path).name)
+        if m is None:
+            raise DataError(
+                message_path,
+                None,
+                "date",
+                "the file name does not carry the trading date; LOBSTER message files are named "
+                f"{NAME_PATTERN} (e.g. {NAME_EXAMPLE}). Experiments (data.path) and "
+                "`mmsim ingest lobster` take the date from the file name only, so rename the "
+                "file (and its orderbook file) to that pattern; from Python, "
+                "mmsim.data.read_lobster(path, date='YYYY-MM-DD') also works",
+            )
+        date = m.group("date")
+        where = "in the file name"
+    else:
+        where = "given"
+    if isinstance(date, dt.datetime):
+        return date.date()
+    if isinstance(date, dt.date):
+        return date
+    try:
+        return dt.date.fromisoformat(str(date))
+    except ValueError as exc:
+        raise DataError(
+            message_path, None, "date", f"bad date {date!r} {where}: expected YYYY-MM-DD"
+        ) from exc
+
+
 def read_lobster(
     message_path: str | os.PathLike[str],
     orderbook_path: str | os.PathLike[str] | None = None,
@@ -527,8 +486,9 @@ def read_lobster(
 ) -> IngestResult:
     """Read a LOBSTER message file (and optionally its orderbook file) into canonical events.
 
-    See the module docstring for the exact mapping, the orderbook corrections and the
-    errors.
+    See the module docstring for the exact mapping, the orderbook corrections, the
+    orderbook check and the errors. Both files may start with a UTF-8 byte-order mark and
+    end with blank lines.
 
     Parameters
     ----------
@@ -536,7 +496,8 @@ def read_lobster(
         ``TICKER_YYYY-MM-DD_START_END_message_N.csv``.
     orderbook_path : str or os.PathLike or None
         The matching ``..._orderbook_N.csv``; when given, synthetic records make the book's
-        top ``N`` equal the file after every message.
+        top ``N`` equal the file after every message, and the file is checked against the
+        messages (``report["orderbook_check"]``).
     date : str (``YYYY-MM-DD``) or datetime.date or None
         Trading date; default: parsed from the message file name.
     tz : str, default "America/New_York"
@@ -548,31 +509,46 @@ def read_lobster(
         ``events``: EVENT_DTYPE, one record per message plus synthetic corrections, prices
         in ticks of $0.01, quantities in shares, ``exch_ts == local_ts`` int64 UNIX ns.
         ``meta``: source, symbol, date, tz, levels, clocks=1, tick_size=0.01, lot_size=1,
-        multiplier=1, files (name, sha256, bytes). ``report``: n_messages, message_types,
-        unknown_order_refs, subtick_trades, time_beyond_ns, corrections (None without an
-        orderbook file) and validation (:func:`~mmsim.data.validate.validate_events`).
+        multiplier=1, files (name, sha256, bytes). ``report`` (JSON-able):
+
+        ``n_messages``, ``message_types`` (``{"1": count, ...}``), ``unknown_order_refs``,
+        ``subtick_trades``, ``time_beyond_ns``
+            See the module docstring.
+        ``replay_corrections``
+            Counts of the synthetic records that make the replay follow the orderbook file
+            (``anon_add``, ``anon_add_qty``, ``anon_reduce``, ``anon_reduce_qty``,
+            ``order_cancel``, ``order_delete``, ``order_reduce_qty``, ``levels_removed``,
+            ``messages_corrected``); None without an orderbook file. They include both the
+            legitimate corrections and the contradictions: they say what the replay did,
+            not whether the file is right.
+        ``orderbook_check``
+            :func:`~mmsim.data.validate.check_lobster_orderbook` of the messages against the
+            orderbook file (None without one): ``rows_checked``, ``levels``,
+            ``contradictions`` (rows where the file contradicts the messages inside the
+            levels it covers; 0 on a consistent file), ``first_contradiction_rows``
+            (1-based orderbook line numbers), ``first_contradictions`` (row, field, price,
+            file_size, messages_size) and ``corrections_by_kind`` (``before_open``,
+            ``into_view``: the legitimate corrections).
+        ``validation``
+            :func:`~mmsim.data.validate.validate_events` of the events.
 
     Raises
     ------
     DataError
-        For any malformed input (file, 1-based row and field named).
+        A missing message or orderbook file (``"no such file"``, with the path as given), a
+        message file name without the ``TICKER_YYYY-MM-DD_`` prefix when ``date`` is None
+        (field ``"date"``), a bad date, and any malformed input (file, 1-based row and
+        field named; see the module docstring).
     """
+    check_file(message_path, "message file")
+    if orderbook_path is not None:
+        check_file(orderbook_path, "orderbook file")
     name = Path(message_path).name
     m = _NAME_RE.match(name)
     symbol = m.group("symbol") if m else None
-    if date is None:
-        if m is None:
-            raise DataError(message_path, None, "date", "no TICKER_YYYY-MM-DD_ prefix; pass date=")
-        date = m.group("date")
-    if isinstance(date, str):
-        try:
-            date = dt.date.fromisoformat(date)
-        except ValueError as exc:
-            raise DataError(message_path, None, "date", f"bad date {date!r}") from exc
-    if isinstance(date, dt.datetime):
-        date = date.date()
+    date = _date_from_name(message_path, date)
 
-    lines, raw = _read_lines(message_path)
+    lines, raw = read_lines(message_path, "message file")
     msg, n_long = _parse_messages(message_path, lines)
     n = len(msg["type"])
     levels = _levels_from_name(message_path)
@@ -580,10 +556,10 @@ def read_lobster(
 
     orderbook = None
     if orderbook_path is not None:
-        ob_lines, ob_raw = _read_lines(orderbook_path)
+        ob_lines, ob_raw = read_lines(orderbook_path, "orderbook file")
         if levels is None:
             levels = _levels_from_name(orderbook_path)
-        orderbook = _parse_orderbook(orderbook_path, ob_lines, levels)
+        orderbook = parse_orderbook(orderbook_path, ob_lines, levels)
         if levels is None:
             levels = orderbook.shape[1] // 4
         if len(orderbook) != n:
@@ -599,8 +575,10 @@ def read_lobster(
 
     base, unknown, subtick = _base_records(msg, _midnight_utc_ns(date, tz))
     corrections: dict[str, int] | None = None
+    check: dict[str, Any] | None = None
     events = base
     if orderbook is not None:
+        check = check_lobster_orderbook(base, orderbook, int(levels))
         corrector = _Corrector(int(levels))
         corrector.run(base, orderbook)
         events = corrector.merged(base)
@@ -613,7 +591,8 @@ def read_lobster(
         "unknown_order_refs": unknown,
         "subtick_trades": subtick,
         "time_beyond_ns": n_long,
-        "corrections": corrections,
+        "replay_corrections": corrections,
+        "orderbook_check": check,
         "validation": validate_events(events, message_path),
     }
     meta: dict[str, Any] = {
