@@ -5,18 +5,26 @@ A run directory holds ``fills.parquet``, ``orders.parquet``, ``equity.parquet``,
 ``manifest.json`` (mmsim version, data file hashes, seed, config digest; written last) and
 ``timing.json`` (wall time, events per second: the only file that differs between reruns).
 
-It is written under ``<run_dir>.partial`` and renamed into place only when complete, so a run
-that fails halfway leaves nothing that looks complete (the partial folder is removed).
+It is written under ``<run_dir>.partial`` and renamed into place only when complete (every
+file and the folder fsynced first), so a run that fails halfway leaves nothing that looks
+complete (the partial folder is removed) and :func:`load` refuses a ``*.partial`` folder.
+
+Output folders and files (run directories, ``mmsim ingest --out``, sweep folders,
+model-market runs) are claimed with :func:`claim_output` before any work: the target must be
+absent, an empty folder, or something mmsim wrote (then it is replaced, or a sweep resumed
+in it), never a user's folder or file; and ``<target>.lock`` is locked, so a second process
+writing the same target fails at once (:class:`OutputLockedError`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,8 +32,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from mmsim.data.store import (
+    FileLock,
+    clean_stale_temps,
+    fsync_dir,
+    fsync_tree,
+    is_canonical,
+)
 from mmsim.enums import LIQUIDITY_NAMES, ORDER_EVENT_NAMES, REJECT_NAMES, TIF_NAMES
 from mmsim.instruments import Instrument
+
+#: Files of a backtest run directory (``manifest.json`` lists what a run holds in ``files``).
+RUN_FILES = frozenset({"fills.parquet", "orders.parquet", "equity.parquet", "metrics.json",
+                       "metrics.parquet", "config.yaml", "manifest.json", "timing.json"})
+#: What ``mmsim report`` adds to a run or sweep folder.
+REPORT_DIR = "report"
+#: Entries of a sweep folder (:mod:`mmsim.sweep`).
+SWEEP_ENTRIES = frozenset({"sweep.json", "sweep.parquet", "runs", REPORT_DIR})
+#: Marker file in a ``<run>.partial`` folder while mmsim writes it.
+PARTIAL_MARKER = ".mmsim-partial"
+PARTIAL_SUFFIX = ".partial"
+LOCK_SUFFIX = ".lock"
 
 FILLS_SCHEMA = pa.schema(
     [
@@ -174,42 +201,398 @@ def equity_table(rec: np.ndarray, inst: Instrument, last_mid: float = np.nan) ->
     )
 
 
+# --------------------------------------------------------------------------------------------
+# claiming an output
+# --------------------------------------------------------------------------------------------
+
+
+class OutputError(FileExistsError):
+    """An output target (``--out``) cannot be used: it is a user's folder or file, a file
+    where a folder is needed (or the reverse), or it cannot be created. The message names
+    the path and what to do.
+
+    Attributes
+    ----------
+    path : Path
+        The target.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], message: str):
+        self.path = Path(path)
+        self.reason = message
+        super().__init__(f"{path}: {message}")
+
+    def __reduce__(self):  # picklable (sweep workers)
+        return (type(self), (self.path, self.reason))
+
+
+class OutputLockedError(OutputError):
+    """Another mmsim process is writing the same output target (its lock is held)."""
+
+
+OutputKind = Literal["run", "sweep", "parquet"]
+
+
+def _entries(d: Path) -> list[str]:
+    return sorted(os.listdir(d))
+
+
+def _foreign(names: list[str], allowed: set[str] | frozenset[str]) -> list[str]:
+    """The names mmsim would not have written among ``names``."""
+    return [n for n in names if n not in allowed]
+
+
+def _describe(names: list[str]) -> str:
+    shown = ", ".join(names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _marker_json(d: Path, names: list[str], name: str, key: str) -> tuple[dict, str | None]:
+    """The JSON file ``name`` that marks a folder as mmsim's, and why it does not (None if
+    it does): it must exist, parse as a mapping and hold ``key``."""
+    if name not in names:
+        return {}, f"holds {_describe(names)} but no {name}"
+    try:
+        doc = json.loads((d / name).read_text())
+    except (OSError, ValueError) as e:
+        return {}, f"its {name} is not mmsim's ({e})"
+    if not isinstance(doc, dict) or key not in doc:
+        return {}, f"its {name} is not mmsim's (no {key})"
+    return doc, None
+
+
+def run_dir_problem(d: Path) -> str | None:
+    """Why the existing folder ``d`` is not a run directory mmsim wrote (None if it is).
+
+    A run directory holds a ``manifest.json`` with ``mmsim_version`` (complete or not) and
+    nothing but the files its manifest lists (``files``), the files of a backtest run
+    (:data:`RUN_FILES`) and ``report/``.
+    """
+    names = _entries(d)
+    man, problem = _marker_json(d, names, "manifest.json", "mmsim_version")
+    if problem:
+        return problem
+    files = man.get("files") or []
+    allowed = set(RUN_FILES) | {REPORT_DIR} | {str(f) for f in files if isinstance(f, str)}
+    extra = _foreign(names, allowed)
+    if REPORT_DIR in names:
+        rep = d / REPORT_DIR
+        if not rep.is_dir() or rep.is_symlink():
+            extra.append(REPORT_DIR)
+        else:  # what `mmsim report` writes: charts and the page
+            extra += [f"{REPORT_DIR}/{n}" for n in _entries(rep)
+                      if not (n.endswith(".png") or n.endswith(".html"))
+                      or not (rep / n).is_file()]
+    if extra:
+        return f"holds files mmsim did not write: {_describe(extra)}"
+    return None
+
+
+def _is_temp_name(name: str) -> bool:
+    return name.endswith(".tmp") and name.startswith(".")
+
+
+def sweep_dir_problem(d: Path) -> str | None:
+    """Why the existing folder ``d`` is not a sweep folder mmsim wrote (None if it is):
+    it must hold a ``sweep.json`` with ``sweep_digest`` and nothing but
+    :data:`SWEEP_ENTRIES` and mmsim's temporary files."""
+    names = _entries(d)
+    _meta, problem = _marker_json(d, names, "sweep.json", "sweep_digest")
+    if problem:
+        return problem
+    extra = [n for n in _foreign(names, SWEEP_ENTRIES) if not _is_temp_name(n)]
+    if extra:
+        return f"holds files mmsim did not write: {_describe(extra)}"
+    return None
+
+
+_MODEL_MARKET_FILES = frozenset({"table.parquet", "table.md", "paths.parquet"})
+
+
+def _old_partial_name(n: str) -> bool:
+    return (n in RUN_FILES or n in _MODEL_MARKET_FILES
+            or (n.startswith("profit_hist_") and n.endswith(".png")))
+
+
+def _partial_is_ours(p: Path) -> bool:
+    """A ``<target>.partial`` folder mmsim left: it holds the marker, or (older mmsim
+    versions) only files a run writes."""
+    try:
+        names = _entries(p)
+    except OSError:
+        return False
+    return PARTIAL_MARKER in names or all(_old_partial_name(n) for n in names)
+
+
+@dataclass
+class OutputClaim:
+    """A claimed output target (see :func:`claim_output`): the lock is held until
+    :meth:`release` (or :meth:`publish_dir`, or the end of a ``with`` block).
+
+    Attributes
+    ----------
+    path : Path
+        The target, absolute.
+    kind : {"run", "sweep", "parquet"}
+    state : {"absent", "empty", "ours"}
+        What was there when claimed.
+    lock : FileLock
+        The lock on ``<path>.lock``.
+    """
+
+    path: Path
+    kind: str
+    state: str
+    lock: FileLock = field(repr=False)
+
+    @property
+    def partial(self) -> Path:
+        """``<path>.partial``: where a run directory is written before :meth:`publish_dir`."""
+        return self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+
+    def check(self) -> str:
+        """Check the target again (it may have changed since it was claimed); return its
+        state. Raises :class:`OutputError` as :func:`claim_output`."""
+        return _target_state(self.path, self.kind, True)
+
+    def new_partial(self) -> Path:
+        """Create an empty ``<path>.partial`` (holding only a marker file) and return it;
+        a partial folder left by a dead mmsim run is removed first.
+
+        Raises
+        ------
+        OutputError
+            If ``<path>.partial`` exists and is not mmsim's (a file, or a folder with
+            other files).
+        """
+        p = self.partial
+        if p.is_symlink() or (p.exists() and not p.is_dir()):
+            raise OutputError(p, "exists and is not a folder mmsim wrote; move it away")
+        if p.exists():
+            if not _partial_is_ours(p):
+                raise OutputError(p, "exists and holds files mmsim did not write; move it "
+                                     "away")
+            shutil.rmtree(p)
+        p.mkdir()
+        (p / PARTIAL_MARKER).write_text(f"{os.getpid()}\n")
+        return p
+
+    def publish_dir(self, tmp: str | os.PathLike[str]) -> Path:
+        """Move the finished folder ``tmp`` (normally :attr:`partial`) to :attr:`path`:
+        fsync its files and itself, check the target again, remove what was there (only
+        if mmsim wrote it), rename, fsync the parent; then release the lock.
+
+        Raises
+        ------
+        OutputError
+            If the target changed into something mmsim did not write meanwhile (``tmp`` is
+            kept then).
+        """
+        tmp = Path(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            (tmp / PARTIAL_MARKER).unlink()
+        fsync_tree(tmp)
+        state = self.check()
+        if state == "ours":
+            shutil.rmtree(self.path)
+        elif state == "empty":
+            self.path.rmdir()
+        os.replace(tmp, self.path)
+        fsync_dir(self.path.parent)
+        self.release()
+        return self.path
+
+    def release(self) -> None:
+        """Release the lock (and remove the lock file); safe to call twice."""
+        self.lock.release()
+
+    def __enter__(self) -> OutputClaim:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _target_state(path: Path, kind: str, replace: bool, shown: str | None = None) -> str:
+    """State of the target ``path`` (absolute); errors name it as ``shown``."""
+    name = shown if shown is not None else str(path)
+    if path.is_symlink():
+        raise OutputError(name, "is a symbolic link; give the real path (or another --out)")
+    if not path.exists():
+        return "absent"
+    if kind == "parquet":
+        if path.is_dir():
+            raise OutputError(name, "is a folder; give a .parquet file name to --out")
+        if not is_canonical(path):
+            raise OutputError(name, "exists and is not a canonical event file written by "
+                                    "mmsim (no mmsim.meta in its Parquet metadata); refusing "
+                                    "to replace it: choose another --out")
+        if not replace:
+            raise OutputError(name, "exists (an mmsim event file); choose another --out")
+        return "ours"
+    if not path.is_dir():
+        raise OutputError(name, "is a file, not a folder; give a folder to --out")
+    cwd = Path.cwd().resolve()
+    real = path.resolve()
+    if real == cwd or real in cwd.parents:
+        raise OutputError(name, f"is the working directory {cwd} (or holds it); choose "
+                                "another --out")
+    if not os.listdir(path):
+        return "empty"
+    problem = run_dir_problem(path) if kind == "run" else sweep_dir_problem(path)
+    what = "a run directory" if kind == "run" else "a sweep folder"
+    if problem is not None:
+        raise OutputError(name, f"exists and is not {what} written by mmsim ({problem}); "
+                                "refusing to replace it: choose another --out or empty it")
+    if kind == "run" and not replace:
+        raise OutputError(name, "run directory exists (use another --out)")
+    return "ours"
+
+
+def claim_output(path: str | os.PathLike[str], kind: OutputKind, *,
+                 replace: bool = True) -> OutputClaim:
+    """Check an output target and lock it, before any long work.
+
+    The one gate of every mmsim writer (:class:`RunWriter`, ``mmsim ingest``, sweeps,
+    model-market runs): the parent folders are created, ``<path>.lock`` is locked
+    (:class:`~mmsim.data.store.FileLock`: pid recorded; released by the kernel when a
+    process dies, so a dead run never blocks) and the target checked under the lock.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The target.
+    kind : {"run", "sweep", "parquet"}
+        ``run``: a run directory; it may be absent, an empty folder or a run directory
+        mmsim wrote (:func:`run_dir_problem`), which is replaced when the run commits.
+        ``sweep``: a sweep folder; absent, empty or one mmsim wrote
+        (:func:`sweep_dir_problem`), resumed in place. ``parquet``: a canonical event
+        file; absent or a file whose Parquet metadata holds ``mmsim.meta``.
+    replace : bool
+        False refuses an existing run or event file too.
+
+    Returns
+    -------
+    OutputClaim
+        Holding the lock; release it with :meth:`OutputClaim.release` (or ``with``).
+
+    Raises
+    ------
+    OutputLockedError
+        If another process holds the lock (the message names its pid and host).
+    OutputError
+        If the target (or a parent) is a file where a folder is needed or the reverse, a
+        symbolic link, the working directory, something mmsim did not write, or exists
+        with ``replace=False``; or the folder or lock file cannot be created.
+    """
+    p = Path(os.path.abspath(os.fspath(path)))
+    if p.name in ("", ".", ".."):
+        raise OutputError(path, "is not a usable output name")
+    for a in p.parents:
+        if a.exists() or a.is_symlink():
+            if not a.is_dir():
+                raise OutputError(path, f"{a} is a file, not a folder")
+            break
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(path, f"cannot create its folder ({e.strerror or e})") from e
+    lock = FileLock(p.with_name(p.name + LOCK_SUFFIX))
+    try:
+        got = lock.acquire()
+    except OSError as e:
+        raise OutputError(path, f"cannot create the lock file {lock.path.name} "
+                                f"({e.strerror or e})") from e
+    if not got:
+        who = lock.holder() or "another process"
+        raise OutputLockedError(path, f"in use by another mmsim run ({who}); wait for it or "
+                                      f"choose another --out (lock file: {lock.path})")
+    try:
+        state = _target_state(p, kind, replace, os.fspath(path))
+        if kind == "parquet":
+            clean_stale_temps(p.parent, p.name)
+    except BaseException:
+        lock.release()
+        raise
+    return OutputClaim(p, kind, state, lock)
+
+
 class RunWriter:
     """Streams a run's logs to Parquet under ``<run_dir>.partial`` and commits atomically.
+
+    Constructing it claims the run directory (:func:`claim_output` with kind ``run``):
+    the target is checked and ``<run_dir>.lock`` locked *before* any work, so build it
+    first — before the data is opened and the kernels compiled. :meth:`commit` and
+    :meth:`abort` release the lock; so does leaving a ``with`` block (aborting unless
+    committed).
 
     Parameters
     ----------
     run_dir : path
-        Final location. It must not exist yet unless ``overwrite``.
-    instrument : Instrument
-        For the conversion of ticks and lots to prices and quantities.
+        Final location: absent, an empty folder, or a run directory mmsim wrote (replaced
+        at :meth:`commit`; with ``overwrite=False`` it must not exist).
+    instrument : Instrument, optional
+        For the conversion of ticks and lots to prices and quantities; may be set later
+        (:attr:`instrument`), but before :meth:`append`.
+    overwrite : bool
+        Replace an existing mmsim run directory at ``run_dir``.
 
     Raises
     ------
-    FileExistsError
-        If ``run_dir`` exists and ``overwrite`` is false.
+    OutputLockedError
+        If another process is writing ``run_dir``.
+    OutputError
+        If ``run_dir`` is a file, a user's folder (not empty, not written by mmsim), the
+        working directory, a symbolic link, or exists while ``overwrite`` is false (all
+        subclasses of ``FileExistsError``).
     """
 
-    def __init__(self, run_dir: str | Path, instrument: Instrument, overwrite: bool = False):
+    def __init__(self, run_dir: str | Path, instrument: Instrument | None = None,
+                 overwrite: bool = False):
         self.run_dir = Path(run_dir)
-        if self.run_dir.exists() and not overwrite:
-            raise FileExistsError(f"{self.run_dir}: run directory exists (use another --out)")
-        self.tmp = self.run_dir.with_name(self.run_dir.name + ".partial")
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir(parents=True)
+        self.claim = claim_output(self.run_dir, "run", replace=overwrite)
+        try:
+            self.tmp = self.claim.new_partial()
+            self._w = {
+                "fills": pq.ParquetWriter(self.tmp / "fills.parquet", FILLS_SCHEMA),
+                "orders": pq.ParquetWriter(self.tmp / "orders.parquet", ORDERS_SCHEMA),
+                "equity": pq.ParquetWriter(self.tmp / "equity.parquet", EQUITY_SCHEMA),
+            }
+        except BaseException:
+            shutil.rmtree(self.claim.partial, ignore_errors=True)
+            self.claim.release()
+            raise
         self.inst = instrument
-        self._w = {
-            "fills": pq.ParquetWriter(self.tmp / "fills.parquet", FILLS_SCHEMA),
-            "orders": pq.ParquetWriter(self.tmp / "orders.parquet", ORDERS_SCHEMA),
-            "equity": pq.ParquetWriter(self.tmp / "equity.parquet", EQUITY_SCHEMA),
-        }
         self.overwrite = overwrite
         self._last_mid = np.nan
         self._frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None
+        self._done = False
+
+    @property
+    def instrument(self) -> Instrument | None:
+        """The instrument the logs are converted with (set it before :meth:`append`)."""
+        return self.inst
+
+    @instrument.setter
+    def instrument(self, inst: Instrument) -> None:
+        self.inst = inst
+
+    def set_instrument(self, inst: Instrument) -> None:
+        """Set the instrument the logs are converted with (before :meth:`append`)."""
+        self.inst = inst
 
     def append(self, fills: np.ndarray, orders: np.ndarray, equity: np.ndarray) -> None:
-        """Append engine records (any of them may be empty)."""
+        """Append engine records (any of them may be empty).
+
+        Raises
+        ------
+        RuntimeError
+            If no instrument is set, or the writer was committed or aborted.
+        """
+        if self.inst is None:
+            raise RuntimeError("RunWriter.append: set the instrument first")
+        if self._done:
+            raise RuntimeError("RunWriter.append: the run was committed or aborted")
         if len(fills):
             self._w["fills"].write_table(fills_table(fills, self.inst))
         if len(orders):
@@ -221,6 +604,7 @@ class RunWriter:
                 self._last_mid = float(mids[-1]) * self.inst.tick_size
 
     def close_logs(self) -> None:
+        """Close the three Parquet logs (before :meth:`read_back`)."""
         for w in self._w.values():
             w.close()
 
@@ -241,21 +625,42 @@ class RunWriter:
         manifest: dict[str, Any],
         timing: dict[str, Any],
     ) -> RunResult:
-        """Write metrics, config, manifest (last) and move the run into place.
+        """Write metrics, config, manifest (last), fsync everything and move the run into
+        place (replacing the mmsim run that was there); release the lock.
 
-        Returns the run as :func:`load` would read it, built from the logs already read by
-        :meth:`read_back` (the run directory is not read again).
+        The manifest gets ``complete: true`` and ``files`` (the run's file names).
+
+        Returns
+        -------
+        RunResult
+            The run as :func:`load` would read it, built from the logs already read by
+            :meth:`read_back` (the run directory is not read again).
+
+        Raises
+        ------
+        OutputError
+            If the target turned into something mmsim did not write during the run (the
+            run is then left in ``<run_dir>.partial``).
+        OSError
+            If a file cannot be written (call :meth:`abort`).
         """
         metrics = _jsonable(metrics)
         (self.tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
         pq.write_table(pa.Table.from_pylist([metrics]), self.tmp / "metrics.parquet")
         (self.tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (self.tmp / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
-        manifest = dict(manifest, complete=True)
+        names = sorted(n for n in os.listdir(self.tmp) if n != PARTIAL_MARKER)
+        manifest = dict(manifest, complete=True,
+                        files=sorted({*names, "manifest.json"}))
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        if self.run_dir.exists():
-            shutil.rmtree(self.run_dir)
-        os.replace(self.tmp, self.run_dir)
+        try:
+            self.claim.publish_dir(self.tmp)
+        except OutputError as e:
+            self._done = True  # keep the partial folder: the target is not ours any more
+            self.claim.release()
+            raise OutputError(e.path, f"{e.reason}; the finished run is kept in "
+                                      f"{self.tmp}") from None
+        self._done = True
         fills, orders, equity = self._frames
         return RunResult(
             run_dir=self.run_dir,
@@ -268,13 +673,23 @@ class RunWriter:
         )
 
     def abort(self) -> None:
-        """Close and remove the partial run."""
+        """Close and remove the partial run; release the lock (no-op after commit)."""
+        if self._done:
+            return
+        self._done = True
         for w in self._w.values():
             try:
                 w.close()
             except Exception:  # noqa: BLE001 - best effort while failing
                 pass
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self.claim.release()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.abort()
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -321,6 +736,52 @@ class RunResult:
         return pd.DataFrame([self.metrics])
 
 
+def check_run(run_dir: str | os.PathLike[str], digest: str | None = None) -> dict[str, Any]:
+    """Check that ``run_dir`` is a finished backtest run; return its manifest.
+
+    Finished: not a ``*.partial`` folder, a ``manifest.json`` with ``complete: true`` (and
+    ``config_sha256 == digest`` if given), ``metrics.json``, ``config.yaml`` and the three
+    Parquet logs with readable footers (their data is not read).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or one of its files is missing.
+    ValueError
+        If it is a partial folder, the run is incomplete, its digest differs, or a file is
+        unreadable (the file named).
+    """
+    d = Path(run_dir)
+    if d.name.endswith(PARTIAL_SUFFIX):
+        raise ValueError(f"{d}: a partial run folder (being written, or left by a failed "
+                         "run), not a finished run")
+    if not d.is_dir():
+        raise FileNotFoundError(f"{d}: no such run directory")
+    man_p = d / "manifest.json"
+    if not man_p.is_file():
+        raise ValueError(f"{d}: incomplete run (no manifest.json)")
+    try:
+        manifest = json.loads(man_p.read_text())
+    except ValueError as e:
+        raise ValueError(f"{man_p}: not JSON ({e})") from None
+    if not isinstance(manifest, dict) or not manifest.get("complete"):
+        raise ValueError(f"{d}: incomplete run")
+    if digest is not None and manifest.get("config_sha256") != digest:
+        raise ValueError(f"{d}: a run of another config (config_sha256 differs)")
+    for name in ("metrics.json", "config.yaml"):
+        if not (d / name).is_file():
+            raise FileNotFoundError(f"{d / name}: missing from the run")
+    for name in ("fills", "orders", "equity"):
+        p = d / f"{name}.parquet"
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: missing from the run")
+        try:
+            pq.read_metadata(p)
+        except (pa.ArrowException, OSError) as e:
+            raise ValueError(f"{p}: not a readable Parquet file ({e})") from None
+    return manifest
+
+
 def load(run_dir: str | Path) -> RunResult:
     """Load a run directory written by :func:`mmsim.backtest`.
 
@@ -329,17 +790,11 @@ def load(run_dir: str | Path) -> RunResult:
     FileNotFoundError
         If the folder or one of its files is missing.
     ValueError
-        If the run is incomplete (no complete manifest).
+        If the run is incomplete (no complete manifest) or a ``*.partial`` folder, or a
+        file is unreadable (see :func:`check_run`).
     """
     d = Path(run_dir)
-    if not d.is_dir():
-        raise FileNotFoundError(f"{d}: no such run directory")
-    man_p = d / "manifest.json"
-    if not man_p.is_file():
-        raise ValueError(f"{d}: incomplete run (no manifest.json)")
-    manifest = json.loads(man_p.read_text())
-    if not manifest.get("complete"):
-        raise ValueError(f"{d}: incomplete run")
+    manifest = check_run(d)
     metrics = _metrics_from_json(json.loads((d / "metrics.json").read_text()))
     return RunResult(
         run_dir=d,

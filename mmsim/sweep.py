@@ -71,7 +71,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -497,8 +496,25 @@ def plan_sweep(
         d = cfg.digest()
         params = {k: _get_dotted(cd, k, v) for k, v in point.items()}
         runs.append(RunSpec(i, params, d[:RUN_KEY_HEX], cd, d))
+    _align_invalid_params(runs)
     digest = _sha({"base": raw, "grid": [ax.to_json() for ax in axes]})
     return SweepPlan(str(raw["name"]), source, raw, axes, runs, digest)
+
+
+def _align_invalid_params(runs: list[RunSpec]) -> None:
+    """An invalid point keeps its raw values (``1e5`` is a float there); where every valid
+    point's value of a key is an int (an integer field), write the invalid points' integral
+    floats as ints too, so the table column keeps one dtype."""
+    valid = [r for r in runs if r.config is not None]
+    if not valid or len(valid) == len(runs):
+        return
+    for key in valid[0].params:
+        if not all(type(r.params.get(key)) is int for r in valid):
+            continue
+        for r in runs:
+            v = r.params.get(key)
+            if r.config is None and isinstance(v, float) and v.is_integer():
+                r.params[key] = int(v)
 
 
 def _point_label(point: dict[str, Any]) -> str:
@@ -545,7 +561,7 @@ def run_one(
     """
     t0 = time.perf_counter()
     try:
-        from mmsim.engine.backtest import backtest
+        from mmsim.runner import backtest
 
         res = backtest(config, data_root=data_root, out=run_dir, cache_dir=cache_dir,
                        overwrite=True)
@@ -560,6 +576,7 @@ def _worker_init() -> None:
     import mmsim.engine.backtest  # noqa: F401
     import mmsim.metrics  # noqa: F401
     import mmsim.results  # noqa: F401
+    import mmsim.runner  # noqa: F401
 
 
 def _ping() -> int:
@@ -772,26 +789,19 @@ def make_executor(
 def finished_run(run_dir: Path, digest: str | None = None) -> dict[str, Any] | None:
     """The metrics of a finished run in ``run_dir``, or None if it is not finished.
 
-    Finished: the folder holds a ``manifest.json`` with ``complete: true`` (and the config
-    digest ``digest`` if given), ``metrics.json``, ``config.yaml`` and the three Parquet logs
-    with readable footers — what :func:`mmsim.results.load` needs, without reading the logs.
+    Finished is what :func:`mmsim.results.check_run` checks (a complete manifest for the
+    config digest ``digest`` if given, ``metrics.json``, ``config.yaml`` and the three
+    Parquet logs with readable footers — what :func:`mmsim.results.load` needs, without
+    reading the logs).
     """
-    import pyarrow.parquet as pq
+    from mmsim.results import check_run
 
     try:
-        man = json.loads((run_dir / "manifest.json").read_text())
-        if not man.get("complete"):
-            return None
-        if digest is not None and man.get("config_sha256") != digest:
-            return None
-        if not (run_dir / "config.yaml").is_file():
-            return None
-        for name in ("fills", "orders", "equity"):
-            pq.read_metadata(run_dir / f"{name}.parquet")
+        check_run(run_dir, digest)
         metrics = json.loads((run_dir / "metrics.json").read_text())
     except (OSError, ValueError, TypeError):
         return None
-    except Exception:  # noqa: BLE001 - a corrupt Parquet footer (ArrowInvalid)
+    if not isinstance(metrics, dict):
         return None
     return {k: (math.nan if v is None else v) for k, v in metrics.items()}
 
@@ -878,14 +888,11 @@ def _to_arrow(df):
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    """``write(tmp)`` into a temporary file beside ``path``, fsynced and renamed over it."""
+    from mmsim.data.store import atomic_file
+
+    with atomic_file(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_table(df, sweep_dir: Path) -> Path:
@@ -972,7 +979,8 @@ def run_sweep(
     data_root, cache_dir : path, optional
         As for :func:`mmsim.backtest`; resolved to absolute paths for the workers.
     out : path, optional
-        Sweep folder (default :func:`default_sweep_dir`).
+        Sweep folder (default :func:`default_sweep_dir`): absent, empty, or a sweep folder
+        mmsim wrote (resumed); locked while the sweep runs.
     jobs : int, optional
         Local worker processes (default ``os.cpu_count()``; 0 runs in this process).
     scheduler : str, optional
@@ -999,13 +1007,35 @@ def run_sweep(
         failed run instead). A run that raises is recorded with its error and the sweep goes
         on. ``KeyboardInterrupt`` writes the table (unfinished runs ``pending``) and is
         re-raised.
+    mmsim.results.OutputLockedError
+        If another sweep is writing the same folder (checked before any work).
+    mmsim.results.OutputError
+        If the sweep folder exists and is neither empty nor a sweep folder mmsim wrote, or
+        is a file (checked before any work; nothing is written).
     """
-    from mmsim import __version__
-    from mmsim.data.sources import cache_dir_from, data_root_from
+    from mmsim.results import claim_output
 
     t_start = time.perf_counter()
     plan = plan_sweep(experiment, grid, overrides)
     sweep_dir = Path(out) if out else default_sweep_dir(plan)
+    # before any work: the folder must be absent, empty or an mmsim sweep folder, and no
+    # other sweep may write it at the same time (released when this call returns)
+    claim = claim_output(sweep_dir, "sweep")
+    try:
+        return _run_claimed(plan, sweep_dir, t_start, grid, overrides, data_root, cache_dir,
+                            jobs, scheduler, dask_local, start_method, max_runs, progress,
+                            table_every_s)
+    finally:
+        claim.release()
+
+
+def _run_claimed(plan, sweep_dir, t_start, grid, overrides, data_root, cache_dir, jobs,
+                 scheduler, dask_local, start_method, max_runs, progress,
+                 table_every_s) -> SweepResult:
+    """:func:`run_sweep` once the sweep folder is claimed."""
+    from mmsim import __version__
+    from mmsim.data.sources import cache_dir_from, data_root_from
+
     runs_dir = sweep_dir / RUNS_DIR
     runs_dir.mkdir(parents=True, exist_ok=True)
     root = str(data_root_from(data_root).resolve())
@@ -1034,9 +1064,11 @@ def run_sweep(
                                   _replay_s(rd), cached=True)
             continue
         rows[spec.key] = _Row()
-        partial = rd.with_name(rd.name + ".partial")
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
+        # a half-written run of this sweep (inside the claimed sweep folder, so mmsim's):
+        # removed here, so the worker's RunWriter finds its target absent
+        for stale in (rd, rd.with_name(rd.name + ".partial")):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
         todo.append(spec)
     n_cached = sum(r.cached for r in rows.values())
     if max_runs is not None:

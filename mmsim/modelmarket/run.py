@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -391,8 +390,11 @@ def run_experiment(
 
     Writes ``table.parquet``, ``table.md``, ``paths.parquet``, ``profit_hist_<group>.png``,
     ``config.yaml``, ``timing.json`` and ``manifest.json`` (last; ``complete: true``) under
-    ``<run_dir>.partial``, then renames it into place (an existing run there is replaced), so
-    a failed run leaves nothing that looks complete.
+    ``<run_dir>.partial``, fsyncs them and renames the folder into place (an existing mmsim
+    run there is replaced), so a failed run leaves nothing that looks complete. The run
+    directory is claimed (:func:`mmsim.results.claim_output`) before the simulation: an
+    existing folder that is neither empty nor an mmsim run is refused, and a second run
+    with the same ``out`` fails at once.
 
     Parameters
     ----------
@@ -417,11 +419,28 @@ def run_experiment(
         Bad policy parameters (strategy named).
     ModelMarketPolicyError
         A policy kernel returned a non-zero code.
+    mmsim.results.OutputError
+        ``out`` is a file, a folder mmsim did not write, or in use by another run
+        (:class:`~mmsim.results.OutputLockedError`), before any simulation.
     """
-    import mmsim
+
+    from mmsim.results import claim_output
 
     cfg = load_model_market_config(path, overrides)
     run_dir = Path(out) if out else default_run_dir(cfg)
+    # before the simulation: the target must be absent, empty or an mmsim run, and no other
+    # run may write it at the same time
+    claim = claim_output(run_dir, "run")
+    try:
+        return _run_claimed(cfg, run_dir, claim)
+    finally:
+        claim.release()
+
+
+def _run_claimed(cfg: ModelMarketConfig, run_dir: Path, claim) -> ModelMarketResult:
+    """:func:`run_experiment` once the run directory is claimed."""
+    import mmsim
+
     t0 = time.perf_counter()
     table, paths, raw = simulate(cfg)
     sim_s = time.perf_counter() - t0
@@ -437,10 +456,7 @@ def run_experiment(
         "path_steps_per_s": path_steps / kernel_s if kernel_s > 0 else None,
         "numba_threads": numba.get_num_threads(),
     }
-    tmp = run_dir.with_name(run_dir.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    tmp = claim.new_partial()
     try:
         table.to_parquet(tmp / "table.parquet", index=False)
         paths.to_parquet(tmp / "paths.parquet", index=False)
@@ -461,9 +477,7 @@ def run_experiment(
             "complete": True,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        os.replace(tmp, run_dir)
+        claim.publish_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
