@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mmsim.config import load_config
     from mmsim.data.sources import open_dataset
-    from mmsim.engine.backtest import backtest
+    from mmsim.runner import backtest
     from mmsim.sweep import run_sweep
 
     root = Path(args.data_root or os.environ.get("MMSIM_DATA_ROOT")

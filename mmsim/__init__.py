@@ -18,7 +18,7 @@ __all__ = ["__version__", "backtest", "load"]
 
 def __getattr__(name):  # lazy: importing mmsim must not compile numba kernels
     if name == "backtest":
-        from mmsim.engine.backtest import backtest
+        from mmsim.runner import backtest
 
         return backtest
     if name == "load":

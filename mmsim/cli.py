@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -36,8 +37,11 @@ def format_metrics(metrics: dict) -> str:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    """``mmsim ingest``: claim ``--out`` (absent or an mmsim event file, locked), read the
+    vendor files, write the canonical file atomically, print the report."""
     from mmsim.data.sources import read_raw
     from mmsim.data.store import write_events
+    from mmsim.results import claim_output
 
     t = time.perf_counter()
     kind = args.vendor.replace("-", "_")
@@ -49,13 +53,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         ob = files[1] if len(files) == 2 else None
         files = files[:1]
     extra = files[1:] + ([args.trades] if args.trades else [])
-    res = read_raw(kind, files[0], ob, extra, tick_size=args.tick_size,
-                   lot_size=args.lot_size, symbol=args.symbol)
-    if ob is not None:
-        from mmsim.data.validate import check_lobster_reconstruction
-
-        res.report["reconstruction"] = check_lobster_reconstruction(res.events, ob)
-    write_events(args.out, res)
+    gap_policy = args.gap_policy if kind == "binance" else None
+    # before reading anything: --out must be free or an mmsim event file, and ours alone
+    with claim_output(args.out, "parquet") as claim:
+        res = read_raw(kind, files[0], ob, extra, tick_size=args.tick_size,
+                       lot_size=args.lot_size, symbol=args.symbol, gap_policy=gap_policy)
+        write_events(claim.path, res)
     print(f"wrote {len(res.events):,} events to {args.out} in {time.perf_counter() - t:.2f} s")
     print(json.dumps(res.report, indent=1, default=str))
     return 0
@@ -74,13 +77,20 @@ def _experiment_mode(path: Path) -> str:
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     if _experiment_mode(args.experiment) == "model_market":
+        # the whole config is checked before the model-market kernels are imported
+        from mmsim.modelmarket.config import load_model_market_config
+
+        load_model_market_config(args.experiment, args.set or [])
         from mmsim.modelmarket import run_experiment
 
         res = run_experiment(args.experiment, out=args.out, overrides=args.set or [])
         print(res.markdown)
         print(f"run directory: {res.run_dir}")
         return 0
-    from mmsim.engine.backtest import backtest
+    from mmsim.runner import backtest
+
+    def say(line: str) -> None:
+        print(line, flush=True)
 
     run = backtest(
         args.experiment,
@@ -88,18 +98,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         out=args.out,
         overrides=args.set or [],
         progress=args.progress,
+        log=say,
     )
-    m = run.metrics
-    meta = run.manifest.get("data_meta", {})
-    print(f"experiment: {run.config.get('name')}  ({run.config.get('description', '')})")
-    print(f"data: {run.manifest.get('data_kind')}  {meta.get('symbol', '')}  "
-          f"{run.manifest.get('data_events'):,} events")
-    if meta.get("note"):
-        print(f"note: {meta['note']}")
     print("metrics:")
-    print(format_metrics(m))
+    print(format_metrics(run.metrics))
     timing = json.loads((run.run_dir / "timing.json").read_text())
     eps = timing.get("events_per_s")
+    if timing.get("compiled"):
+        print(f"compile: {timing['compile_s']:.1f} s (first run only; cached for later runs)")
     print(f"replay: {timing['replay_s']:.3f} s ({eps:,} events/s)" if eps else "")
     print(f"run directory: {run.run_dir}")
     return 0
@@ -154,11 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
                          "binance-hist: SNAPSHOT.csv UPDATES.csv; tardis: BOOK.csv "
                          "[--trades TRADES.csv]; hftbacktest: FILE.npz")
     pi.add_argument("files", nargs="+", type=Path)
-    pi.add_argument("--out", required=True, type=Path)
+    pi.add_argument("--out", required=True, type=Path,
+                    help="canonical .parquet file to write (absent, or an mmsim event file, "
+                         "which is replaced)")
     pi.add_argument("--tick-size", type=float, default=None, help="L2 readers: price grid")
     pi.add_argument("--lot-size", type=float, default=None, help="L2 readers: quantity grid")
     pi.add_argument("--symbol", default=None)
     pi.add_argument("--trades", type=Path, default=None, help="tardis: trades CSV")
+    pi.add_argument("--gap-policy", choices=["error", "resync", "apply"], default="error",
+                    help="binance: at an update-id gap, stop with the file and line (error), "
+                         "clear the book until the next snapshot (resync) or apply the diff "
+                         "anyway (apply); default error, as data.gap_policy")
     pi.set_defaults(func=_cmd_ingest)
     pb = sub.add_parser("backtest", help="run one experiment YAML")
     pb.add_argument("experiment", type=Path)
@@ -180,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--cache-dir", default=None,
                     help="ingest cache (default: $MMSIM_CACHE_DIR, else ~/.cache/mmsim)")
     ps.add_argument("--out", default=None,
-                    help="sweep folder (default runs/sweep-<name>-<hash of config + grid>)")
+                    help="sweep folder: absent, empty or an mmsim sweep folder (resumed) "
+                         "(default runs/sweep-<name>-<hash of config + grid>)")
     ex = ps.add_mutually_exclusive_group()
     ex.add_argument("--jobs", type=int, default=None,
                     help="local worker processes (default: the cores; 0 = in this process)")
@@ -208,21 +221,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(SystemExit):
+    """Raised by the SIGTERM handler (a ``SystemExit``: ``except Exception`` lets it pass)."""
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM → :class:`_Terminated`, so the writers' cleanup runs (partial folders and
+    temporary files removed, locks released) as for Ctrl-C."""
+    raise _Terminated(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mmsim`` console script; errors print one line and exit 2."""
+    """Entry point of the ``mmsim`` console script.
+
+    Errors print one line (``mmsim: error: ...``, naming the file) and return 2: bad
+    config or data, a refused or locked ``--out``, missing files, other OS errors
+    (permissions, disk full). Ctrl-C returns 130 and SIGTERM exits with 143, after the
+    cleanup (nothing half-written is left looking complete).
+    """
+    import signal
+
     from mmsim.config import ConfigError
     from mmsim.data.errors import DataError
 
     args = build_parser().parse_args(argv)
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread: keep the default
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         sys.stderr.close()
         return 0
-    except (ConfigError, DataError, FileNotFoundError, FileExistsError, KeyError,
-            ValueError) as e:
+    except KeyboardInterrupt:
+        print("mmsim: interrupted", file=sys.stderr)
+        return 130
+    except _Terminated as e:
+        print("mmsim: terminated (SIGTERM)", file=sys.stderr)
+        return int(e.code)
+    except (ConfigError, DataError, OSError, KeyError, ValueError) as e:
+        # OSError covers FileNotFoundError and FileExistsError (mmsim.results.OutputError)
         print(f"mmsim: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

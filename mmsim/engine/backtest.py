@@ -1,20 +1,17 @@
-"""The Python entry point of a backtest: allocate the engine's state, stream chunks, write logs.
+"""The engine's Python side: allocate the kernel's state and feed it chunks of events.
 
-``backtest(config)`` runs one experiment and returns :class:`mmsim.results.RunResult`.
-:class:`Engine` is the lower-level piece: it owns every array the numba kernel
-(:func:`mmsim.engine.nb.run_nb`) reads and writes, and feeds it chunks of events.
+:class:`Engine` owns every array the numba kernel (:func:`mmsim.engine.nb.run_nb`) reads and
+writes. Importing this module compiles the kernels (or loads them from the cache); the
+orchestration of a whole run (checks first, then compile, replay and outputs) is
+:func:`mmsim.runner.backtest`.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import numpy as np
 
-from mmsim import __version__
 from mmsim.book.nb import (
     B_FULL,
     B_UNKNOWN,
@@ -29,13 +26,9 @@ from mmsim.dtypes import EQUITY_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
 from mmsim.engine import nb as enb
 from mmsim.engine.sigs import CTX_SIZE, HEDGE_OUT_SIZE, QUOTE_SIZE
 from mmsim.enums import TimeInForce
-from mmsim.hedgers.registry import get_hedger
-from mmsim.instruments import DEFAULT_INSTRUMENTS, Instrument
+from mmsim.instruments import Instrument
 from mmsim.models.nb import FEE_PARAMS, LATENCY_PARAMS
-from mmsim.policies.registry import KernelSpec, get_policy
-
-#: data kinds that carry market-by-price (L2) books
-L2_KINDS = frozenset({"binance", "tardis", "binance_hist", "hftbacktest"})
+from mmsim.policies.registry import KernelSpec
 
 
 class PolicyError(RuntimeError):
@@ -102,6 +95,7 @@ class Engine:
         st[enb.S_RING_LAST] = -enb.INF_TS
         st[enb.S_DIRTY] = 1
         st[enb.S_NEXT_FUND] = enb.INF_TS
+        st[enb.S_LAST_EQ_TS] = -enb.INF_TS
         st[enb.S_RNG] = (int(cfg.seed) * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 63) or 1
         self.st = st
         stf = np.zeros(enb.STF_SIZE, dtype=np.float64)
@@ -140,6 +134,7 @@ class Engine:
         cfgi[enb.C_DECIDE_ON_FILL] = 1 if e.decide_on_fill else 0
         cfgi[enb.C_WARMUP_NS] = e.warmup_nanos
         cfgi[enb.C_MAX_OURS] = nmax
+        cfgi[enb.C_WHOLE_FILLS] = 0 if cfg.matching.partial_fills else 1
         self.cfg = cfgi
         fp = np.zeros(enb.CFGF_SIZE, dtype=np.float64)
         fp[:FEE_PARAMS] = [
@@ -240,7 +235,6 @@ class Engine:
         return {
             "events": int(st[enb.S_NEVENTS]),
             "decisions": int(st[enb.S_NDEC]),
-            "rejects": int(st[enb.S_NREJ]),
             "fills": int(st[enb.S_NFILLS]),
             "unknown_order_refs": int(b["bs"][B_UNKNOWN]),
             "book_full_drops": int(b["bs"][B_FULL]),
@@ -253,138 +247,3 @@ class Engine:
             "funding_paid": float(self.stf[enb.F_FUNDING]),
             "submits_dropped_no_slot": int(st[enb.S_SLOT_FULL]),
         }
-
-
-def default_run_dir(cfg: ExperimentConfig) -> Path:
-    """``runs/<name>-<first 10 hex of the config digest>``."""
-    return Path("runs") / f"{cfg.name}-{cfg.digest()[:10]}"
-
-
-def backtest(
-    config: ExperimentConfig | dict | str | os.PathLike,
-    *,
-    data_root: str | os.PathLike | None = None,
-    out: str | os.PathLike | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    cache_dir: str | os.PathLike | None = None,
-    overwrite: bool = True,
-    progress: bool = False,
-):
-    """Run one experiment and return its :class:`mmsim.results.RunResult`.
-
-    Parameters
-    ----------
-    config : ExperimentConfig, dict, or path to a YAML file
-    data_root : path, optional
-        Folder the ``data`` paths are relative to (default ``MMSIM_DATA_ROOT``, else ``data/``).
-    out : path, optional
-        Run directory (default :func:`default_run_dir`).
-    overrides : list of ``key=value``
-        Applied to a YAML or dict config before validation.
-    overwrite : bool
-        Replace an existing run directory of the same name.
-
-    Raises
-    ------
-    mmsim.config.ConfigError, mmsim.data.DataError, PolicyError, EngineCapacityError
-    """
-    from mmsim.config import apply_overrides, config_from_dict, load_config
-    from mmsim.data.sources import dataset_for_config
-    from mmsim.metrics import compute_metrics
-    from mmsim.results import RunWriter
-
-    if isinstance(config, (str, os.PathLike)):
-        cfg = load_config(config, overrides)
-    elif isinstance(config, dict):
-        cfg = config_from_dict(apply_overrides(config, overrides))
-    else:
-        cfg = config
-        if overrides:
-            cfg = config_from_dict(apply_overrides(cfg.as_dict(), overrides))
-
-    t_start = time.perf_counter()
-    ds = dataset_for_config(cfg, data_root, cache_dir)
-    defaults = dict(DEFAULT_INSTRUMENTS.get(ds.kind, {}))
-    for k in ("tick_size", "lot_size", "multiplier", "symbol"):
-        if ds.meta.get(k) is not None:
-            defaults[k] = ds.meta[k]
-    inst = cfg.instrument_spec(defaults)
-    pol = get_policy(cfg.policy.name)
-    pparams = pol.param_vector(cfg.policy.params(), "policy")
-    if cfg.hedger is not None:
-        hed = get_hedger(cfg.hedger.name)
-        hparams = hed.param_vector(cfg.hedger.params(), "hedger")
-    else:
-        hed = get_hedger("none")
-        hparams = hed.param_vector({}, "hedger")
-    end_ts = ds.last_ts if cfg.engine.horizon == "end" else 0
-    l2 = ds.meta.get("book") == "L2" or ds.kind in L2_KINDS
-    qm = cfg.queue.model
-    if qm == "auto":
-        qm = "risk_averse" if l2 else "fifo"
-    off = cfg.latency.feed_offset_nanos
-    if off == "auto":
-        off = int(ds.meta.get("suggested_feed_offset_ns", 0))
-    series = None
-    if cfg.latency.model == "interpolated":
-        from mmsim.data.sources import data_root_from
-        from mmsim.models.latency import load_latency_series
-
-        series = load_latency_series(data_root_from(data_root) / cfg.latency.series_path)
-    engine = Engine(cfg, inst, pol, pparams, hed, hparams, ds.ref_price_tick, end_ts,
-                    queue_model=qm, feed_offset_ns=int(off), latency_series=series)
-    run_dir = Path(out) if out else default_run_dir(cfg)
-    writer = RunWriter(run_dir, inst, overwrite=overwrite)
-    try:
-        t_ingest = time.perf_counter()
-        chunks = ds.chunks(cfg.engine.chunk_events)
-        if progress:
-            from tqdm import tqdm
-
-            chunks = tqdm(chunks, total=-(-ds.n_events // cfg.engine.chunk_events),
-                          unit="chunk", desc=cfg.name)
-        engine.run(chunks, writer.append)
-        t_replay = time.perf_counter()
-        writer.close_logs()
-        fills, orders, equity = writer.read_back()
-        mp = cfg.risk.max_position_qty
-        metrics = compute_metrics(
-            fills,
-            equity,
-            orders,
-            multiplier=inst.multiplier,
-            sharpe_clock_s=cfg.metrics.sharpe_clock_s,
-            periods_per_year=cfg.metrics.periods_per_year,
-            max_position=mp,
-            markout_horizons_s=cfg.metrics.markout_horizons_s,
-        )
-        stats = engine.stats()
-        metrics = {**metrics, **{f"engine_{k}": v for k, v in stats.items()}}
-        manifest = {
-            "mmsim_version": __version__,
-            "name": cfg.name,
-            "seed": cfg.seed,
-            "config_sha256": cfg.digest(),
-            "data_kind": ds.kind,
-            "data_inputs": ds.inputs,
-            "data_events": ds.n_events,
-            "data_meta": ds.meta,
-            "data_report": ds.report,
-            "instrument": inst.model_dump(),
-            "clocks": "exchange: exch_ts; strategy: local_ts "
-            + ("from data" if cfg.latency.feed_nanos is None
-               else f"= exch_ts + {cfg.latency.feed_nanos} ns"),
-        }
-        replay_s = t_replay - t_ingest
-        timing = {
-            "prepare_s": round(t_ingest - t_start, 4),
-            "replay_s": round(replay_s, 4),
-            "events_per_s": round(stats["events"] / replay_s) if replay_s > 0 else None,
-            "total_s": round(time.perf_counter() - t_start, 4),
-        }
-        run = writer.commit(metrics, cfg.as_dict(), manifest, timing)
-    except BaseException:
-        writer.abort()
-        raise
-    return run
-

@@ -1,0 +1,259 @@
+"""One backtest, end to end: check everything, then compile, replay, write and measure.
+
+:func:`backtest` is the orchestration above the engine (:mod:`mmsim.engine.backtest` holds the
+:class:`~mmsim.engine.backtest.Engine` that owns the kernel's arrays). Everything that can be
+checked without the compiled kernels is checked first: the config, the run directory (claimed
+and locked), every data file, the instrument's grid against the data's, the policy and hedger
+parameters. Only then are the kernels compiled (about a minute on an empty cache, announced by
+``log``) and the events replayed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mmsim import __version__
+from mmsim.config import ExperimentConfig
+
+#: data kinds that carry market-by-price (L2) books
+L2_KINDS = frozenset({"binance", "tardis", "binance_hist", "hftbacktest"})
+
+
+def default_run_dir(cfg: ExperimentConfig) -> Path:
+    """``runs/<name>-<first 10 hex of the config digest>``."""
+    return Path("runs") / f"{cfg.name}-{cfg.digest()[:10]}"
+
+
+def resolve_config(config, overrides=()) -> ExperimentConfig:
+    """An :class:`ExperimentConfig` from a config, a raw dict or a YAML path, with ``--set``
+    style ``overrides`` applied before validation.
+
+    Raises
+    ------
+    mmsim.config.ConfigError
+    """
+    from mmsim.config import apply_overrides, config_from_dict, load_config
+
+    if isinstance(config, (str, os.PathLike)):
+        return load_config(config, overrides)
+    if isinstance(config, dict):
+        return config_from_dict(apply_overrides(config, overrides))
+    if overrides:
+        return config_from_dict(apply_overrides(config.as_dict(), overrides))
+    return config
+
+
+def data_warnings(report: dict) -> list[str]:
+    """What a reader's validation report says a user must know before trusting a run:
+    update-id gaps that were applied anyway, crossed book states, receive times clamped."""
+    out = []
+    gaps = int(report.get("update_id_gaps", 0) or report.get("gaps", 0) or 0)
+    if gaps:
+        policy = report.get("gap_policy", "apply")
+        if policy == "resync":
+            out.append(f"{gaps} update-id gap(s) in the feed: the book was cleared and quoting "
+                       "paused until the next snapshot (data.gap_policy: resync)")
+        else:
+            out.append(f"{gaps} update-id gap(s) in the feed were applied anyway "
+                       "(data.gap_policy: apply): the book may be wrong after them")
+    crossed = int(report.get("crossed_states", 0) or report.get("crossed_books", 0) or 0)
+    if crossed:
+        out.append(f"the replayed book was crossed in {crossed:,} states: fills near them "
+                   "are not to be trusted")
+    return out
+
+
+def backtest(
+    config: ExperimentConfig | dict | str | os.PathLike,
+    *,
+    data_root: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    cache_dir: str | os.PathLike | None = None,
+    overwrite: bool = True,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+):
+    """Run one experiment and return its :class:`mmsim.results.RunResult`.
+
+    Parameters
+    ----------
+    config : ExperimentConfig, dict, or path to a YAML file
+    data_root : path, optional
+        Folder the ``data`` paths are relative to (default ``MMSIM_DATA_ROOT``, else ``data/``).
+    out : path, optional
+        Run directory (default :func:`default_run_dir`). It must not exist, be empty, or be an
+        mmsim run (which is replaced); it is locked for the run.
+    overrides : list of ``key=value``
+        Applied to a YAML or dict config before validation.
+    cache_dir : path, optional
+        Ingest cache (default ``MMSIM_CACHE_DIR``, else ``~/.cache/mmsim``).
+    overwrite : bool
+        Replace an existing mmsim run directory of the same name.
+    progress : bool
+        Show a progress bar over the events (tqdm, on stderr).
+    log : callable, optional
+        Receives one line at a time: the experiment header, data warnings and the
+        "compiling kernels" notice, all before the replay starts.
+
+    Returns
+    -------
+    mmsim.results.RunResult
+
+    Raises
+    ------
+    mmsim.config.ConfigError
+        Invalid config or parameters (before any work).
+    mmsim.data.DataError
+        Missing or bad data, or data off the instrument's grid (before compiling).
+    FileExistsError
+        The run directory is taken (not an mmsim run, a file, or locked by another run).
+    mmsim.engine.backtest.PolicyError, mmsim.engine.backtest.EngineCapacityError
+        During the replay.
+    """
+    from mmsim.data.grid import grid_scaling
+    from mmsim.data.sources import data_root_from, dataset_for_config
+    from mmsim.instruments import DEFAULT_INSTRUMENTS
+    from mmsim.results import RunWriter
+
+    say = log or (lambda _msg: None)
+    t_start = time.perf_counter()
+    cfg = resolve_config(config, overrides)
+    run_dir = Path(out) if out else default_run_dir(cfg)
+    writer = RunWriter(run_dir, overwrite=overwrite)  # claims and locks it, before any work
+    try:
+        ds = dataset_for_config(cfg, data_root, cache_dir)
+        defaults = dict(DEFAULT_INSTRUMENTS.get(ds.kind, {}))
+        for k in ("tick_size", "lot_size", "multiplier", "contract", "symbol"):
+            if ds.meta.get(k) is not None:
+                defaults[k] = ds.meta[k]
+        inst = cfg.instrument_spec(defaults)
+        # the data's grid: what the reader recorded, else the vendor's default
+        scaling = grid_scaling(ds.path, defaults, inst.tick_size, inst.lot_size,
+                               source=_data_source(cfg, data_root, ds))
+        series = None
+        if cfg.latency.model == "interpolated":
+            from mmsim.models.latency import load_latency_series
+
+            series = load_latency_series(data_root_from(data_root) / cfg.latency.series_path)
+        meta = ds.meta
+        say(f"experiment: {cfg.name}" + (f"  ({cfg.description})" if cfg.description else ""))
+        say(f"data: {ds.kind}  {meta.get('symbol', '')}  {ds.n_events:,} events")
+        if meta.get("note"):
+            say(f"note: {meta['note']}")
+        for w in data_warnings(ds.report):
+            say(f"warning: {w}")
+
+        from mmsim._jitcache import engine_is_cached
+
+        cold = not engine_is_cached()
+        if cold:
+            say("compiling kernels (first run only)...")
+        t_compile = time.perf_counter()
+        from mmsim.engine.backtest import Engine
+        from mmsim.hedgers.registry import get_hedger
+        from mmsim.metrics import compute_metrics
+        from mmsim.policies.registry import get_policy
+
+        pol = get_policy(cfg.policy.name)
+        pparams = pol.param_vector(cfg.policy.params(), "policy")
+        if cfg.hedger is not None:
+            hed = get_hedger(cfg.hedger.name)
+            hparams = hed.param_vector(cfg.hedger.params(), "hedger")
+        else:
+            hed = get_hedger("none")
+            hparams = hed.param_vector({}, "hedger")
+        end_ts = ds.last_ts if cfg.engine.horizon == "end" else 0
+        l2 = ds.meta.get("book") == "L2" or ds.kind in L2_KINDS
+        qm = cfg.queue.model
+        if qm == "auto":
+            qm = "risk_averse" if l2 else "fifo"
+        off = cfg.latency.feed_offset_nanos
+        if off == "auto":
+            off = int(ds.meta.get("suggested_feed_offset_ns", 0))
+        ref = ds.ref_price_tick * scaling.tick_num // scaling.tick_den
+        engine = Engine(cfg, inst, pol, pparams, hed, hparams, ref, end_ts,
+                        queue_model=qm, feed_offset_ns=int(off), latency_series=series)
+        compile_s = time.perf_counter() - t_compile
+        writer.set_instrument(inst)
+
+        t_replay0 = time.perf_counter()
+        chunks = ds.chunks(cfg.engine.chunk_events)
+        if not scaling.identity:
+            chunks = (scaling.apply(c) for c in chunks)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=ds.n_events, unit="ev", unit_scale=True, desc=cfg.name,
+                       file=sys.stderr)
+            chunks = _counted(chunks, bar)
+        try:
+            engine.run(chunks, writer.append)
+        finally:
+            if bar is not None:
+                bar.close()
+        t_replay = time.perf_counter()
+        writer.close_logs()
+        fills, orders, equity = writer.read_back()
+        metrics = compute_metrics(
+            fills,
+            equity,
+            orders,
+            multiplier=inst.multiplier,
+            contract=inst.contract,
+            sharpe_clock_s=cfg.metrics.sharpe_clock_s,
+            periods_per_year=cfg.metrics.periods_per_year,
+            max_position=cfg.risk.max_position_qty,
+            markout_horizons_s=cfg.metrics.markout_horizons_s,
+        )
+        stats = engine.stats()
+        metrics = {**metrics, **{f"engine_{k}": v for k, v in stats.items()}}
+        manifest = {
+            "mmsim_version": __version__,
+            "name": cfg.name,
+            "seed": cfg.seed,
+            "config_sha256": cfg.digest(),
+            "data_kind": ds.kind,
+            "data_inputs": ds.inputs,
+            "data_canonical": {"file": ds.path.name, "sha256": ds.canonical_sha256},
+            "data_events": ds.n_events,
+            "data_meta": ds.meta,
+            "data_report": ds.report,
+            "instrument": inst.model_dump(),
+            "clocks": "exchange: exch_ts; strategy: local_ts "
+            + ("from data" if cfg.latency.feed_nanos is None
+               else f"= exch_ts + {cfg.latency.feed_nanos} ns"),
+        }
+        replay_s = t_replay - t_replay0
+        timing = {
+            "prepare_s": round(t_compile - t_start, 4),
+            "compile_s": round(compile_s, 4),
+            "compiled": cold,
+            "replay_s": round(replay_s, 4),
+            "events_per_s": round(stats["events"] / replay_s) if replay_s > 0 else None,
+            "total_s": round(time.perf_counter() - t_start, 4),
+        }
+        return writer.commit(metrics, cfg.as_dict(), manifest, timing)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _counted(chunks, bar):
+    for c in chunks:
+        yield c
+        bar.update(len(c))
+
+
+def _data_source(cfg: ExperimentConfig, data_root, ds) -> str:
+    """The data file as the user named it, for error messages."""
+    if cfg.data.path:
+        from mmsim.data.sources import data_root_from
+
+        return str(data_root_from(data_root) / cfg.data.path)
+    return str(ds.path)
