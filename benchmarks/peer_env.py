@@ -65,6 +65,8 @@ def ensure_peer_venv(path: Path = Path("benchmarks/.peer-venv"), quiet: bool = T
     wanted = "\n".join(PEER_REQUIREMENTS) + "\n"
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
+    print(f"peer venv: installing {' '.join(PEER_REQUIREMENTS)} into {path} (first use; "
+          "needs PyPI)", file=sys.stderr)
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]

@@ -1,137 +1,558 @@
-"""Parity with the reference peer: mmsim vs hftbacktest on the same Binance stream.
+"""Parity with the reference peer: mmsim vs hftbacktest 2.4.4 on the same Binance stream.
 
 ``python benchmarks/peer_hftbacktest.py`` (``make bench-peer``) ingests
-``binance/usdm/btcusdt_20240718.gz + btcusdt_20240719.gz`` once, then runs one policy in both
-simulators: every 100 ms a post-only bid and ask at ``round(mid_tick ∓ 5 − 1·position/qty)``
-ticks (bid ≤ best bid, ask ≥ best ask), 0.01 BTC; a resting quote at its target is kept,
-any other is cancelled and replaced; power-probability queue n = 2; 1 ms entry and response
-latency; maker −0.5 bp, taker 7 bp; tick 0.1, lot 0.001. Both read the same canonical events
-(hftbacktest gets them converted to its event format, with the same feed-clock offset).
+``binance/usdm/btcusdt_20240718.gz + btcusdt_20240719.gz`` once (any other capture with
+``--files``), then runs one policy in both simulators: every 100 ms a post-only bid and ask at
+``round(mid_tick ∓ 5 − 1·position/order_qty)`` ticks (bid ≤ best bid, ask ≥ best ask), of
+``order_qty`` (0.01 BTC); a resting quote at its target is kept, any other is cancelled and
+replaced; power-probability queue n = 2; 1 ms entry and response latency; maker −0.5 bp,
+taker 7 bp. Both read the same canonical events (hftbacktest gets them converted to its
+event format by ``peer_hftbacktest_worker.py``, with the same feed-clock offset).
+
+mmsim runs twice: with partial fills (its default) and with whole-order fills
+(``matching.partial_fills: false``), the model of hftbacktest's ``no_partial_fill_exchange``,
+where any execution that reaches an order fills all of it. hftbacktest's
+``partial_fill_exchange`` is broken in 2.4.4 (it stops early and books only whole-order fills:
+upstream issues #312, #299, #316) and is shown for reference only.
+
+**The decision clock.** hftbacktest's clock starts at the first event it receives, and the
+conversion drops every event kind it has no use for (bookTicker BBO, mark price, funding,
+snapshot begin/end markers, status): its first event is the first book level, clear or trade.
+mmsim's engine starts its clock at the first event of its input, which is usually a
+bookTicker message, up to a few hundred ms earlier: the two 100 ms grids were out of phase by
+0–46 ms. The harness does not drop those events from mmsim's input (mmsim uses them: mark
+prices and funding rates for funding, the snapshot markers for queue resets; removing them
+would change the simulation, not only its clock); it starts mmsim's decision (and equity)
+clock at the peer's first event instead (:func:`peer_clock_start`, :func:`align_clock`), and
+checks that the worker reports the same start time. bookTicker events do not change mmsim's
+book, so the only difference left is the grid phase, which is a convention.
+
+With whole-order fills and aligned clocks the fill events, filled orders, traded quantity and
+final position must be identical, and PnL and fees equal to rounding; the benchmark prints
+MATCH / MISMATCH per field (and, on a mismatch, the first fill that differs) and exits 1 on a
+mismatch. PnL is trading PnL at the final mid (mmsim's funding, which hftbacktest does not
+model, is reported separately). Options::
+
+    --files A,B,...        capture files, relative to the data root (default: the 2024-07-18/19
+                           USD-M pair); --data-root DIR (default MMSIM_DATA_ROOT, else data/)
+    --tick-size, --lot-size  instrument grid (default USD-M BTCUSDT 0.1 / 0.001, spot 0.01 /
+                           0.000001)
+    --order-qty Q          order size in instrument units (default 0.01)
+    --spot                 a spot capture: no funding / mark streams; bookTicker has no
+                           exchange time (the reader estimates it)
+    --inverse C            an inverse contract of C quote-currency units per contract (mmsim
+                           ``contract: inverse, multiplier: C``; hftbacktest ``inverse_asset(C)``)
+    --json FILE            write {"mmsim": {"partial": R, "whole_order": R},
+                           "hftbacktest": {"no_partial": R, "partial": R}, ...} with
+                           R = {fill_events, filled_orders, traded_qty, final_position, pnl,
+                           fees, warm_wall_s}
+    --repeats N            timed warm runs, best kept (default 3)
+    --clock-start first-event   do not align the clocks (diagnosis: shows the phase effect)
 
 hftbacktest runs in its own virtual environment (``benchmarks/.peer-venv``, created on first
-use from PyPI) so mmsim's dependencies stay free. Prints, for each simulator: events, warm
-wall time, events per second, fills, traded quantity, final position, PnL; then the ratios.
+use from PyPI) so mmsim's dependencies stay free. Timings on a shared machine are noisy:
+read the ratios.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
-FILES = ["binance/usdm/btcusdt_20240718.gz", "binance/usdm/btcusdt_20240719.gz"]
-CONFIG = {
-    "name": "parity",
-    "data": {"kind": "binance", "path": FILES[0], "files": FILES[1:]},
-    "instrument": {"symbol": "BTCUSDT", "tick_size": 0.1, "lot_size": 0.001,
-                   "maker_fee_bps": -0.5, "taker_fee_bps": 7.0},
-    "latency": {"feed_nanos": None, "feed_offset_nanos": "auto",
-                "entry_nanos": 1_000_000, "response_nanos": 1_000_000},
-    "queue": {"model": "power", "power_n": 2.0},
-    "engine": {"decision_interval_nanos": 100_000_000, "equity_interval_nanos": 100_000_000,
-               "replace": "cancel_replace", "decide_on_fill": False, "horizon": "none"},
-    "policy": {"name": "offset_ticks", "offset_ticks": 5, "skew_ticks": 1, "order_qty": 10},
-}
+DEFAULT_FILES = ("binance/usdm/btcusdt_20240718.gz", "binance/usdm/btcusdt_20240719.gz")
+#: instrument grid (tick_size, lot_size) of Binance BTCUSDT per market
+GRID = {"usdm": (0.1, 0.001), "spot": (0.01, 0.000001)}
+DEFAULT_ORDER_QTY = 0.01
+MAKER_FEE_BPS = -0.5
+TAKER_FEE_BPS = 7.0
+DECISION_NS = 100_000_000
+OFFSET_TICKS = 5
+
+#: the result fields compared and written to JSON (``R``)
+R_FIELDS = ("fill_events", "filled_orders", "traded_qty", "final_position", "pnl", "fees",
+            "warm_wall_s")
+#: fields that must be equal (quantities compared in lots)
+EXACT_FIELDS = ("fill_events", "filled_orders", "traded_qty", "final_position")
+#: fields equal up to float rounding: |a − b| <= FLOAT_REL_TOL · max(|a|, |b|, traded value),
+#: the traded value (settlement currency) being the scale of the sums behind them
+FLOAT_FIELDS = ("pnl", "fees")
+FLOAT_REL_TOL = 1e-10
+
+# canonical event kinds / flags (mmsim.enums), as the worker converts them
+K_TRADE, K_LEVEL_SET, K_CLEAR = 6, 7, 8
+K_MARK, K_FUNDING = 12, 13
+F_INFO = 8
 
 
-def run_mmsim(repeats: int = 3) -> tuple[dict, Path, int]:
-    """Run the parity policy in mmsim on in-memory events; best of ``repeats`` warm runs."""
+# --- arguments ---------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; fills in the grid defaults for the market (``--spot``)."""
+    ap = argparse.ArgumentParser(
+        prog="peer_hftbacktest.py",
+        description="mmsim vs hftbacktest 2.4.4 on the same Binance capture (parity policy)")
+    ap.add_argument("--files", default=",".join(DEFAULT_FILES),
+                    help="comma-separated capture files, relative to the data root "
+                         "(one instrument, one continuous stream)")
+    ap.add_argument("--data-root", default=None,
+                    help="data root (default: MMSIM_DATA_ROOT, else data/)")
+    ap.add_argument("--tick-size", type=float, default=None, help="price of one tick")
+    ap.add_argument("--lot-size", type=float, default=None, help="quantity of one lot")
+    ap.add_argument("--order-qty", type=float, default=DEFAULT_ORDER_QTY,
+                    help="order size in instrument units (a multiple of the lot)")
+    ap.add_argument("--spot", action="store_true",
+                    help="spot capture (no funding/mark streams; spot grid defaults)")
+    ap.add_argument("--inverse", type=float, default=None, metavar="CONTRACT_SIZE",
+                    help="inverse contract: quote-currency units per contract")
+    ap.add_argument("--json", default=None, metavar="FILE", help="write the table as JSON")
+    ap.add_argument("--repeats", type=int, default=3, help="timed warm runs (best is kept)")
+    ap.add_argument("--clock-start", choices=("peer", "first-event"), default="peer",
+                    help="mmsim's decision clock origin: the peer's first event (default, "
+                         "aligned) or mmsim's own first event (the engine's default; for "
+                         "diagnosis: the grids are then out of phase)")
+    args = ap.parse_args(argv)
+    args.files = [f.strip() for f in args.files.split(",") if f.strip()]
+    if not args.files:
+        ap.error("--files: no file given")
+    tick, lot = GRID["spot" if args.spot else "usdm"]
+    args.tick_size = tick if args.tick_size is None else args.tick_size
+    args.lot_size = lot if args.lot_size is None else args.lot_size
+    if args.tick_size <= 0 or args.lot_size <= 0:
+        ap.error("--tick-size and --lot-size must be positive")
+    if args.inverse is not None and args.inverse <= 0:
+        ap.error("--inverse: the contract size must be positive")
+    if args.spot and args.inverse is not None:
+        ap.error("--spot and --inverse exclude each other")
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
+    try:
+        args.order_lots = order_lots(args.order_qty, args.lot_size)
+    except ValueError as e:
+        ap.error(str(e))
+    return args
+
+
+def order_lots(order_qty: float, lot_size: float) -> int:
+    """``order_qty`` in whole lots; raises ``ValueError`` unless it is a positive multiple."""
+    n = round(order_qty / lot_size)
+    if n < 1 or abs(n * lot_size - order_qty) > 1e-9 * max(abs(order_qty), lot_size):
+        raise ValueError(f"--order-qty {order_qty} is not a positive multiple of the lot "
+                         f"{lot_size}")
+    return int(n)
+
+
+def experiment_config(args: argparse.Namespace, partial_fills: bool,
+                      symbol: str = "BTCUSDT") -> dict:
+    """The mmsim experiment (as a dict) of the parity policy for ``args``."""
+    inst: dict[str, Any] = {"symbol": symbol, "tick_size": args.tick_size,
+                            "lot_size": args.lot_size, "maker_fee_bps": MAKER_FEE_BPS,
+                            "taker_fee_bps": TAKER_FEE_BPS}
+    if args.inverse is not None:
+        inst.update(contract="inverse", multiplier=float(args.inverse))
+    return {
+        "name": "parity",
+        "data": {"kind": "binance", "path": args.files[0], "files": list(args.files[1:])},
+        "instrument": inst,
+        "latency": {"feed_nanos": None, "feed_offset_nanos": "auto",
+                    "entry_nanos": 1_000_000, "response_nanos": 1_000_000},
+        "queue": {"model": "power", "power_n": 2.0},
+        "matching": {"partial_fills": bool(partial_fills)},
+        "engine": {"decision_interval_nanos": DECISION_NS, "equity_interval_nanos": DECISION_NS,
+                   "replace": "cancel_replace", "decide_on_fill": False, "horizon": "none"},
+        "policy": {"name": "offset_ticks", "offset_ticks": OFFSET_TICKS, "skew_ticks": 1,
+                   "order_qty": args.order_lots},
+    }
+
+
+# --- the decision clock ------------------------------------------------------------------------
+def peer_keep_mask(events: np.ndarray) -> np.ndarray:
+    """Rows of canonical ``events`` that the worker converts for hftbacktest.
+
+    LEVEL_SET, CLEAR and TRADE without the INFO flag (``peer_hftbacktest_worker.convert``);
+    everything else (BBO, MARK, FUNDING, SNAPSHOT_BEGIN/END, STATUS, INFO prints) is dropped.
+    """
+    kind = events["kind"]
+    info = (events["flags"] & F_INFO) != 0
+    return (kind == K_LEVEL_SET) | (kind == K_CLEAR) | ((kind == K_TRADE) & ~info)
+
+
+def peer_clock_start(events: np.ndarray) -> int:
+    """Where hftbacktest's decision clock starts: the exchange time of the first event it
+    receives (the worker sorts by ``exch_ts`` and ``local_ts >= exch_ts``, so the smallest kept
+    ``exch_ts``). Raises ``ValueError`` if the peer would receive nothing."""
+    keep = peer_keep_mask(events)
+    if not keep.any():
+        raise ValueError("no book or trade event: hftbacktest would receive nothing")
+    return int(events["exch_ts"][keep].min())
+
+
+def align_clock(engine, t0: int) -> None:
+    """Start ``engine``'s decision and equity clocks at ``t0`` instead of its first event.
+
+    Must be called before the first :meth:`Engine.feed`; the kernel only sets its clock origin
+    when none is set yet (``S_T0 < 0``), so the grid becomes ``t0 + k * decision_interval``,
+    k >= 1, as hftbacktest's. ``t0`` must not precede the first event (the engine would have
+    to run decisions before any data).
+    """
+    from mmsim.engine import nb as enb
+
+    st = engine.st
+    if st[enb.S_T0] >= 0:
+        raise RuntimeError("align_clock: the engine's clock has already started")
+    st[enb.S_T0] = int(t0)
+    st[enb.S_NEXT_DEC] = int(t0) + int(engine.cfg[enb.C_DEC_NS])
+    st[enb.S_NEXT_EQ] = int(t0)
+
+
+# --- mmsim ---------------------------------------------------------------------------------------
+def load_events(args: argparse.Namespace, data_root: str | None = None):
+    """Open (ingest once, cached) the capture; returns ``(dataset, events)``."""
     from mmsim.config import config_from_dict
     from mmsim.data.sources import data_root_from, open_dataset
+
+    cfg = config_from_dict(experiment_config(args, True))
+    ds = open_dataset(cfg.data, data_root_from(data_root),
+                      grid_hints={"tick_size": args.tick_size, "lot_size": args.lot_size})
+    events = np.concatenate(list(ds.chunks(10_000_000)))
+    return ds, events
+
+
+def run_mmsim(events: np.ndarray, cfg_dict: dict, ref_price_tick: int, feed_offset_ns: int,
+              clock_start_ns: int | None, repeats: int = 3) -> tuple[dict, np.ndarray]:
+    """Run the parity policy in mmsim on in-memory ``events``; best of ``repeats`` warm runs.
+
+    Returns ``(R, fills)``: ``R`` holds :data:`R_FIELDS` plus ``events``, ``events_per_s``,
+    ``funding`` and ``pnl_with_funding``; ``pnl`` is the trading PnL at the final exchange mid
+    without funding (linear ``cash + position·mid·multiplier``, inverse
+    ``cash − position·multiplier/mid``, fees included in ``cash``). ``fills`` is the last run's
+    fill records (``FILL_DTYPE``).
+    """
+    from mmsim.config import config_from_dict
     from mmsim.engine import nb as enb
     from mmsim.engine.backtest import Engine
     from mmsim.hedgers.registry import get_hedger
     from mmsim.instruments import Instrument
     from mmsim.policies.registry import get_policy
 
-    cfg = config_from_dict(CONFIG)
-    ds = open_dataset(cfg.data, data_root_from(None),
-                      grid_hints={"tick_size": 0.1, "lot_size": 0.001})
-    events = np.concatenate(list(ds.chunks(10_000_000)))
-    offset = int(ds.meta.get("suggested_feed_offset_ns", 0))
+    cfg = config_from_dict(cfg_dict)
     inst = Instrument(**cfg.instrument)
-    pol, hed = get_policy("offset_ticks"), get_hedger("none")
+    pol, hed = get_policy(cfg.policy.name), get_hedger("none")
+    lot, tick = inst.lot_size, inst.tick_size
     best = float("inf")
-    out = {}
-    for k in range(repeats + 1):
+    out: dict = {}
+    f = np.zeros(0)
+    for k in range(repeats + 1):  # k = 0: warm-up (compile / load the numba cache)
         eng = Engine(cfg, inst, pol, pol.param_vector(cfg.policy.params()), hed,
-                     hed.param_vector({}), ds.ref_price_tick, 0, queue_model="power",
-                     feed_offset_ns=offset)
-        fills = []
+                     hed.param_vector({}), ref_price_tick, 0, queue_model=cfg.queue.model,
+                     feed_offset_ns=feed_offset_ns)
+        if clock_start_ns is not None:
+            align_clock(eng, clock_start_ns)
+        fills: list[np.ndarray] = []
         t = time.perf_counter()
-        eng.feed(events, lambda f, o, e, acc=fills: acc.append(f), final=True)
+        eng.feed(events, lambda fl, o, e, acc=fills: acc.append(fl), final=True)
         dt = time.perf_counter() - t
         if k > 0:
             best = min(best, dt)
         f = np.concatenate(fills) if fills else np.zeros(0)
         pos = int(eng.st[enb.S_POS])
         sc = eng.book["sc"]
-        mid = 0.5 * (enb.best_bid_tick_nb(sc) + enb.best_ask_tick_nb(sc)) * 0.1
+        mid = 0.5 * (enb.best_bid_tick_nb(sc) + enb.best_ask_tick_nb(sc)) * tick
         cash = float(eng.stf[enb.F_CASH])
+        funding = float(eng.stf[enb.F_FUNDING])
+        if inst.is_inverse:
+            value = -pos * lot * inst.multiplier / mid
+        else:
+            value = pos * lot * mid * inst.multiplier
         out = {
-            "events": int(len(events)),
-            "wall_s_warm": best,
-            "events_per_s": len(events) / best if best < float("inf") else None,
-            "fills": int(len(f)),
+            "fill_events": int(len(f)),
             "filled_orders": int(len(np.unique(f["order_id"]))) if len(f) else 0,
-            "maker_fills": int((f["liquidity"] == 1).sum()) if len(f) else 0,
-            "traded_qty": float(f["qty"].sum() * 0.001) if len(f) else 0.0,
-            "final_position": pos * 0.001,
-            "pnl": cash + pos * 0.001 * mid,
+            "traded_qty": float(f["qty"].sum() * lot) if len(f) else 0.0,
+            "final_position": pos * lot,
+            "pnl": cash + funding + value,  # funding is paid out of cash: add it back
             "fees": float(eng.stf[enb.F_FEES]),
+            "warm_wall_s": best if best < float("inf") else dt,
+            "events": int(len(events)),
+            "funding": -funding,  # cash received from funding (negative: paid)
+            "pnl_with_funding": cash + value,
+            "decisions": int(eng.st[enb.S_NDEC]),
         }
-    return out, ds.path, offset
+    out["events_per_s"] = len(events) / out["warm_wall_s"]
+    return out, f
 
 
-def main() -> int:
+# --- hftbacktest ---------------------------------------------------------------------------------
+def run_peer(events_path: Path, args: argparse.Namespace, feed_offset_ns: int,
+             fills_out: Path | None = None) -> dict:
+    """Run the worker in the peer venv; returns its JSON output."""
     from benchmarks.peer_env import ensure_peer_venv
 
-    mm, events_path, offset = run_mmsim()
     py = ensure_peer_venv(REPO / "benchmarks" / ".peer-venv")
-    r = subprocess.run(
-        [str(py), str(REPO / "benchmarks" / "peer_hftbacktest_worker.py"), str(events_path),
-         "--repeats", "3", "--feed-offset-ns", str(offset)],
-        capture_output=True, text=True, check=True,
-    )
-    hb_all = json.loads(r.stdout.strip().splitlines()[-1])
-    # hftbacktest 2.4.4's partial_fill_exchange stops early (InvalidOrderStatus, upstream
-    # issue #312) and books only whole-order fills (#299, #316): the comparison uses its
-    # no_partial_fill_exchange, where every fill is a whole order; mmsim fills partially, so
-    # its fill events are compared with hftbacktest's fills as filled orders too.
-    hb = {k[: -len("_nopartial")]: v for k, v in hb_all.items() if k.endswith("_nopartial")}
-    hb["events"] = hb_all["events"]
-    hb["events_per_s"] = hb_all["events"] / hb["wall_s_warm"]
-    hb["filled_orders"] = hb["fills"]
-    print("parity: mmsim vs hftbacktest 2.4.4 (no_partial_fill_exchange), Binance USD-M "
-          "BTCUSDT 2024-07-18/19 (8 min)")
-    rows = [("events", "events", "{:,}"), ("warm wall s", "wall_s_warm", "{:.4f}"),
-            ("events/s", "events_per_s", "{:,.0f}"), ("fills (events)", "fills", "{}"),
-            ("filled orders", "filled_orders", "{}"),
-            ("traded qty BTC", "traded_qty", "{:.3f}"),
-            ("final position BTC", "final_position", "{:.3f}"), ("PnL USDT", "pnl", "{:.2f}"),
-            ("fees USDT", "fees", "{:.3f}")]
-    print(f"  {'':<20} {'mmsim':>14} {'hftbacktest':>14} {'ratio':>8}")
-    for label, key, fmt in rows:
-        a, b = mm.get(key), hb.get(key)
-        ratio = f"{a / b:8.3f}" if isinstance(a, (int, float)) and b not in (0, None) else ""
-        print(f"  {label:<20} {fmt.format(a):>14} {fmt.format(b):>14} {ratio}")
-    part = {k: hb_all.get(k) for k in ("fills", "traded_qty", "final_position", "pnl",
-                                        "completed", "last_ts", "elapse_rc")}
-    print(f"  hftbacktest partial_fill_exchange (broken upstream, for reference): "
-          f"{json.dumps(part)}")
-    fr = mm["filled_orders"] / hb["filled_orders"] if hb.get("filled_orders") else float("nan")
-    qr = mm["traded_qty"] / hb["traded_qty"] if hb.get("traded_qty") else float("nan")
-    print(f"targets: filled orders within 5 % ({abs(fr - 1):.1%} off), traded qty within 5 % "
-          f"({abs(qr - 1):.1%} off), mmsim events/s >= hftbacktest "
-          f"(ratio {mm['events_per_s'] / hb['events_per_s']:.2f})")
-    return 0
+    cmd = [str(py), str(REPO / "benchmarks" / "peer_hftbacktest_worker.py"), str(events_path),
+           "--repeats", str(args.repeats), "--feed-offset-ns", str(feed_offset_ns),
+           "--tick-size", repr(args.tick_size), "--lot-size", repr(args.lot_size),
+           "--order-lots", str(args.order_lots)]
+    if args.inverse is not None:
+        cmd += ["--inverse", repr(float(args.inverse))]
+    if fills_out is not None:
+        cmd += ["--fills-out", str(fills_out)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stderr)
+        raise RuntimeError(f"the hftbacktest worker failed (exit {r.returncode})")
+    for line in r.stderr.splitlines():
+        if line.startswith("WARNING") and "partial fills" not in line:
+            print(f"  peer: {line}", file=sys.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def peer_result(mode: dict) -> dict:
+    """The worker's result dict for one exchange model → ``R`` (plus ``completed``)."""
+    return {
+        "fill_events": int(mode["fills"]),
+        "filled_orders": int(mode["filled_orders"]),
+        "traded_qty": float(mode["traded_qty"]),
+        "final_position": float(mode["final_position"]),
+        "pnl": float(mode["pnl"]),
+        "fees": float(mode["fees"]),
+        "warm_wall_s": float(mode["wall_s_warm"]),
+        "completed": bool(mode["completed"]),
+    }
+
+
+# --- comparison ----------------------------------------------------------------------------------
+def compare(mm: dict, hb: dict, lot_size: float, traded_value: float = 0.0) -> dict[str, dict]:
+    """Field-by-field check of ``mm`` (mmsim, whole-order fills) against ``hb`` (hftbacktest,
+    no partial fills): ``{field: {"match": bool, "mmsim": a, "hftbacktest": b, "diff": a-b}}``.
+
+    Counts must be equal; quantities are compared in lots; PnL and fees within
+    ``FLOAT_REL_TOL · max(|a|, |b|, traded_value)`` (``traded_value``: the peer's traded
+    notional in the settlement currency, the scale of the sums behind PnL and fees).
+    """
+    res = {}
+    for key in EXACT_FIELDS + FLOAT_FIELDS:
+        a, b = mm[key], hb[key]
+        if key in ("fill_events", "filled_orders"):
+            ok = int(a) == int(b)
+        elif key in ("traded_qty", "final_position"):
+            ok = round(a / lot_size) == round(b / lot_size)
+        else:
+            tol = FLOAT_REL_TOL * max(abs(a), abs(b), abs(traded_value))
+            ok = math.isfinite(a) and math.isfinite(b) and abs(a - b) <= tol
+        res[key] = {"match": bool(ok), "mmsim": a, "hftbacktest": b, "diff": a - b}
+    return res
+
+
+def fill_key_rows(mm_fills: np.ndarray, hb_fills: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both fill logs as ``int64[n, 4]`` rows ``(exch_ts, side, price_tick, qty_lots)`` in time
+    order (mmsim's ``FILL_DTYPE`` records; the worker's ``--fills-out`` rows)."""
+    a = np.zeros((len(mm_fills), 4), np.int64)
+    if len(mm_fills):
+        a[:, 0] = mm_fills["exch_ts"]
+        a[:, 1] = mm_fills["side"]
+        a[:, 2] = mm_fills["price_tick"]
+        a[:, 3] = mm_fills["qty"]
+    b = np.zeros((len(hb_fills), 4), np.int64)
+    if len(hb_fills):
+        b[:, 0] = hb_fills[:, 0]
+        b[:, 1] = hb_fills[:, 3]
+        b[:, 2] = hb_fills[:, 4]
+        b[:, 3] = hb_fills[:, 5]
+    a = a[np.lexsort((a[:, 2], a[:, 1], a[:, 0]))]
+    b = b[np.lexsort((b[:, 2], b[:, 1], b[:, 0]))]
+    return a, b
+
+
+def first_fill_difference(mm_fills: np.ndarray, hb_fills: np.ndarray) -> dict | None:
+    """The first fill (in time order) that differs between the two logs, or None.
+
+    Returns ``{"index", "mmsim", "hftbacktest"}`` where each side is the row
+    ``(exch_ts, side, price_tick, qty_lots)`` at that index (None past the end of its log).
+    """
+    a, b = fill_key_rows(mm_fills, hb_fills)
+    n = min(len(a), len(b))
+    neq = np.nonzero(np.any(a[:n] != b[:n], axis=1))[0]
+    if len(neq):
+        i = int(neq[0])
+    elif len(a) != len(b):
+        i = n
+    else:
+        return None
+    return {"index": i,
+            "mmsim": a[i].tolist() if i < len(a) else None,
+            "hftbacktest": b[i].tolist() if i < len(b) else None}
+
+
+def build_report(mm_partial: dict, mm_whole: dict, hb_nopartial: dict, hb_partial: dict,
+                 checks: dict, info: dict) -> dict:
+    """The JSON document: ``{"mmsim": {"partial": R, "whole_order": R}, "hftbacktest":
+    {"no_partial": R, "partial": R}, "match": {field: bool}, "all_match": bool, ...}``."""
+
+    def r(d: dict) -> dict:
+        return {k: d[k] for k in R_FIELDS}
+
+    return {
+        "mmsim": {"partial": r(mm_partial), "whole_order": r(mm_whole)},
+        "hftbacktest": {"no_partial": r(hb_nopartial),
+                        "partial": {**r(hb_partial), "completed": hb_partial["completed"]}},
+        "match": {k: v["match"] for k, v in checks.items()},
+        "all_match": all(v["match"] for v in checks.values()),
+        "ratios_whole_order": {k: _ratio(mm_whole[k], hb_nopartial[k]) for k in R_FIELDS},
+        "ratios_partial": {k: _ratio(mm_partial[k], hb_nopartial[k]) for k in R_FIELDS},
+        "mmsim_funding": {"partial": mm_partial.get("funding", 0.0),
+                          "whole_order": mm_whole.get("funding", 0.0)},
+        **info,
+    }
+
+
+def _ratio(a, b) -> float | None:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b != 0:
+        return a / b
+    return None
+
+
+def _fmt(v, key: str) -> str:
+    if v is None:
+        return "-"
+    if key in ("fill_events", "filled_orders", "events", "decisions"):
+        return f"{int(v):,}"
+    if key == "warm_wall_s":
+        return f"{v:.4f}"
+    if key == "events_per_s":
+        return f"{v:,.0f}"
+    if key in ("traded_qty", "final_position"):
+        return f"{v:.6f}".rstrip("0").rstrip(".") if v != 0 else "0"
+    return f"{v:.6f}" if v == 0 or abs(v) >= 0.01 else f"{v:.6e}"  # inverse: PnL in coin
+
+
+def print_table(title: str, mm_p: dict, mm_w: dict, hb: dict, hb_p: dict, checks: dict) -> None:
+    """Print both mmsim modes beside hftbacktest, the ratios and MATCH / MISMATCH."""
+    print(title)
+    w = 14
+    print(f"  {'':<17} {'mmsim partial':>{w}} {'mmsim whole':>{w}} {'hbt no_partial':>{w}}"
+          f" {'partial/hbt':>11} {'whole/hbt':>10}  whole-order check")
+    labels = {"fill_events": "fill events", "filled_orders": "filled orders",
+              "traded_qty": "traded qty", "final_position": "final position",
+              "pnl": "PnL", "fees": "fees", "warm_wall_s": "warm wall s",
+              "events_per_s": "events/s"}
+    for key in (*R_FIELDS, "events_per_s"):
+        a, b, c = mm_p.get(key), mm_w.get(key), hb.get(key)
+        rp, rw = _ratio(a, c), _ratio(b, c)
+        chk = ""
+        if key in checks:
+            ck = checks[key]
+            chk = "MATCH" if ck["match"] else "MISMATCH"
+            if key in FLOAT_FIELDS:
+                chk += f" (diff {ck['diff']:+.3g})"
+        print(f"  {labels[key]:<17} {_fmt(a, key):>{w}} {_fmt(b, key):>{w}} {_fmt(c, key):>{w}}"
+              f" {'' if rp is None else f'{rp:.4f}':>11} {'' if rw is None else f'{rw:.4f}':>10}"
+              f"  {chk}")
+    print("  hftbacktest partial_fill_exchange (broken upstream, reference only): "
+          + ", ".join(f"{k}={_fmt(hb_p[k], k)}" for k in R_FIELDS[:-1])
+          + f", completed={hb_p['completed']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ds, events = load_events(args, args.data_root)
+    market = ds.meta.get("market")
+    if market == "spot" and not args.spot:
+        print("error: the capture is spot: pass --spot", file=sys.stderr)
+        return 2
+    if args.spot and market not in (None, "spot"):
+        print(f"error: --spot given but the capture is {market}", file=sys.stderr)
+        return 2
+    n_fund = int(np.isin(events["kind"], (K_MARK, K_FUNDING)).sum())
+    if args.spot and n_fund:
+        print(f"error: --spot but the capture has {n_fund} mark/funding events", file=sys.stderr)
+        return 2
+    offset = int(ds.meta.get("suggested_feed_offset_ns", 0))
+    t_first = int(events["exch_ts"].min())
+    t0 = peer_clock_start(events)
+    mm_t0 = t0 if args.clock_start == "peer" else None
+
+    symbol = str(ds.meta.get("symbol") or "BTCUSDT")
+    mm_p, _ = run_mmsim(events, experiment_config(args, True, symbol), ds.ref_price_tick,
+                        offset, mm_t0, args.repeats)
+    mm_w, fills_w = run_mmsim(events, experiment_config(args, False, symbol),
+                              ds.ref_price_tick, offset, mm_t0, args.repeats)
+
+    with tempfile.TemporaryDirectory(prefix="mmsim-peer-") as tmp:
+        fills_path = Path(tmp) / "peer_fills.npz"
+        hb_all = run_peer(ds.path, args, offset, fills_path)
+        with np.load(fills_path) as z:
+            hb_fills = z["no_partial"]
+    if int(hb_all["first_event_ts"]) != t0:
+        print(f"error: hftbacktest's clock starts at {hb_all['first_event_ts']}, the harness "
+              f"aligned mmsim's at {t0}: the keep rules of peer_keep_mask and the worker "
+              "differ", file=sys.stderr)
+        return 2
+    hb = peer_result(hb_all["no_partial"])
+    hb_p = peer_result(hb_all["partial"])
+    hb["events_per_s"] = hb_all["events"] / hb["warm_wall_s"]
+    checks = compare(mm_w, hb, args.lot_size, float(hb_all["no_partial"]["traded_value"]))
+
+    span_min = (int(events["exch_ts"].max()) - t_first) / 60e9
+    kind = "inverse" if args.inverse is not None else "linear"
+    title = (f"parity: mmsim vs hftbacktest {hb_all['hftbacktest_version']}, Binance {market} "
+             f"{symbol} {' + '.join(Path(f).name for f in args.files)} ({span_min:.1f} min, "
+             f"{len(events):,} events; {kind}, tick {args.tick_size:g}, lot {args.lot_size:g}, "
+             f"order {args.order_qty:g})")
+    print_table(title, mm_p, mm_w, hb, hb_p, checks)
+    shift = f"{((t0 - t_first) % DECISION_NS) / 1e6:.1f} ms"
+    if mm_t0 is None:
+        print(f"  decision clock NOT aligned (--clock-start first-event): mmsim starts at its "
+              f"first event {t_first}, hftbacktest {(t0 - t_first) / 1e6:.1f} ms later "
+              f"(grids {shift} out of phase)", end="")
+    else:
+        print(f"  decision clock: both start at the peer's first event {t0} "
+              f"({(t0 - t_first) / 1e6:.1f} ms after mmsim's first event; phase shift without "
+              f"alignment {shift})", end="")
+    print(f"; feed offset {offset / 1e6:.3f} ms")
+    if mm_w["funding"] or mm_p["funding"]:
+        print(f"  mmsim funding received (not in PnL above; hftbacktest does not model it): "
+              f"partial {mm_p['funding']:+.6f}, whole-order {mm_w['funding']:+.6f}")
+    if mm_w["fill_events"] != mm_w["filled_orders"]:
+        print("  NOTE: mmsim's whole-order run booked more fill events than filled orders: "
+              "the engine does not honour matching.partial_fills: false yet")
+    all_ok = all(c["match"] for c in checks.values())
+    diff = None if all_ok else first_fill_difference(fills_w, hb_fills)
+    if all_ok:
+        print("whole-order fills: MATCH on every field")
+    else:
+        bad = [k for k, c in checks.items() if not c["match"]]
+        print(f"whole-order fills: MISMATCH ({', '.join(bad)})")
+        if diff is not None:
+            print(f"  first differing fill #{diff['index']} (exch_ts, side, price_tick, lots): "
+                  f"mmsim {diff['mmsim']}, hftbacktest {diff['hftbacktest']}")
+    if args.json:
+        info = {"files": list(args.files), "market": market, "symbol": symbol,
+                "tick_size": args.tick_size, "lot_size": args.lot_size,
+                "order_qty": args.order_qty, "inverse_contract_size": args.inverse,
+                "events": int(len(events)), "clock_start_ns": t0,
+                "clock_aligned": mm_t0 is not None,
+                "first_event_ns": t_first, "feed_offset_ns": offset,
+                "hftbacktest_version": hb_all["hftbacktest_version"],
+                "first_fill_difference": diff,
+                "events_per_s": {"mmsim_whole_order": mm_w["events_per_s"],
+                                 "hftbacktest_no_partial": hb["events_per_s"]}}
+        doc = build_report(mm_p, mm_w, hb, hb_p, checks, info)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {os.fspath(args.json)}")
+    return 0 if all_ok else 1
 
 
 if __name__ == "__main__":

@@ -1,15 +1,27 @@
 """hftbacktest side of the mmsim parity benchmark (runs inside the peer venv, never imports mmsim).
 
 Reads mmsim canonical events (Parquet), converts them to hftbacktest's event array, runs the
-parity quoting policy in hftbacktest 2.4.4 (``HashMapMarketDepthBacktest``) and prints ONE
-JSON line on stdout. Diagnostics go to stderr.
+parity quoting policy in hftbacktest 2.4.4 (``HashMapMarketDepthBacktest``) with
+``no_partial_fill_exchange`` and ``partial_fill_exchange`` and prints ONE JSON line on stdout.
+Diagnostics go to stderr.
 
 Usage::
 
     python benchmarks/peer_hftbacktest_worker.py EVENTS.parquet [--repeats 3]
-        [--feed-offset-ns N]
+        [--feed-offset-ns N] [--tick-size 0.1] [--lot-size 0.001] [--order-lots 10]
+        [--inverse CONTRACT_SIZE] [--fills-out FILE.npz]
 
-Conversion (canonical → hftbacktest; price = ``price_tick * 0.1``, qty = ``lots * 0.001``):
+Output (one JSON object): ``events`` (canonical rows read), ``events_converted``,
+``hbt_rows``, ``first_event_ts`` (timestamp of the first hftbacktest row: where hftbacktest's
+decision clock starts), ``order_corrected``, ``convert_s``, ``hftbacktest_version``, the
+settings, and ``no_partial`` / ``partial``: one result dict per exchange model (see
+:func:`run_once`) plus ``wall_s_first``, ``wall_s_warm``, ``wall_s_warm_with_build`` and
+``deterministic``. ``--fills-out`` writes every fill the strategy received (one row per order
+that reached ``FILLED``: ``exch_ts, local_ts, order_id, side, price_tick, qty_lots``) as
+``no_partial`` / ``partial`` arrays in an ``.npz``, for fill-by-fill comparisons.
+
+Conversion (canonical → hftbacktest; price = ``price_tick * tick_size``,
+qty = ``lots * lot_size``):
 
 * LEVEL_SET (absolute level quantity, 0 deletes) → ``DEPTH_EVENT``, or
   ``DEPTH_SNAPSHOT_EVENT`` when flagged SNAPSHOT; ``BUY_EVENT`` for bids (side +1),
@@ -21,41 +33,55 @@ Conversion (canonical → hftbacktest; price = ``price_tick * 0.1``, qty = ``lot
   sides entirely. CLEAR of one side → ``DEPTH_CLEAR_EVENT | BUY/SELL_EVENT`` with the far
   price (lowest bid / highest ask price in the file), since hftbacktest clears a side only
   from the best price *up to* the given price.
-* SNAPSHOT_BEGIN / SNAPSHOT_END, BBO, MARK, FUNDING, STATUS: dropped. L3 kinds (ADD, CANCEL,
-  DELETE, MODIFY, EXECUTE) are rejected: this worker feeds an L2 book.
+* SNAPSHOT_BEGIN / SNAPSHOT_END, BBO (bookTicker), MARK, FUNDING, STATUS: dropped (the peer has
+  no use for them: it does not model funding). L3 kinds (ADD, CANCEL, DELETE, MODIFY, EXECUTE)
+  are rejected: this worker feeds an L2 book.
+
+The same keep rule is :func:`benchmarks.peer_hftbacktest.peer_keep_mask` on the mmsim side,
+which starts mmsim's decision clock at the first kept event; this worker reports the time it
+actually started from (``first_event_ts``) and the harness checks that the two agree.
 
 Timestamps, like mmsim: ``local_ts' = max(local_ts + feed_offset_ns, exch_ts)`` then a running
-maximum in exchange-time order (rows stably sorted by ``exch_ts``). Both clocks are then
+maximum in exchange-time order (rows stably sorted by ``exch_ts``) over the rows kept for
+hftbacktest only, as mmsim's feed queue is non-decreasing over the changes it queues (the
+dropped kinds never reach it; a markPrice message, stamped on the second and received 100+ ms
+later, would otherwise hold back every book update behind it). Both clocks are then
 non-decreasing in the same row order, so every row carries ``EXCH_EVENT | LOCAL_EVENT``;
 should they ever disagree, hftbacktest's ``correct_event_order`` splits rows instead.
 ``validate_event_order`` is always run.
 
 Policy (every 100 ms, ``hbt.elapse(100_000_000)``, after ``clear_inactive_orders``), see
-:func:`quote_loop`: ``bid = round(mid_tick - 5 - position/0.01)``,
-``ask = round(mid_tick + 5 - position/0.01)`` with round half to even evaluated exactly in
-integers, ``bid <= best bid``, ``ask >= best ask``; post-only (GTX) LIMIT 0.01 BTC. A quote
-of ours at its target is kept; any other cancellable quote is cancelled and a new one is
+:func:`quote_loop`: ``bid = round(mid_tick - 5 - pos_lots/order_lots)``,
+``ask = round(mid_tick + 5 - pos_lots/order_lots)`` with round half to even evaluated exactly in
+integers, ``bid <= best bid``, ``ask >= best ask``; post-only (GTX) LIMIT ``order_lots`` lots. A
+quote of ours at its target is kept; any other cancellable quote is cancelled and a new one is
 submitted at the target in the same step, unless an order of ours (live, pending new or
 pending cancel) already sits at that price on that side.
 
-PnL is hftbacktest's linear-asset equity at the end of the data:
-``pnl = balance + position * final_mid - fee``, where ``balance`` is the cash from fills
+PnL is hftbacktest's equity at the end of the data, ``asset.equity(final_mid, balance,
+position, fee)``: linear ``balance + position * final_mid - fee``, inverse (``--inverse C``)
+``-balance - C * position / final_mid - fee``, where ``balance`` is the cash from fills
 (without fees) and ``fee`` the accumulated fee (negative = net maker rebate); ``fees`` is that
 ``fee``. ``fills`` is ``num_trades`` and ``traded_qty`` is ``trading_volume`` from
-``hbt.state_values(0)`` (the local side's state).
+``hbt.state_values(0)`` (the local side's state); ``filled_orders`` counts the orders the
+strategy saw reach ``FILLED`` (checked before every ``clear_inactive_orders`` and at the end).
 
 hftbacktest behaviour worth knowing (2.4.4):
 
-* The decision grid starts at the first event's *exchange* timestamp (the earlier of the two
-  clocks), not its local one: steps are at ``first exch_ts + k * 100 ms``, k >= 1; steps
+* The decision grid starts at the first event's timestamp (``Backtest::elapse`` sets
+  ``cur_ts`` to the first event of the merged exchange/local queue, the earlier of the two
+  clocks, i.e. its ``exch_ts``): steps are at ``first exch_ts + k * 100 ms``, k >= 1; steps
   taken before the first feed reached the local side see an empty book and are skipped.
+* ``no_partial_fill_exchange`` fills the whole order on any execution that reaches it (a
+  trade through its price, or a trade at its price once the queue ahead is used up),
+  whatever the executed quantity.
 * ``partial_fill_exchange`` is unreliable: the local processor credits a fill to the state
   only on a ``FILLED`` response, so partial executions are never counted (and a partially
   executed order that later completes is credited with its last chunk only) — upstream issues
   #299 / #316; and an execution that exactly exhausts an order leaves a "zombie" at the
   exchange, whose next trade makes ``elapse`` return 14 (``InvalidOrderStatus``) and ends the
   run early — issue #312. ``elapse_rc`` (1 = end of data) and ``completed`` report this; the
-  ``*_nopartial`` figures (``no_partial_fill_exchange``) are not affected.
+  ``no_partial`` figures are not affected.
 """
 
 from __future__ import annotations
@@ -75,6 +101,7 @@ from hftbacktest import (
     DEPTH_EVENT,
     DEPTH_SNAPSHOT_EVENT,
     EXCH_EVENT,
+    FILLED,
     GTX,
     LIMIT,
     LOCAL_EVENT,
@@ -87,13 +114,9 @@ from hftbacktest.data import correct_event_order, validate_event_order
 from hftbacktest.types import event_dtype
 from numba import njit
 
-# --- instrument and policy (the parity spec) ------------------------------------------------
-TICK_SIZE = 0.1  # USDT per tick
-LOT_SIZE = 0.001  # BTC per lot
+# --- the parity spec (fixed; the instrument grid and order size come from the command line) ---
 STEP_NS = 100_000_000  # decision interval
 HALF_SPREAD_TICKS = 5  # quote offset from mid, in ticks
-SKEW_LOTS_PER_TICK = 10  # 1 tick of skew per 0.01 BTC of position = 10 lots
-ORDER_LOTS = 10  # 0.01 BTC
 ENTRY_LATENCY_NS = 1_000_000
 RESPONSE_LATENCY_NS = 1_000_000
 MAKER_FEE = -0.00005  # -0.5 bp (rebate)
@@ -105,8 +128,13 @@ K_TRADE, K_LEVEL_SET, K_CLEAR = 6, 7, 8
 F_SNAPSHOT, F_INFO = 4, 8
 L3_KINDS = (K_ADD, K_CANCEL, K_DELETE, K_MODIFY, K_EXECUTE)
 
+#: columns of the fill record (``--fills-out``)
+FILL_COLUMNS = ("exch_ts", "local_ts", "order_id", "side", "price_tick", "qty_lots")
+REC_CAP = 1 << 20
 
-def convert(df: pl.DataFrame, feed_offset_ns: int) -> tuple[np.ndarray, dict]:
+
+def convert(df: pl.DataFrame, feed_offset_ns: int, tick_size: float = 0.1,
+            lot_size: float = 0.001) -> tuple[np.ndarray, dict]:
     """Convert canonical events to an hftbacktest event array.
 
     Parameters
@@ -116,6 +144,8 @@ def convert(df: pl.DataFrame, feed_offset_ns: int) -> tuple[np.ndarray, dict]:
         ``side``, ``flags``, ...).
     feed_offset_ns : int
         Added to ``local_ts`` before clamping it up to ``exch_ts`` (see module docstring).
+    tick_size, lot_size : float
+        Price of one tick and quantity of one lot.
 
     Returns
     -------
@@ -131,13 +161,13 @@ def convert(df: pl.DataFrame, feed_offset_ns: int) -> tuple[np.ndarray, dict]:
         df = df[order]
         exch = exch[order]
     local = df["local_ts"].to_numpy().astype(np.int64) + np.int64(feed_offset_ns)
-    local = np.maximum.accumulate(np.maximum(local, exch))
+    local = np.maximum(local, exch)
 
     kind = df["kind"].to_numpy()
     side = df["side"].to_numpy().astype(np.int64)
     flags = df["flags"].to_numpy().astype(np.int64)
-    px = df["price_tick"].to_numpy().astype(np.float64) * TICK_SIZE
-    qty = df["qty"].to_numpy().astype(np.float64) * LOT_SIZE
+    px = df["price_tick"].to_numpy().astype(np.float64) * tick_size
+    qty = df["qty"].to_numpy().astype(np.float64) * lot_size
 
     bad = np.isin(kind, L3_KINDS)
     if bad.any():
@@ -178,7 +208,10 @@ def convert(df: pl.DataFrame, feed_offset_ns: int) -> tuple[np.ndarray, dict]:
     data = np.zeros(n, event_dtype)
     data["ev"] = ev[keep]
     data["exch_ts"] = exch[keep]
-    data["local_ts"] = local[keep]
+    # the running maximum over the rows hftbacktest receives only, as mmsim keeps its feed
+    # non-decreasing over the changes it queues for the local view: a dropped row (a markPrice
+    # message arriving 100+ ms after its exchange time, a bookTicker) must not delay the book
+    data["local_ts"] = np.maximum.accumulate(local[keep]) if n else local[keep]
     data["px"] = px[keep]
     data["qty"] = qty[keep]
 
@@ -206,38 +239,65 @@ def _round_half_even_div(num: int, den: int) -> int:
 
 
 @njit
-def quote_loop(hbt):
+def _record_filled(hbt, asset, lot_size, rec, n_rec):
+    """Append every order of ours in ``FILLED`` state to ``rec``; returns the new count.
+
+    Called before each ``clear_inactive_orders`` (which removes them) and once at the end, so
+    each filled order is recorded exactly once. Rows beyond ``rec``'s capacity are counted but
+    not stored.
+    """
+    values = hbt.orders(asset).values()
+    while values.has_next():
+        order = values.get()
+        if order.status == FILLED:
+            if n_rec < rec.shape[0]:
+                rec[n_rec, 0] = order.exch_timestamp
+                rec[n_rec, 1] = order.local_timestamp
+                rec[n_rec, 2] = order.order_id
+                rec[n_rec, 3] = 1 if order.side == BUY else -1
+                rec[n_rec, 4] = order.exec_price_tick
+                rec[n_rec, 5] = int(np.round(order.exec_qty / lot_size))
+            n_rec += 1
+    return n_rec
+
+
+@njit
+def quote_loop(hbt, order_lots, lot_size, tick_size, rec):
     """Run the parity policy to the end of the data.
 
     Every ``STEP_NS`` (hftbacktest's first step is at the first event's exch_ts + STEP_NS):
-    clear inactive orders; skip if a book side is empty; otherwise compute
+    record our ``FILLED`` orders, clear inactive orders; skip if a book side is empty;
+    otherwise compute
 
-    * ``pos_lots = round(position / LOT_SIZE)`` (the position is a multiple of the lot),
+    * ``pos_lots = round(position / lot_size)`` (the position is a multiple of the lot),
     * ``bid = round(mid_tick - H - pos_lots / S)`` and ``ask = round(mid_tick + H - pos_lots/S)``
-      with ``mid_tick = (best_bid_tick + best_ask_tick) / 2``, H = 5, S = 10 lots per tick:
-      round half to even, computed exactly as ``round((S*(bb+ba) -/+ 2*S*H - 2*pos_lots) /
-      (2*S))`` in integers (same as ``np.round`` on the exact value),
+      with ``mid_tick = (best_bid_tick + best_ask_tick) / 2``, H = 5, S = ``order_lots`` (one
+      tick of skew per order of inventory): round half to even, computed exactly as
+      ``round((S*(bb+ba) -/+ 2*S*H - 2*pos_lots) / (2*S))`` in integers (same as ``np.round``
+      on the exact value),
     * ``bid = min(bid, best_bid_tick)``, ``ask = max(ask, best_ask_tick)``;
 
     keep our orders at their side's target, cancel every other cancellable one, and submit a
-    GTX LIMIT order of ``ORDER_LOTS`` at a side's target unless an order of ours (live,
+    GTX LIMIT order of ``order_lots`` at a side's target unless an order of ours (live,
     pending new or pending cancel) is already there.
 
     Returns
     -------
     tuple
         ``(rc, n_submitted, n_cancels, n_steps, n_skipped, first_step_ts, final_best_bid_tick,
-        final_best_ask_tick)`` where ``rc`` is the last ``elapse`` return code (1 = end of
-        data, 14 = ``InvalidOrderStatus``, ...).
+        final_best_ask_tick, n_filled_orders)`` where ``rc`` is the last ``elapse`` return code
+        (1 = end of data, 14 = ``InvalidOrderStatus``, ...).
     """
     asset = 0
-    qty = ORDER_LOTS * LOT_SIZE
+    qty = order_lots * lot_size
     next_id = 1
     n_submitted = 0
     n_cancels = 0
     n_steps = 0
     n_skipped = 0
+    n_rec = 0
     first_step_ts = -1
+    s = order_lots
     while True:
         rc = hbt.elapse(STEP_NS)
         if rc != 0:  # 1: end of data; anything else is an hftbacktest error code
@@ -245,6 +305,7 @@ def quote_loop(hbt):
         if first_step_ts < 0:
             first_step_ts = hbt.current_timestamp
         n_steps += 1
+        n_rec = _record_filled(hbt, asset, lot_size, rec, n_rec)
         hbt.clear_inactive_orders(asset)
         depth = hbt.depth(asset)
         if np.isnan(depth.best_bid) or np.isnan(depth.best_ask):
@@ -252,8 +313,7 @@ def quote_loop(hbt):
             continue
         bb = depth.best_bid_tick
         ba = depth.best_ask_tick
-        pos_lots = int(np.round(hbt.position(asset) / LOT_SIZE))
-        s = SKEW_LOTS_PER_TICK
+        pos_lots = int(np.round(hbt.position(asset) / lot_size))
         base = s * (bb + ba) - 2 * pos_lots
         bid = min(_round_half_even_div(base - 2 * s * HALF_SPREAD_TICKS, 2 * s), bb)
         ask = max(_round_half_even_div(base + 2 * s * HALF_SPREAD_TICKS, 2 * s), ba)
@@ -278,55 +338,71 @@ def quote_loop(hbt):
                     n_cancels += 1
         # Submit after iterating: inserting into the order map invalidates the iterator.
         if not bid_there:
-            hbt.submit_buy_order(asset, next_id, bid * TICK_SIZE, qty, GTX, LIMIT, False)
+            hbt.submit_buy_order(asset, next_id, bid * tick_size, qty, GTX, LIMIT, False)
             next_id += 1
             n_submitted += 1
         if not ask_there:
-            hbt.submit_sell_order(asset, next_id, ask * TICK_SIZE, qty, GTX, LIMIT, False)
+            hbt.submit_sell_order(asset, next_id, ask * tick_size, qty, GTX, LIMIT, False)
             next_id += 1
             n_submitted += 1
+    n_rec = _record_filled(hbt, asset, lot_size, rec, n_rec)
     depth = hbt.depth(asset)
     return (rc, n_submitted, n_cancels, n_steps, n_skipped, first_step_ts,
-            depth.best_bid_tick, depth.best_ask_tick)
+            depth.best_bid_tick, depth.best_ask_tick, n_rec)
 
 
-def build_backtest(data: np.ndarray, partial_fill: bool):
-    """Build a fresh ``HashMapMarketDepthBacktest`` on ``data`` with the parity asset config."""
+def build_backtest(data: np.ndarray, partial_fill: bool, tick_size: float, lot_size: float,
+                   inverse: float = 0.0):
+    """A fresh ``HashMapMarketDepthBacktest`` on ``data`` with the parity asset config.
+
+    ``inverse > 0``: ``inverse_asset(inverse)`` (contract size, quote currency per contract);
+    else ``linear_asset(1.0)``.
+    """
+    asset = BacktestAsset().data(data)
+    asset = asset.inverse_asset(inverse) if inverse > 0 else asset.linear_asset(1.0)
     asset = (
-        BacktestAsset()
-        .data(data)
-        .linear_asset(1.0)
-        .constant_order_latency(ENTRY_LATENCY_NS, RESPONSE_LATENCY_NS)
+        asset.constant_order_latency(ENTRY_LATENCY_NS, RESPONSE_LATENCY_NS)
         .power_prob_queue_model(2.0)
     )
     asset = asset.partial_fill_exchange() if partial_fill else asset.no_partial_fill_exchange()
-    asset = asset.trading_value_fee_model(MAKER_FEE, TAKER_FEE).tick_size(TICK_SIZE)
-    asset = asset.lot_size(LOT_SIZE)
+    asset = asset.trading_value_fee_model(MAKER_FEE, TAKER_FEE).tick_size(tick_size)
+    asset = asset.lot_size(lot_size)
     return HashMapMarketDepthBacktest([asset])
 
 
-def run_once(data: np.ndarray, partial_fill: bool) -> tuple[dict, float, float]:
-    """One backtest: returns ``(results, loop_wall_s, build_wall_s)``."""
+def equity(balance: float, position: float, fee: float, mid: float, inverse: float) -> float:
+    """hftbacktest's ``AssetType::equity`` (linear with contract size 1, or inverse)."""
+    if inverse > 0:
+        return -balance - inverse * position / mid - fee
+    return balance + position * mid - fee
+
+
+def run_once(data: np.ndarray, partial_fill: bool, order_lots: int, tick_size: float,
+             lot_size: float, inverse: float = 0.0) -> tuple[dict, np.ndarray, float, float]:
+    """One backtest: returns ``(results, fill_records, loop_wall_s, build_wall_s)``."""
+    rec = np.zeros((REC_CAP, len(FILL_COLUMNS)), np.int64)
     t0 = time.perf_counter()
-    hbt = build_backtest(data, partial_fill)
+    hbt = build_backtest(data, partial_fill, tick_size, lot_size, inverse)
     t1 = time.perf_counter()
-    rc, n_sub, n_cxl, n_steps, n_skip, first_ts, bb, ba = quote_loop(hbt)
+    rc, n_sub, n_cxl, n_steps, n_skip, first_ts, bb, ba, n_rec = quote_loop(
+        hbt, order_lots, lot_size, tick_size, rec)
     t2 = time.perf_counter()
     hbt_ts = hbt.current_timestamp
     sv = hbt.state_values(0)
     position, balance, fee = sv.position, sv.balance, sv.fee
     num_trades, volume, value = sv.num_trades, sv.trading_volume, sv.trading_value
     hbt.close()
-    mid = 0.5 * (bb + ba) * TICK_SIZE
+    mid = 0.5 * (bb + ba) * tick_size
     res = {
         "fills": int(num_trades),
+        "filled_orders": int(n_rec),
         "traded_qty": round(float(volume), 9),
         "traded_value": float(value),
         "final_position": round(float(position), 9),
         "balance": float(balance),
         "fees": float(fee),
         "final_mid": mid,
-        "pnl": float(balance + position * mid - fee),
+        "pnl": float(equity(balance, position, fee, mid, inverse)),
         "n_orders_submitted": int(n_sub),
         "n_cancels": int(n_cxl),
         "n_steps": int(n_steps),
@@ -336,61 +412,79 @@ def run_once(data: np.ndarray, partial_fill: bool) -> tuple[dict, float, float]:
         "elapse_rc": int(rc),
         "completed": bool(rc == 1),
     }
-    return res, t2 - t1, t1 - t0
+    return res, rec[: min(n_rec, REC_CAP)].copy(), t2 - t1, t1 - t0
 
 
-def bench(data: np.ndarray, partial_fill: bool, repeats: int) -> tuple[dict, dict]:
+def bench(data: np.ndarray, partial_fill: bool, repeats: int, **kw) -> tuple[dict, np.ndarray]:
     """Warm-up run (numba compile on first use) + ``repeats`` timed runs; checks determinism."""
-    res, first_loop, first_build = run_once(data, partial_fill)
+    res, rec, first_loop, first_build = run_once(data, partial_fill, **kw)
     best_loop = best_total = float("inf")
     deterministic = True
     for _ in range(repeats):
-        r, loop_s, build_s = run_once(data, partial_fill)
-        deterministic &= r == res
+        r, rec2, loop_s, build_s = run_once(data, partial_fill, **kw)
+        deterministic &= r == res and np.array_equal(rec, rec2)
         best_loop = min(best_loop, loop_s)
         best_total = min(best_total, loop_s + build_s)
-    timing = {"wall_s_first": first_loop + first_build, "wall_s_warm": best_loop,
-              "wall_s_warm_with_build": best_total, "deterministic": deterministic}
-    return res, timing
+    res.update(wall_s_first=first_loop + first_build, wall_s_warm=best_loop,
+               wall_s_warm_with_build=best_total, deterministic=bool(deterministic))
+    return res, rec
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("events", help="mmsim canonical events (Parquet)")
     ap.add_argument("--repeats", type=int, default=3, help="timed warm runs (best is kept)")
     ap.add_argument("--feed-offset-ns", type=int, default=0,
                     help="added to local_ts before clamping it to exch_ts (as mmsim)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--tick-size", type=float, default=0.1)
+    ap.add_argument("--lot-size", type=float, default=0.001)
+    ap.add_argument("--order-lots", type=int, default=10, help="order size in lots")
+    ap.add_argument("--inverse", type=float, default=0.0, metavar="CONTRACT_SIZE",
+                    help="inverse contract of this size (quote currency); 0 = linear")
+    ap.add_argument("--fills-out", default=None, help="write the fill records (.npz)")
+    return ap.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     t = time.perf_counter()
     df = pl.read_parquet(args.events)
-    data, info = convert(df, args.feed_offset_ns)
+    data, info = convert(df, args.feed_offset_ns, args.tick_size, args.lot_size)
     convert_s = time.perf_counter() - t
     print(f"converted {len(df):,} canonical rows -> {len(data):,} hftbacktest rows "
           f"in {convert_s:.2f} s", file=sys.stderr)
 
-    res, timing = bench(data, True, max(args.repeats, 1))
-    res_np, timing_np = bench(data, False, max(args.repeats, 1))
+    kw = {"order_lots": args.order_lots, "tick_size": args.tick_size,
+          "lot_size": args.lot_size, "inverse": args.inverse}
+    repeats = max(args.repeats, 1)
+    res_np, rec_np = bench(data, False, repeats, **kw)
+    res_p, rec_p = bench(data, True, repeats, **kw)
     out = {
         "events": len(df),  # input canonical rows (the events/s numerator, as for mmsim)
         "events_converted": info["events_converted"],
         "hbt_rows": len(data),
+        "first_event_ts": int(min(data["exch_ts"][0], data["local_ts"][0])) if len(data) else -1,
         "order_corrected": info["order_corrected"],
         "feed_offset_ns": args.feed_offset_ns,
+        "tick_size": args.tick_size,
+        "lot_size": args.lot_size,
+        "order_lots": args.order_lots,
+        "inverse_contract_size": args.inverse,
         "convert_s": convert_s,
-        **timing,
-        "events_per_s": len(df) / timing["wall_s_warm"],
-        **res,
-        "pnl_def": "balance + position*final_mid - fee (hftbacktest linear equity; fee<0 rebate)",
+        "pnl_def": ("asset equity at the final mid: linear balance + position*mid - fee, "
+                    "inverse -balance - C*position/mid - fee (fee<0 rebate)"),
         "rounding": "half-to-even, exact",
         "hftbacktest_version": hftbacktest.__version__,
+        "no_partial": res_np,
+        "partial": res_p,
     }
-    for k, v in {**res_np, **timing_np}.items():
-        out[f"{k}_nopartial"] = v
-    for tag, r in (("partial", res), ("nopartial", res_np)):
+    for tag, r in (("partial", res_p), ("no_partial", res_np)):
         if not r["completed"]:
             print(f"WARNING ({tag} fills): hftbacktest stopped early, elapse returned "
                   f"{r['elapse_rc']} at {r['last_ts']} (1 = end of data)", file=sys.stderr)
+    if args.fills_out:
+        np.savez(args.fills_out, columns=np.array(FILL_COLUMNS), no_partial=rec_np,
+                 partial=rec_p)
     print(json.dumps(out))
     return 0
 
