@@ -186,7 +186,8 @@ class _Reject(NamedTuple):
     UNKNOWN_ORDER: int = 2
     NO_LIQUIDITY: int = 3
     HALTED: int = 4
-    #: a modify's new total quantity is not above what the order has already filled
+    #: a modify's new total quantity is not above what the order has already filled: the
+    #: exchange cancels the order (the reason of that ``cancel_ack``)
     FILLED_BEYOND_NEW_QTY: int = 5
 
 

@@ -146,16 +146,22 @@ def test_whole_order_fills_on_l2_trade_beyond_the_queue():
     assert list(whole.all_fills()["qty"]) == [10]
 
 
-def test_modify_below_filled_quantity_is_rejected_with_its_reason():
-    # a 10-lot bid is cut to 2 at 200 ms while 8 lots fill in flight: 2 total <= 8 filled
+def test_modify_below_filled_quantity_cancels_the_order():
+    # a 10-lot bid is cut to 2 at 200 ms while 8 lots fill in flight: the new total (2) is
+    # not above the 8 filled, so the modify cancels the order (Binance USD-M's rule)
     h = Harness(params=_bid(10))
     h.feed(BOOK + [(150, K.ADD, -1, 10006, 1, 20)])
     h.set_param("bid_qty", 2)
     h.feed([(200.5, K.ADD, -1, 10000, 8, 30), (200.7, K.DELETE, -1, 10000, 8, 30),
-            (260, K.ADD, -1, 10006, 1, 21)], final=True)
+            (250, K.ADD, -1, 10000, 100, 31)], final=True)
     o = h.all_orders()
-    rej = o[o["event"] == OrderEvent.MODIFY_REJECT]
-    assert len(rej) == 1 and rej[0]["reason"] == Reject.FILLED_BEYOND_NEW_QTY
+    first = o[o["order_id"] == 1]
+    ev = list(first["event"])
+    assert OrderEvent.MODIFY_REJECT not in ev
+    cancel = first[first["event"] == OrderEvent.CANCEL_ACK]
+    assert len(cancel) == 1 and cancel[0]["reason"] == Reject.FILLED_BEYOND_NEW_QTY
+    f = h.all_fills()
+    assert list(f[f["order_id"] == 1]["qty"]) == [8]  # nothing more fills on it at 250 ms
 
 
 def _orders(rows):

@@ -964,7 +964,17 @@ def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fill
         if ours[slot, U_XSTAT] != ST_OPEN:
             reason = Reject.UNKNOWN_ORDER
         elif nq <= 0:
-            reason = Reject.FILLED_BEYOND_NEW_QTY
+            # the new total is not above what already filled: the modify cancels the order
+            # (Binance USD-M's rule; CME eliminates it likewise)
+            ours[slot, U_XSTAT] = ST_DONE
+            ours[slot, U_LEAVES] = 0
+            st[S_DIRTY] = 1
+            _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
+                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0,
+                       Reject.FILLED_BEYOND_NEW_QTY)
+            _push_resp(resp, respf, st, ours, rl, OrderEvent.CANCEL_ACK, slot,
+                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0.0)
+            return
         elif npx != ours[slot, U_PRICE] and ours[slot, U_TIF] == TimeInForce.POST_ONLY and \
                 _crosses(side, npx, TimeInForce.POST_ONLY, sc):
             reason = Reject.POST_ONLY_WOULD_CROSS
@@ -1028,6 +1038,7 @@ def _response_arrives(resp, respf, st, stf, ours):
         ours[slot, U_LSTAT] = ST_DONE
         ours[slot, U_LLEAVES] = 0
         ours[slot, U_INFLIGHT] = 0
+        ours[slot, U_MOD_TOTAL] = 0
     elif kind == OrderEvent.MODIFY_ACK:
         ours[slot, U_LPX] = resp[j, R_PX]
         ours[slot, U_LQTY] = resp[j, R_QTY]
@@ -1061,8 +1072,9 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
 
     ``qty`` is the open quantity asked for (submit, modify). A modify travels as a new total
     quantity (lots filled as the strategy knows them + ``qty``), as on CME and Binance: fills
-    still in flight then come out of the new open quantity, so the order can never fill more
-    than ``max(open now, qty)`` beyond what the strategy knows (see :func:`_exposure`).
+    still in flight then come out of the new open quantity (a total not above the filled
+    quantity cancels the order), so the order can never fill more than ``max(open now,
+    qty)`` beyond what the strategy knows (see :func:`_exposure`).
     """
     lk = cfg[C_LAT_KIND]
     if req == REQ_SUBMIT:
