@@ -99,3 +99,15 @@ def test_update_id_gap_is_an_error_or_a_printed_warning(data_root, tmp_path, cap
     assert "warning: 1 update-id gap(s) in the feed were applied anyway" in out
     run_report = json.loads((tmp_path / "b" / "manifest.json").read_text())["data_report"]
     assert run_report["gap_policy"] == "apply" and run_report["update_id_gaps"] == 1
+
+
+def test_manifest_records_the_canonical_files_own_hash(tmp_path):
+    import hashlib
+
+    import mmsim
+
+    run = mmsim.backtest(EXP / "default.yaml", out=tmp_path / "run", cache_dir=tmp_path / "c",
+                         overrides=["data.synthetic.n_events=20000"])
+    rec = run.manifest["data_canonical"]
+    canonical = tmp_path / "c" / rec["file"]
+    assert rec["sha256"] == hashlib.sha256(canonical.read_bytes()).hexdigest()

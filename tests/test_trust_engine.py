@@ -251,6 +251,10 @@ def test_instrument_grid_off_the_data_is_an_error_and_on_it_rescales(tmp_path):
         mmsim.backtest({**base, "instrument": {"tick_size": 0.02}}, out=tmp_path / "a",
                        cache_dir=tmp_path / "cache")
     assert not (tmp_path / "a").exists()
+    # sizes too: the synthetic flow has odd share counts, so 2-share lots do not fit
+    with pytest.raises(DataError, match=r"row \d+, field 'qty'.*lot grid 2"):
+        mmsim.backtest({**base, "instrument": {"lot_size": 2.0}}, out=tmp_path / "a",
+                       cache_dir=tmp_path / "cache")
     ref = mmsim.backtest(base, out=tmp_path / "b", cache_dir=tmp_path / "cache")
     fine = mmsim.backtest({**base, "instrument": {"tick_size": 0.005}}, out=tmp_path / "c",
                           cache_dir=tmp_path / "cache")
