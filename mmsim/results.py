@@ -553,6 +553,10 @@ class RunWriter:
         self.claim = claim_output(self.run_dir, "run", replace=overwrite)
         try:
             self.tmp = self.claim.new_partial()
+        except BaseException:  # a <out>.partial that is not ours stays untouched
+            self.claim.release()
+            raise
+        try:
             self._w = {
                 "fills": pq.ParquetWriter(self.tmp / "fills.parquet", FILLS_SCHEMA),
                 "orders": pq.ParquetWriter(self.tmp / "orders.parquet", ORDERS_SCHEMA),

@@ -492,3 +492,16 @@ def test_gap_policy_reaches_the_binance_reader(tmp_path, monkeypatch, capsys):
     assert main(["ingest", "binance", str(root / "btc.gz"), "--gap-policy", "apply",
                  "--out", str(out)]) == 0
     assert seen[-1] == "apply" and out.is_file()
+
+
+def test_a_user_folder_named_like_the_partial_folder_survives(tmp_path):
+    from mmsim.results import OutputError, RunWriter
+
+    user = tmp_path / "run.partial"
+    user.mkdir()
+    (user / "thesis.tex").write_text("mine")
+    with pytest.raises(OutputError, match="did not write"):
+        RunWriter(tmp_path / "run")
+    assert (user / "thesis.tex").read_text() == "mine"
+    assert not (tmp_path / "run").exists()
+    RunWriter(tmp_path / "other").abort()  # the lock of the refused run was released
