@@ -22,7 +22,7 @@ _ROOT = Path(__file__).resolve().parent
 
 
 #: modules that kernels read constants from without importing numba themselves
-_CONSTANT_MODULES = {"enums.py", "dtypes.py", "sigs.py"}
+_CONSTANT_MODULES = {"enums.py", "dtypes.py", "contracts.py"}
 
 
 _IMPORTS_NUMBA = re.compile(rb"^\s*(import numba|from numba)", re.MULTILINE)

@@ -18,7 +18,7 @@ import pytest
 from engine_harness import Harness
 
 from mmsim.config import ConfigError
-from mmsim.engine.sigs import CTX_SIZE, POLICY_SIG, QUOTE_SIZE, Ctx, Quote
+from mmsim.contracts import CTX_SIZE, POLICY_SIG, QUOTE_SIZE, Ctx, Quote
 from mmsim.enums import EventKind as K
 from mmsim.modelmarket import nb as mnb
 from mmsim.modelmarket import run as mrun

@@ -273,7 +273,7 @@ def _edge_values(spec) -> list[dict[str, float]]:
 @pytest.mark.parametrize("name", sorted({s.name for s in _POLICIES.values()
                                          if not s.name.startswith("test_")}))
 def test_policy_kernels_are_finite_at_the_edges_of_their_domains(name):
-    from mmsim.engine.sigs import CTX_SIZE, QUOTE_SIZE, Ctx, Quote
+    from mmsim.contracts import CTX_SIZE, QUOTE_SIZE, Ctx, Quote
 
     spec = get_policy(name)
     ctx = np.zeros(CTX_SIZE)
@@ -291,7 +291,7 @@ def test_policy_kernels_are_finite_at_the_edges_of_their_domains(name):
 
 @pytest.mark.parametrize("name", sorted({s.name for s in _HEDGERS.values()}))
 def test_hedger_kernels_are_finite_at_the_edges_of_their_domains(name):
-    from mmsim.engine.sigs import CTX_SIZE, HEDGE_OUT_SIZE, Ctx
+    from mmsim.contracts import CTX_SIZE, HEDGE_OUT_SIZE, Ctx
 
     spec = get_hedger(name)
     ctx = np.zeros(CTX_SIZE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmsim.engine.sigs import CTX_SIZE, QUOTE_SIZE, Ctx, Quote
+from mmsim.contracts import CTX_SIZE, QUOTE_SIZE, Ctx, Quote
 from mmsim.policies import nb as pnb
 from mmsim.policies.registry import get_policy
 

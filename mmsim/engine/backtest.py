@@ -22,9 +22,9 @@ from mmsim.book.nb import (
     new_ladder,
 )
 from mmsim.config import ExperimentConfig
+from mmsim.contracts import CTX_SIZE, HEDGE_OUT_SIZE, QUOTE_SIZE
 from mmsim.dtypes import EQUITY_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
 from mmsim.engine import nb as enb
-from mmsim.engine.sigs import CTX_SIZE, HEDGE_OUT_SIZE, QUOTE_SIZE
 from mmsim.enums import TimeInForce
 from mmsim.instruments import Instrument
 from mmsim.models.nb import FEE_PARAMS, LATENCY_PARAMS

@@ -67,8 +67,7 @@ from mmsim.book.nb import (
     ladder_top_nb,
     level_qty_nb,
 )
-from mmsim.dtypes import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
-from mmsim.engine.sigs import (
+from mmsim.contracts import (
     CTX_DEPTH,
     CTX_ORDERS,
     HEDGER_FTYPE,
@@ -78,6 +77,7 @@ from mmsim.engine.sigs import (
     Ctx,
     Quote,
 )
+from mmsim.dtypes import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
 from mmsim.enums import EventFlag, EventKind, Liquidity, OrderEvent, Reject, TimeInForce
 from mmsim.models.nb import (
     cash_flow_nb,

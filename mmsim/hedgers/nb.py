@@ -1,4 +1,4 @@
-"""Hedger kernels (numba, signature :data:`mmsim.engine.sigs.HEDGER_SIG`)."""
+"""Hedger kernels (numba, signature :data:`mmsim.contracts.HEDGER_SIG`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numba as nb
 import numpy as np
 
 import mmsim._jitcache  # noqa: F401  (before any cached kernel)
-from mmsim.engine.sigs import HEDGER_SIG, Ctx
+from mmsim.contracts import HEDGER_SIG, Ctx
 from mmsim.enums import TimeInForce
 
 # params of the threshold delta hedger

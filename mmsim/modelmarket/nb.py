@@ -2,7 +2,7 @@
 
 The driver, :func:`run_paths_nb`, runs the same policy kernels as the replay engine
 (:mod:`mmsim.engine.nb`), through the same first-class function type
-(:data:`mmsim.engine.sigs.POLICY_FTYPE`) and the same ``ctx`` / ``Quote`` layouts, so a policy
+(:data:`mmsim.contracts.POLICY_FTYPE`) and the same ``ctx`` / ``Quote`` layouts, so a policy
 cannot tell which driver calls it. Paths run in parallel (``prange``); each path draws its
 random numbers from a counter-based generator keyed on ``(seed, path, step, stream)``, so the
 results do not depend on the number of threads or their scheduling, and two runs with the same
@@ -24,7 +24,7 @@ Fills are decided before the mid moves because the distances are measured from t
 which the quotes were set, as in the paper (quotes set at ``t`` against ``s_t``, executions
 during ``[t, t + dt]``, then the new mid). Terminal profit is ``cash_T + q_T·s_T``.
 
-The ``ctx`` the policy sees (layout :data:`mmsim.engine.sigs.Ctx`): ``MID_TICK`` = ``WMID_TICK``
+The ``ctx`` the policy sees (layout :data:`mmsim.contracts.Ctx`): ``MID_TICK`` = ``WMID_TICK``
 = the mid in ticks; ``BEST_BID_TICK``, ``BEST_ASK_TICK``, ``SPREAD_TICK`` and the depth prices
 NaN (there is no book, so quotes are never clamped to a touch); ``BID_QTY``/``ASK_QTY`` 0;
 ``POSITION`` in lots; ``CASH``; ``TIME_S`` = t; ``TIME_TO_HORIZON_S`` = T − t, or ``inf`` for an
@@ -45,7 +45,7 @@ import numba as nb
 import numpy as np
 
 import mmsim._jitcache  # noqa: F401  (before any cached kernel)
-from mmsim.engine.sigs import CTX_DEPTH, CTX_ORDERS, MAX_LEVELS, POLICY_FTYPE, Ctx, Quote
+from mmsim.contracts import CTX_DEPTH, CTX_ORDERS, MAX_LEVELS, POLICY_FTYPE, Ctx, Quote
 
 # ---- float config mcfg float64[MC_SIZE] ------------------------------------------------------
 MC_S0 = 0  # initial mid, price
@@ -270,7 +270,7 @@ def run_paths_nb(policy, pparams, state_init, states, ctxs, outs, mcfg, seed, pa
     Parameters
     ----------
     policy : POLICY_FTYPE
-        A policy kernel compiled with :data:`mmsim.engine.sigs.POLICY_SIG` (unchanged).
+        A policy kernel compiled with :data:`mmsim.contracts.POLICY_SIG` (unchanged).
     pparams : float64[n_params]
         The policy's parameter vector (registry order).
     state_init : float64[n_state]
@@ -278,9 +278,9 @@ def run_paths_nb(policy, pparams, state_init, states, ctxs, outs, mcfg, seed, pa
     states : float64[n_paths, n_state], C-contiguous
         Scratch: one policy state per path.
     ctxs : float64[n_paths, CTX_SIZE], C-contiguous
-        Scratch: one ``ctx`` per path (layout :data:`mmsim.engine.sigs.Ctx`).
+        Scratch: one ``ctx`` per path (layout :data:`mmsim.contracts.Ctx`).
     outs : float64[n_paths, QUOTE_SIZE], C-contiguous
-        Scratch: one policy output per path (layout :data:`mmsim.engine.sigs.Quote`).
+        Scratch: one policy output per path (layout :data:`mmsim.contracts.Quote`).
     mcfg : float64[MC_SIZE]
         Market configuration (``MC_*`` indices; times in the model's time unit).
     seed : int64

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mmsim.engine.sigs import CTX_SIZE, QUOTE_SIZE
+from mmsim.contracts import CTX_SIZE, QUOTE_SIZE
 from mmsim.modelmarket import nb as mnb
 from mmsim.modelmarket.config import (
     MarketConfig,

@@ -1,8 +1,8 @@
-"""Quoting policy kernels (numba, signature :data:`mmsim.engine.sigs.POLICY_SIG`).
+"""Quoting policy kernels (numba, signature :data:`mmsim.contracts.POLICY_SIG`).
 
-Each kernel reads the context ``ctx`` (:data:`mmsim.engine.sigs.Ctx`: prices in ticks, sizes in
+Each kernel reads the context ``ctx`` (:data:`mmsim.contracts.Ctx`: prices in ticks, sizes in
 lots, time in seconds), its ``params`` (order given by :mod:`mmsim.policies.registry`) and its
-own ``state``, and writes target quotes into ``out`` (:data:`mmsim.engine.sigs.Quote`). Quotes
+own ``state``, and writes target quotes into ``out`` (:data:`mmsim.contracts.Quote`). Quotes
 are kept from crossing the local touch (they are meant to rest: post-only); a side with no
 reference price is not quoted. Inventory ``q`` is in order-size units: position / order size.
 """
@@ -13,7 +13,7 @@ import numba as nb
 import numpy as np
 
 import mmsim._jitcache  # noqa: F401  (before any cached kernel)
-from mmsim.engine.sigs import POLICY_SIG, Ctx, Quote
+from mmsim.contracts import POLICY_SIG, Ctx, Quote
 
 # ---- shared helpers ------------------------------------------------------------------------
 

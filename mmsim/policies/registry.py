@@ -10,7 +10,7 @@ The built-in kernels are named as ``"module:attribute"`` strings and imported on
 :attr:`KernelSpec.kernel`: importing this module (as config validation does) compiles
 nothing. Register a custom policy with :func:`register_policy`; its kernel (a numba dispatcher
 or a ``"module:attribute"`` string) must be compiled with the declared signature, e.g.
-``@numba.njit(mmsim.engine.sigs.POLICY_SIG, cache=True)``.
+``@numba.njit(mmsim.contracts.POLICY_SIG, cache=True)``.
 """
 
 from __future__ import annotations
