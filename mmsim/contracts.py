@@ -29,7 +29,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba as nb
+import numpy as np
 from numba import types
+
+import mmsim._jitcache  # noqa: F401  (before any cached kernel)
 
 POLICY_SIG = types.int64(
     types.float64[::1], types.float64[::1], types.float64[::1], types.float64[::1]
@@ -94,4 +98,28 @@ class _Quote(NamedTuple):
 
 Quote = _Quote()
 QUOTE_SIZE = 2 + 4 * MAX_LEVELS
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
+def quote_levels_nb(out, side):
+    """How many levels a policy's output ``out`` (:data:`Quote` layout) quotes on ``side``
+    (+1 bid, -1 ask), clipped to ``[0, MAX_LEVELS]``."""
+    n = int(out[Quote.N_BID] if side > 0 else out[Quote.N_ASK])
+    return min(max(n, 0), MAX_LEVELS)
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
+def quote_level_nb(out, side, k):
+    """Level ``k`` of a policy's quotes on ``side`` (+1 bid, -1 ask) in whole ticks and lots:
+    ``(price_tick, qty_lots)`` as int64, bid prices floored and ask prices ceiled (1e-9
+    tolerance), sizes truncated; ``qty_lots`` is 0 for an empty level (a NaN price or size,
+    or less than one lot)."""
+    base = Quote.BID0 if side > 0 else Quote.ASK0
+    p = out[base + 2 * k]
+    q = out[base + 2 * k + 1]
+    if np.isnan(p) or np.isnan(q) or q < 1.0:
+        return np.int64(0), np.int64(0)
+    if side > 0:
+        return np.int64(np.floor(p + 1e-9)), np.int64(q)
+    return np.int64(np.ceil(p - 1e-9)), np.int64(q)
 HEDGE_OUT_SIZE = 1 + 5 * MAX_HEDGE_ORDERS

@@ -75,7 +75,8 @@ from mmsim.contracts import (
     MAX_LEVELS,
     POLICY_FTYPE,
     Ctx,
-    Quote,
+    quote_level_nb,
+    quote_levels_nb,
 )
 from mmsim.dtypes import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
 from mmsim.enums import EventFlag, EventKind, Liquidity, OrderEvent, Reject, TimeInForce
@@ -84,6 +85,13 @@ from mmsim.models.nb import (
     entry_latency_nb,
     fee_nb,
     response_latency_nb,
+)
+from mmsim.models.queue import (  # noqa: F401  (QUEUE_* are the engine's queue kinds too)
+    QUEUE_FIFO,
+    QUEUE_LOG,
+    QUEUE_POWER,
+    QUEUE_RISK_AVERSE,
+    queue_front_nb,
 )
 
 INF_TS = np.int64(9_000_000_000_000_000_000)
@@ -228,10 +236,6 @@ C_FOLLOW = 15  # 1: the ladder window follows the touch (L2 feeds)
 C_WHOLE_FILLS = 16  # 1: an execution reaching a resting order fills all of it (no partials)
 CFG_SIZE = 17
 
-QUEUE_FIFO = 0
-QUEUE_RISK_AVERSE = 1
-QUEUE_POWER = 2
-QUEUE_LOG = 3
 
 # ---- float config cfgf float64[CFGF_SIZE] (the first FEE_PARAMS are the fee vector) ----------
 CF_VOL_HALFLIFE_S = 8
@@ -248,6 +252,15 @@ ERR_BOOK_FULL = -3
 _FLUSH_MARGIN = 256
 #: scratch int64 array: quote prices, sizes, flags, ctx depth, then one flag per order slot
 SCRATCH_FIXED = 3 * MAX_LEVELS + 2 * CTX_DEPTH
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
+def _open_list(st, cfg, side):
+    """Where the slots of our open orders on ``side`` are listed in ``st`` (rebuilt with the
+    fast-path bounds): ``(start index, count)``; ``st[start + i]`` is the i-th slot."""
+    if side > 0:
+        return ST_LIST, st[S_NOPEN_BID]
+    return ST_LIST + cfg[C_MAX_OURS], st[S_NOPEN_ASK]
 
 
 @nb.njit(cache=True, _nrt=False)
@@ -346,6 +359,16 @@ def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leav
 
 
 @nb.njit(cache=True, _nrt=False)
+def _answer(olog, counts, resp, respf, st, ours, slot, local_ts, exch_ts, event, px, qty,
+            leaves, fill, reason, cash_delta):
+    """The exchange answers a request or reports a fill for ``slot``: one orders-log row
+    (both clocks, ``reason``) and the response queued for the strategy at ``local_ts``
+    (with the cash it moves)."""
+    _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leaves, fill, reason)
+    _push_resp(resp, respf, st, ours, local_ts, event, slot, px, qty, leaves, fill, cash_delta)
+
+
+@nb.njit(cache=True, _nrt=False)
 def _exch_mid(sc):
     b = best_bid_tick_nb(sc)
     a = best_ask_tick_nb(sc)
@@ -388,10 +411,8 @@ def _fill(
     fills[j].liquidity = liq
     fills[j].is_hedge = ours[slot, U_HEDGE]
     counts[0] = j + 1
-    _log_order(olog, counts, ours, slot, ts + rl, ts, OrderEvent.FILL, px, ours[slot, U_QTY],
-               leaves, qty, 0)
-    _push_resp(resp, respf, st, ours, ts + rl, OrderEvent.FILL, slot, px, ours[slot, U_QTY],
-               leaves, qty, cflow - fee)
+    _answer(olog, counts, resp, respf, st, ours, slot, ts + rl, ts, OrderEvent.FILL, px,
+            ours[slot, U_QTY], leaves, qty, 0, cflow - fee)
     if leaves <= 0:
         ours[slot, U_XSTAT] = ST_DONE
         st[S_DIRTY] = 1
@@ -412,9 +433,7 @@ def _fill_priority(
     quantity filled, so a second order is reached only if quantity is left.
     Returns the budget left (negative after a whole-order fill larger than the budget).
     """
-    nmax = cfg[C_MAX_OURS]
-    base = ST_LIST if side > 0 else ST_LIST + nmax
-    cnt = st[S_NOPEN_BID] if side > 0 else st[S_NOPEN_ASK]
+    base, cnt = _open_list(st, cfg, side)
     while budget > 0:
         best = -1
         for i in range(cnt):
@@ -461,11 +480,23 @@ def _fill_priority(
 
 
 @nb.njit(cache=True, _nrt=False)
+def _opposite_volume(side, px, q, ts, nbid, nask, ours, ahead, st, stf, cfg, fp, lat, resp,
+                     respf, fills, olog, counts, sc):
+    """``q`` lots of new resting volume on ``side`` at ``px`` (an order added or moved, an L2
+    level grown): at or through the price of our orders on the other side, it would have
+    traded with them, so they fill from it in price-time priority."""
+    if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
+        _fill_priority(ours, ahead, 1, px - 1, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
+                       respf, fills, olog, counts, sc, False)
+    elif side > 0 and nask > 0 and px >= st[S_OB_ASK]:
+        _fill_priority(ours, ahead, -1, px + 1, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
+                       respf, fills, olog, counts, sc, False)
+
+
+@nb.njit(cache=True, _nrt=False)
 def _reduce_ahead(ours, ahead, cfg, st, side, px, seq, amount):
     """A book order (``seq``; -1 for anonymous volume) at ``px`` lost ``amount`` lots."""
-    nmax = cfg[C_MAX_OURS]
-    base = ST_LIST if side > 0 else ST_LIST + nmax
-    cnt = st[S_NOPEN_BID] if side > 0 else st[S_NOPEN_ASK]
+    base, cnt = _open_list(st, cfg, side)
     for i in range(cnt):
         k = st[base + i]
         if ours[k, U_XSTAT] == ST_OPEN and ours[k, U_SIDE] == side and ours[k, U_PRICE] == px:
@@ -532,9 +563,7 @@ def _feed(ring, st, stf, llvl, lsc, ts, code, px, dq):
 @nb.njit(cache=True, _nrt=False)
 def _l2_trade_at(ours, ahead, cfg, st, side, px, q):
     """L2: a trade of ``q`` lots at our price ``px`` reduces the queue ahead of our orders."""
-    nmax = cfg[C_MAX_OURS]
-    base = ST_LIST if side > 0 else ST_LIST + nmax
-    cnt = st[S_NOPEN_BID] if side > 0 else st[S_NOPEN_ASK]
+    base, cnt = _open_list(st, cfg, side)
     for i in range(cnt):
         k = st[base + i]
         if ours[k, U_XSTAT] == ST_OPEN and ours[k, U_PRICE] == px:
@@ -543,54 +572,20 @@ def _l2_trade_at(ours, ahead, cfg, st, side, px, q):
             ours[k, U_TRADED] += q
 
 
-@nb.njit(cache=True, inline="always", _nrt=False)
-def _qfun(x, model, n):
-    if model == QUEUE_LOG:
-        return np.log1p(x)
-    return x ** n
-
-
 @nb.njit(cache=True, _nrt=False)
 def _l2_level_change(ours, ahead, cfg, fp, st, side, px, old_q, new_q):
-    """L2 queue models (MODELS.md §6) for our orders at ``px`` when its level goes
-    ``old_q`` → ``new_q`` lots.
-
-    The part of a decrease already explained by trades at our price (``U_TRADED``) is netted
-    out. Risk-averse: ``front = min(front, level)``. Probabilistic: the unexplained decrease
-    ``d`` happened ahead of us with share ``1 − p``, ``p = f(back)/(f(back) + f(front))``,
-    ``back = old − front``, ``f(x) = x**n`` or ``ln(1 + x)``; the part beyond ``back`` also
-    comes from ahead (as in hftbacktest's ProbQueueModel). Cancels never fill us.
-    """
-    nmax = cfg[C_MAX_OURS]
-    base = ST_LIST if side > 0 else ST_LIST + nmax
-    cnt = st[S_NOPEN_BID] if side > 0 else st[S_NOPEN_ASK]
+    """Our orders at ``px`` when its level goes ``old_q`` → ``new_q`` lots: the queue model
+    (:func:`mmsim.models.queue.queue_front_nb`) moves each one's ``ahead``, the lots traded
+    at our price since the last depth update (``U_TRADED``) netted out."""
+    base, cnt = _open_list(st, cfg, side)
     model = cfg[C_QUEUE]
     n = fp[CF_QUEUE_N]
     for i in range(cnt):
         k = st[base + i]
         if ours[k, U_XSTAT] != ST_OPEN or ours[k, U_PRICE] != px:
             continue
-        front = ahead[k]
-        chg = old_q - new_q
-        traded = ours[k, U_TRADED]
+        ahead[k] = queue_front_nb(model, n, ahead[k], old_q, new_q, ours[k, U_TRADED])
         ours[k, U_TRADED] = 0
-        if chg > 0:
-            d = chg - traded
-            if d > 0 and (model == QUEUE_POWER or model == QUEUE_LOG):
-                back = old_q - front
-                if back < 0.0:
-                    back = 0.0
-                fb = _qfun(back, model, n)
-                ff = _qfun(front, model, n)
-                p = fb / (fb + ff) if fb + ff > 0.0 else 1.0
-                est = front - (1.0 - p) * d
-                over = back - p * d
-                if over < 0.0:
-                    est += over
-                front = est
-        if front > new_q:
-            front = float(new_q)
-        ahead[k] = front if front > 0.0 else 0.0
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
@@ -628,13 +623,8 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
     ):
         _l2_level_change(ours, ahead, cfg, fp, st, side, px, old, q)
     if q > old:
-        # new opposite volume at or through our price would have traded with us
-        if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
-            _fill_priority(ours, ahead, 1, px - 1, px, -1, q - old, ev.exch_ts, st, stf, cfg, fp,
-                           lat, resp, respf, fills, olog, counts, sc, False)
-        elif side > 0 and nask > 0 and px >= st[S_OB_ASK]:
-            _fill_priority(ours, ahead, -1, px + 1, px, -1, q - old, ev.exch_ts, st, stf, cfg,
-                           fp, lat, resp, respf, fills, olog, counts, sc, False)
+        _opposite_volume(side, px, q - old, ev.exch_ts, nbid, nask, ours, ahead, st, stf, cfg,
+                         fp, lat, resp, respf, fills, olog, counts, sc)
     return 0
 
 
@@ -691,20 +681,15 @@ def _market_event(
             return ERR_BOOK_FULL
         _feed(ring, st, stf, llvl, lsc, lts, side, px, q)
         if oid == 0 and ((side > 0 and nbid > 0) or (side < 0 and nask > 0)):
-            lb = ST_LIST if side > 0 else ST_LIST + cfg[C_MAX_OURS]
-            for i in range(nbid if side > 0 else nask):
+            lb, cnt = _open_list(st, cfg, side)
+            for i in range(cnt):
                 k = st[lb + i]
                 if (ours[k, U_XSTAT] == ST_OPEN and ours[k, U_SIDE] == side
                         and ours[k, U_PRICE] == px):
                     ahead[k] += q
         if not snap:
-            # a new opposite order at or through our price would have traded with us
-            if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
-                _fill_priority(ours, ahead, 1, px - 1, px, -1, q, ts, st, stf, cfg, fp, lat,
-                               resp, respf, fills, olog, counts, sc, False)
-            elif side > 0 and nask > 0 and px >= st[S_OB_ASK]:
-                _fill_priority(ours, ahead, -1, px + 1, px, -1, q, ts, st, stf, cfg, fp, lat,
-                               resp, respf, fills, olog, counts, sc, False)
+            _opposite_volume(side, px, q, ts, nbid, nask, ours, ahead, st, stf, cfg, fp, lat,
+                             resp, respf, fills, olog, counts, sc)
         return 0
 
     if kind == EventKind.CANCEL or kind == EventKind.DELETE or kind == EventKind.EXECUTE:
@@ -765,12 +750,8 @@ def _market_event(
             if dec > 0:
                 _reduce_ahead(ours, ahead, cfg, st, oside, opx, seq, dec)
         if not snap:
-            if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
-                _fill_priority(ours, ahead, 1, px - 1, px, -1, q, ts, st, stf, cfg, fp, lat,
-                               resp, respf, fills, olog, counts, sc, False)
-            elif side > 0 and nask > 0 and px >= st[S_OB_ASK]:
-                _fill_priority(ours, ahead, -1, px + 1, px, -1, q, ts, st, stf, cfg, fp, lat,
-                               resp, respf, fills, olog, counts, sc, False)
+            _opposite_volume(side, px, q, ts, nbid, nask, ours, ahead, st, stf, cfg, fp, lat,
+                             resp, respf, fills, olog, counts, sc)
         return 0
 
     if kind == EventKind.TRADE:
@@ -911,26 +892,20 @@ def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fill
             ours[slot, U_XSTAT] = ST_DONE
             ours[slot, U_LEAVES] = 0
             st[S_NREJ] += 1
-            _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.REJECT, px,
-                       ours[slot, U_QTY], 0, 0, reason)
-            _push_resp(resp, respf, st, ours, rl, OrderEvent.REJECT, slot, px, ours[slot, U_QTY],
-                       0, 0, 0.0)
+            _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.REJECT, px,
+                    ours[slot, U_QTY], 0, 0, reason, 0.0)
             return
         ours[slot, U_XSTAT] = ST_OPEN
-        _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.ACK, px, ours[slot, U_QTY],
-                   ours[slot, U_LEAVES], 0, 0)
-        _push_resp(resp, respf, st, ours, rl, OrderEvent.ACK, slot, px, ours[slot, U_QTY],
-                   ours[slot, U_LEAVES], 0, 0.0)
+        _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.ACK, px,
+                ours[slot, U_QTY], ours[slot, U_LEAVES], 0, 0, 0.0)
         if _crosses(side, px, tif, sc):
             _taker_walk(ours, ahead, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
                         counts, lvl, sc)
         if ours[slot, U_LEAVES] > 0:
             if tif == TimeInForce.IOC or tif == TimeInForce.MARKET:
                 ours[slot, U_XSTAT] = ST_DONE
-                _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.EXPIRE, px,
-                           ours[slot, U_QTY], 0, 0, 0)
-                _push_resp(resp, respf, st, ours, rl, OrderEvent.EXPIRE, slot, px,
-                           ours[slot, U_QTY], 0, 0, 0.0)
+                _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.EXPIRE, px,
+                        ours[slot, U_QTY], 0, 0, 0, 0.0)
                 ours[slot, U_LEAVES] = 0
             else:
                 ours[slot, U_SEQ] = bs[B_SEQ]
@@ -943,15 +918,11 @@ def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fill
         if ours[slot, U_XSTAT] == ST_OPEN:
             ours[slot, U_XSTAT] = ST_DONE
             ours[slot, U_LEAVES] = 0
-            _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
-                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0)
-            _push_resp(resp, respf, st, ours, rl, OrderEvent.CANCEL_ACK, slot,
-                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0.0)
+            _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
+                    ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0, 0.0)
         else:
-            _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.CANCEL_REJECT,
-                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, Reject.UNKNOWN_ORDER)
-            _push_resp(resp, respf, st, ours, rl, OrderEvent.CANCEL_REJECT, slot,
-                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0.0)
+            _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.CANCEL_REJECT,
+                    ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, Reject.UNKNOWN_ORDER, 0.0)
         return
     if req == REQ_MODIFY:
         # the request carries the new total quantity (filled + open, as the strategy knew it
@@ -969,21 +940,17 @@ def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fill
             ours[slot, U_XSTAT] = ST_DONE
             ours[slot, U_LEAVES] = 0
             st[S_DIRTY] = 1
-            _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
-                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0,
-                       Reject.FILLED_BEYOND_NEW_QTY)
-            _push_resp(resp, respf, st, ours, rl, OrderEvent.CANCEL_ACK, slot,
-                       ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0.0)
+            _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
+                    ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, Reject.FILLED_BEYOND_NEW_QTY,
+                    0.0)
             return
         elif npx != ours[slot, U_PRICE] and ours[slot, U_TIF] == TimeInForce.POST_ONLY and \
                 _crosses(side, npx, TimeInForce.POST_ONLY, sc):
             reason = Reject.POST_ONLY_WOULD_CROSS
         if reason != 0:
             st[S_NREJ] += 1
-            _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.MODIFY_REJECT,
-                       ours[slot, U_PRICE], ours[slot, U_QTY], ours[slot, U_LEAVES], 0, reason)
-            _push_resp(resp, respf, st, ours, rl, OrderEvent.MODIFY_REJECT, slot,
-                       ours[slot, U_PRICE], ours[slot, U_QTY], ours[slot, U_LEAVES], 0, 0.0)
+            _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.MODIFY_REJECT,
+                    ours[slot, U_PRICE], ours[slot, U_QTY], ours[slot, U_LEAVES], 0, reason, 0.0)
             return
         lose = npx != ours[slot, U_PRICE] or nq > ours[slot, U_LEAVES]
         ours[slot, U_PRICE] = npx
@@ -992,10 +959,8 @@ def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fill
         if lose:
             ours[slot, U_SEQ] = bs[B_SEQ]
             ahead[slot] = level_qty_nb(lvl, sc, side, npx)
-        _log_order(olog, counts, ours, slot, rl, ts, OrderEvent.MODIFY_ACK, npx,
-                   ours[slot, U_QTY], nq, 0, 0)
-        _push_resp(resp, respf, st, ours, rl, OrderEvent.MODIFY_ACK, slot, npx,
-                   ours[slot, U_QTY], nq, 0, 0.0)
+        _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.MODIFY_ACK, npx,
+                ours[slot, U_QTY], nq, 0, 0, 0.0)
         if _crosses(side, npx, ours[slot, U_TIF], sc):
             _taker_walk(ours, ahead, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
                         counts, lvl, sc)
@@ -1357,15 +1322,13 @@ def _decide(
         stf[F_TRADE_HI] = np.nan
         stf[F_TRADE_LO] = np.nan
         stf[F_TRADE_QTY] = 0.0
-    nbid = int(qout[Quote.N_BID])
-    nask = int(qout[Quote.N_ASK])
+    nbid = quote_levels_nb(qout, 1)
+    nask = quote_levels_nb(qout, -1)
     if not warm or st[S_HALT] != 0:
         # warm-up, or trading halted (a STATUS event: an exchange halt, or a feed gap being
         # resynchronised): quote nothing, so the order manager cancels our resting quotes
         nbid = 0
         nask = 0
-    nbid = min(max(nbid, 0), MAX_LEVELS)
-    nask = min(max(nask, 0), MAX_LEVELS)
     maxp = cfg[C_MAX_POS]
     pos = st[S_LPOS]
     nmax = cfg[C_MAX_OURS]
@@ -1373,28 +1336,16 @@ def _decide(
     # the limit holds at the exchange: position + every open and in-flight lot on the side
     room_b = maxp - pos - _exposure(ours, nmax, 1) if maxp >= 0 else big
     room_a = maxp + pos - _exposure(ours, nmax, -1) if maxp >= 0 else big
-    n = 0
-    for k in range(nbid):
-        p = qout[Quote.BID0 + 2 * k]
-        q = qout[Quote.BID0 + 2 * k + 1]
-        if np.isnan(p) or np.isnan(q) or q < 1.0:
-            continue
-        tp[n] = np.int64(np.floor(p + 1e-9))
-        tq[n] = np.int64(q)
-        n += 1
-    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, 1, tp, tq, n, used, matched,
-                 room_b)
-    n = 0
-    for k in range(nask):
-        p = qout[Quote.ASK0 + 2 * k]
-        q = qout[Quote.ASK0 + 2 * k + 1]
-        if np.isnan(p) or np.isnan(q) or q < 1.0:
-            continue
-        tp[n] = np.int64(np.ceil(p - 1e-9))
-        tq[n] = np.int64(q)
-        n += 1
-    _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, -1, tp, tq, n, used, matched,
-                 room_a)
+    for side, nlev, room in ((1, nbid, room_b), (-1, nask, room_a)):
+        n = 0
+        for k in range(nlev):
+            px, q = quote_level_nb(qout, side, k)
+            if q > 0:
+                tp[n] = px
+                tq[n] = q
+                n += 1
+        _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, side, tp, tq, n, used,
+                     matched, room)
     if cfg[C_HAS_HEDGER] != 0 and warm:
         _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q)
         hout[:] = 0.0

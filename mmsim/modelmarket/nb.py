@@ -45,7 +45,15 @@ import numba as nb
 import numpy as np
 
 import mmsim._jitcache  # noqa: F401  (before any cached kernel)
-from mmsim.contracts import CTX_DEPTH, CTX_ORDERS, MAX_LEVELS, POLICY_FTYPE, Ctx, Quote
+from mmsim.contracts import (
+    CTX_DEPTH,
+    CTX_ORDERS,
+    MAX_LEVELS,
+    POLICY_FTYPE,
+    Ctx,
+    quote_level_nb,
+    quote_levels_nb,
+)
 
 # ---- float config mcfg float64[MC_SIZE] ------------------------------------------------------
 MC_S0 = 0  # initial mid, price
@@ -187,38 +195,34 @@ def _run_path(policy, pparams, state, ctx, out, mcfg, key, res):
         if rc != 0:
             res[R_ERR] = rc
             break
-        nbid = min(max(int(out[Quote.N_BID]), 0), MAX_LEVELS)
-        nask = min(max(int(out[Quote.N_ASK]), 0), MAX_LEVELS)
+        nbid = quote_levels_nb(out, 1)
+        nask = quote_levels_nb(out, -1)
         best_b = np.nan
         best_a = np.nan
         filled = False
         dpos = 0.0
         for lv in range(nbid):
-            p = out[Quote.BID0 + 2 * lv]
-            qq = out[Quote.BID0 + 2 * lv + 1]
-            if np.isnan(p) or np.isnan(qq) or qq < 1.0:
+            pt, qi = quote_level_nb(out, 1, lv)
+            if qi <= 0:
                 continue
-            px = np.floor(p + 1e-9) * tick
+            px = pt * tick
             if np.isnan(best_b) or px > best_b:
                 best_b = px
             prob = fill_probability_nb(a_int, k, s - px, dt)
             if uniform_nb(key, i, STREAM_BID0 + lv) < prob:
-                qi = np.floor(qq)
                 dpos += qi
                 cash -= px * qi * lot
                 nbf += 1
                 filled = True
         for lv in range(nask):
-            p = out[Quote.ASK0 + 2 * lv]
-            qq = out[Quote.ASK0 + 2 * lv + 1]
-            if np.isnan(p) or np.isnan(qq) or qq < 1.0:
+            pt, qi = quote_level_nb(out, -1, lv)
+            if qi <= 0:
                 continue
-            px = np.ceil(p - 1e-9) * tick
+            px = pt * tick
             if np.isnan(best_a) or px < best_a:
                 best_a = px
             prob = fill_probability_nb(a_int, k, px - s, dt)
             if uniform_nb(key, i, STREAM_ASK0 + lv) < prob:
-                qi = np.floor(qq)
                 dpos -= qi
                 cash += px * qi * lot
                 naf += 1
