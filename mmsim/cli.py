@@ -3,7 +3,8 @@
 ``mmsim ingest lobster MESSAGE.csv [ORDERBOOK.csv] --out FILE.parquet``
 ``mmsim ingest databento FILE.dbn.zst --out FILE.parquet``
 ``mmsim ingest binance CAPTURE.gz [CAPTURE2.gz ...] --out FILE.parquet`` (also ``binance-hist``,
-``tardis``, ``hftbacktest``; ``--tick-size``/``--lot-size`` where the format needs them)
+``tardis``, ``hftbacktest`` and any format registered in :mod:`mmsim.data.registry`;
+``--tick-size``/``--lot-size`` where the format needs them)
 ``mmsim backtest EXP.yaml [--data-root DIR] [--out RUN_DIR] [--set key=value ...]``
 ``mmsim sweep EXP.yaml [--grid key=v1,v2 ...] [--jobs N | --dask-local N | --scheduler ADDR]``
 ``mmsim report RUN_DIR|SWEEP_DIR [--out DIR] [--metric pnl --x KEY --y KEY]``
@@ -38,30 +39,84 @@ def format_metrics(metrics: dict) -> str:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     """``mmsim ingest``: claim ``--out`` (absent or an mmsim event file, locked), read the
-    vendor files, write the canonical file atomically, print the report."""
+    vendor files, write the canonical file atomically, print the report.
+
+    The files are the format's inputs in its order (:mod:`mmsim.data.registry`): the main
+    file, then the orderbook file if the format takes one, then its extra files
+    (``--trades`` appended). Options the format does not take are ignored with a warning.
+
+    Raises
+    ------
+    ValueError
+        The files do not fit the format (``ingest lobster: give MESSAGE.csv
+        [ORDERBOOK.csv]``), or as :func:`mmsim.data.sources.read_raw`.
+    mmsim.data.DataError, OSError
+        Bad input, or ``--out`` refused or locked.
+    """
+    from mmsim.data.registry import READER_OPTIONS, get_reader
     from mmsim.data.sources import read_raw
     from mmsim.data.store import write_events
     from mmsim.results import claim_output
 
     t = time.perf_counter()
-    kind = args.vendor.replace("-", "_")
-    files = list(args.files)
-    ob = None
-    if kind == "lobster":
-        if len(files) not in (1, 2):
-            raise SystemExit("mmsim ingest lobster: give MESSAGE.csv [ORDERBOOK.csv]")
-        ob = files[1] if len(files) == 2 else None
-        files = files[:1]
-    extra = files[1:] + ([args.trades] if args.trades else [])
-    gap_policy = args.gap_policy if kind == "binance" else None
+    spec = get_reader(args.vendor)
+    rest = list(args.files[1:])
+    ob = rest.pop(0) if spec.orderbook and rest else None
+    if args.trades is not None and not spec.trades:
+        raise ValueError(f"ingest {spec.cli_name}: --trades: this format takes no "
+                         "trades file")
+    extra = rest + ([args.trades] if args.trades is not None else [])
+    try:
+        spec.check_inputs(ob is not None, len(extra))
+    except ValueError:
+        raise ValueError(f"ingest {spec.cli_name}: give {spec.usage}") from None
+    options = {name: getattr(args, name, None) for name in READER_OPTIONS}
+    for name, value in options.items():
+        if value is not None and name not in spec.options:
+            print(f"mmsim: warning: {READER_OPTIONS[name].flag} is not used by "
+                  f"{spec.cli_name} (ignored)", file=sys.stderr)
     # before reading anything: --out must be free or an mmsim event file, and ours alone
     with claim_output(args.out, "parquet") as claim:
-        res = read_raw(kind, files[0], ob, extra, tick_size=args.tick_size,
-                       lot_size=args.lot_size, symbol=args.symbol, gap_policy=gap_policy)
+        res = read_raw(spec.name, args.files[0], ob, extra, **options)
         write_events(claim.path, res)
     print(f"wrote {len(res.events):,} events to {args.out} in {time.perf_counter() - t:.2f} s")
     print(json.dumps(res.report, indent=1, default=str))
     return 0
+
+
+def _add_ingest_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``ingest`` subcommand: its vendors, their inputs and their options come from the
+    format registry (:mod:`mmsim.data.registry`), read when the parser is built."""
+    from mmsim.data.registry import READER_OPTIONS, list_readers
+
+    readers = list_readers("raw")
+    pi = sub.add_parser("ingest", help="convert raw vendor files to canonical Parquet events")
+    pi.add_argument("vendor", choices=[s.cli_name for s in readers],
+                    type=lambda v: v.replace("_", "-"),
+                    help="; ".join(f"{s.cli_name}: {s.usage} ({s.description}; {s.book})"
+                                   for s in readers))
+    pi.add_argument("files", nargs="+", type=Path)
+    pi.add_argument("--out", required=True, type=Path,
+                    help="canonical .parquet file to write (absent, or an mmsim event file, "
+                         "which is replaced)")
+    for opt in READER_OPTIONS.values():
+        users = [s for s in readers if opt.name in s.options]
+        if not users:
+            continue
+        needed = [s.cli_name for s in users if s.needs_grid
+                  and opt.name in ("tick_size", "lot_size")]
+        helptext = f"{', '.join(s.cli_name for s in users)}: {opt.help}"
+        if needed:
+            helptext += f" (required by {', '.join(needed)})"
+        pi.add_argument(opt.flag, dest=opt.name, type=opt.type, choices=opt.choices,
+                        default=None, help=helptext)
+    takes_trades = [s.cli_name for s in readers if s.trades]
+    if takes_trades:
+        pi.add_argument("--trades", type=Path, default=None,
+                        help=f"{', '.join(takes_trades)}: trades CSV")
+    else:
+        pi.set_defaults(trades=None)
+    pi.set_defaults(func=_cmd_ingest)
 
 
 def _experiment_mode(path: Path) -> str:
@@ -152,26 +207,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mmsim", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    pi = sub.add_parser("ingest", help="convert raw vendor files to canonical Parquet events")
-    pi.add_argument("vendor", choices=["lobster", "databento", "binance", "binance-hist",
-                                       "tardis", "hftbacktest"],
-                    help="lobster: MESSAGE.csv [ORDERBOOK.csv]; databento: FILE.dbn.zst; "
-                         "binance: raw capture files of one instrument (one stream); "
-                         "binance-hist: SNAPSHOT.csv UPDATES.csv; tardis: BOOK.csv "
-                         "[--trades TRADES.csv]; hftbacktest: FILE.npz")
-    pi.add_argument("files", nargs="+", type=Path)
-    pi.add_argument("--out", required=True, type=Path,
-                    help="canonical .parquet file to write (absent, or an mmsim event file, "
-                         "which is replaced)")
-    pi.add_argument("--tick-size", type=float, default=None, help="L2 readers: price grid")
-    pi.add_argument("--lot-size", type=float, default=None, help="L2 readers: quantity grid")
-    pi.add_argument("--symbol", default=None)
-    pi.add_argument("--trades", type=Path, default=None, help="tardis: trades CSV")
-    pi.add_argument("--gap-policy", choices=["error", "resync", "apply"], default="error",
-                    help="binance: at an update-id gap, stop with the file and line (error), "
-                         "clear the book until the next snapshot (resync) or apply the diff "
-                         "anyway (apply); default error, as data.gap_policy")
-    pi.set_defaults(func=_cmd_ingest)
+    _add_ingest_parser(sub)
     pb = sub.add_parser("backtest", help="run one experiment YAML")
     pb.add_argument("experiment", type=Path)
     pb.add_argument("--data-root", default=None, help="default: $MMSIM_DATA_ROOT, else data/")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mmsim.data import registry
 
 
 class Instrument(BaseModel):
@@ -56,11 +59,26 @@ class Instrument(BaseModel):
         return self.contract == "inverse"
 
 
-#: Defaults for the vendors mmsim reads; a YAML ``instrument:`` section overrides any field.
-DEFAULT_INSTRUMENTS: dict[str, dict] = {
-    # NASDAQ equities from LOBSTER: prices in $0.0001, tick $0.01, 1 share lots.
-    "lobster": {"symbol": "LOBSTER", "tick_size": 0.01, "lot_size": 1.0},
-    # CME E-mini S&P 500: tick 0.25 index points, $50 per point.
-    "databento": {"symbol": "ES", "tick_size": 0.25, "lot_size": 1.0, "multiplier": 50.0},
-    "synthetic": {"symbol": "SYN", "tick_size": 0.01, "lot_size": 1.0},
-}
+class _DefaultInstruments(Mapping[str, dict]):
+    """Read-only view of the vendors' default instruments, as registered with their formats
+    (:attr:`mmsim.data.registry.ReaderSpec.instrument`); each lookup returns a new dict."""
+
+    def __getitem__(self, kind: str) -> dict:
+        fields = dict(registry.iter_default_instruments()).get(kind)
+        if fields is None:
+            raise KeyError(kind)
+        return dict(fields)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _ in registry.iter_default_instruments())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in registry.iter_default_instruments())
+
+    def __repr__(self) -> str:
+        return f"DEFAULT_INSTRUMENTS({dict(self.items())!r})"
+
+
+#: Defaults for the vendors mmsim reads (kind → Instrument fields), from the format registry
+#: (:mod:`mmsim.data.registry`); a YAML ``instrument:`` section overrides any field.
+DEFAULT_INSTRUMENTS: Mapping[str, dict] = _DefaultInstruments()

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from mmsim.config import DataConfig
 from mmsim.data.errors import DataError
+from mmsim.data.registry import READER_OPTIONS, get_reader, is_registered, reader_names
 from mmsim.data.store import (
     META_KEY,
     REPORT_KEY,
@@ -292,9 +293,13 @@ def open_dataset(
 ) -> Dataset:
     """Resolve ``data`` to a canonical event file, ingesting or generating it if needed.
 
+    The format is ``data.resolved_kind()``, looked up in :mod:`mmsim.data.registry`: a
+    ``generated`` format (``synthetic``) is generated into the cache, a ``canonical`` one
+    (``parquet``) is read where it is, a ``raw`` one is ingested by its reader and cached.
     ``grid_hints`` (``tick_size``, ``lot_size``, ``symbol``, ``contract``, ``multiplier``) go to
-    the L2 readers, which need the price and quantity grid to convert decimal strings
-    exactly; ``data.gap_policy`` goes to the Binance reader. Both are part of the cache key.
+    the readers that take them (the L2 readers need the price and quantity grid to convert
+    decimal strings exactly) and all enter the cache key; of the ``data`` options,
+    ``data.gap_policy`` goes to (and keys) the formats that take it (Binance).
 
     Returns
     -------
@@ -307,11 +312,16 @@ def open_dataset(
         If an input file is missing or malformed (file, row and field named), or a user's
         canonical Parquet file is damaged. A damaged *cache* file is ingested again
         instead (warning on stderr).
+    ValueError
+        If ``data.kind`` is ``auto`` and the file name matches no format (or several), or
+        the format does not take the companion files given (``data.orderbook``,
+        ``data.files``) or misses some, or needs a grid that is not given.
     """
     root = data_root_from(data_root)
     cache = cache_dir_from(cache_dir)
     kind = data.resolved_kind()
-    if kind == "synthetic":
+    spec = get_reader(kind)
+    if spec.role == "generated":  # synthetic: no files, generated into the cache
         params = dict(data.synthetic)
         key = hashlib.sha256(
             json.dumps({"p": params, "seed": seed, "v": READER_VERSION}, sort_keys=True).encode()
@@ -325,7 +335,7 @@ def open_dataset(
     src = root / data.path
     if not src.is_file():
         raise DataError(src, None, None, f"data file not found (data root: {root})")
-    if kind == "parquet":
+    if spec.role == "canonical":  # parquet: read where it is
         meta, report = _read_kv(src)
         digest = _user_parquet_sha256(src)
         ds = _summarise(Dataset(src, meta.get("source", "parquet"), meta, report,
@@ -333,6 +343,7 @@ def open_dataset(
         ds.canonical_sha256 = digest
         return ds
 
+    spec.check_inputs(bool(data.orderbook), len(data.files))
     files = [src]
     ob = None
     if data.orderbook:
@@ -348,12 +359,13 @@ def open_dataset(
         extra.append(fp)
         files.append(fp)
     inputs = {fp.name: sha256_file(fp) for fp in files}
+    # every grid hint enters the key, whichever format (as since READER_VERSION 1); the
+    # ``data`` options (gap_policy) only for the formats that take them
     hints = {k: v for k, v in (grid_hints or {}).items() if v is not None}
     opts = dict(hints)
-    gap_policy = None
-    if kind == "binance":
-        gap_policy = data.gap_policy
-        opts["gap_policy"] = gap_policy
+    data_opts = {o: getattr(data, o) for o in spec.options
+                 if READER_OPTIONS[o].source == "data" and getattr(data, o, None) is not None}
+    opts.update(data_opts)
     key = hashlib.sha256(
         json.dumps({"in": inputs, "kind": kind, "v": READER_VERSION, "hints": opts},
                    sort_keys=True).encode()
@@ -363,7 +375,7 @@ def open_dataset(
     path = cache / f"{kind}-{key}.parquet"
     return _open_cached(path, kind, inputs,
                         lambda p: ingest_to(kind, src, ob, p, extra=extra,
-                                            gap_policy=gap_policy, **hints))
+                                            **{**hints, **data_opts}))
 
 
 def read_raw(
@@ -371,75 +383,54 @@ def read_raw(
     src: Path,
     orderbook: Path | None = None,
     extra: list[Path] | None = None,
-    tick_size: float | None = None,
-    lot_size: float | None = None,
-    symbol: str | None = None,
-    gap_policy: str | None = None,
-    contract: str | None = None,
-    multiplier: float | None = None,
+    **options: Any,
 ):
     """Read raw vendor files of ``kind`` into an :class:`~mmsim.data.store.IngestResult`.
 
-    Kinds: ``lobster`` (``src`` message file, optional ``orderbook``), ``databento``,
-    ``binance`` (``src`` plus ``extra`` captures), ``binance_hist`` (snapshot, ``extra`` =
-    [updates]), ``tardis`` (book CSV, ``extra`` = [trades CSV]), ``hftbacktest`` (``.npz``).
+    ``kind`` names a registered format (:mod:`mmsim.data.registry`; ``binance-hist`` or
+    ``binance_hist``): ``lobster`` (``src`` message file, optional ``orderbook``),
+    ``databento``, ``binance`` (``src`` plus ``extra`` captures), ``binance_hist``
+    (snapshot, ``extra`` = [updates]), ``tardis`` (book CSV, ``extra`` = [trades CSV]),
+    ``hftbacktest`` (``.npz``), or any format registered since. The reader module is
+    imported now.
 
     Parameters
     ----------
-    tick_size, lot_size : float, optional
-        Price and quantity grid of the L2 readers (user units).
-    symbol : str, optional
-        Binance: the symbol to keep.
-    contract, multiplier : optional
-        Binance: the instrument's contract type (``linear``/``inverse``) and contract size,
-        when the user set them (else the reader tells them from the stream names).
-    gap_policy : {"error", "resync", "apply"}, optional
-        Binance: what to do at an update-id gap (see :class:`mmsim.config.DataConfig`);
-        None leaves the reader's default. Ignored by the other kinds.
+    kind : str
+    src : Path
+        The main input file.
+    orderbook : Path, optional
+        The orderbook file, for a format that takes one (LOBSTER).
+    extra : list of Path, optional
+        Further files (``data.files``), as many as the format takes.
+    **options
+        Any of :data:`mmsim.data.registry.READER_OPTIONS`; each format takes its own and
+        ignores the others, and None leaves the reader's default:
+        ``tick_size``, ``lot_size`` (float: price and quantity grid of the L2 readers, user
+        units), ``symbol`` (str; Binance: the symbol to keep), ``contract``, ``multiplier``
+        (Binance: the instrument's contract type, ``linear``/``inverse``, and contract size,
+        when the user set them; else the reader tells them from the stream names),
+        ``gap_policy`` (``error``/``resync``/``apply``; Binance: what to do at an update-id
+        gap, see :class:`mmsim.config.DataConfig`).
 
     Raises
     ------
     ValueError
-        Unknown kind or missing companion file / grid.
+        Unknown kind, a kind that is not read from raw files (``synthetic``, ``parquet``),
+        companion files the format does not take or misses, or a missing grid.
+    TypeError
+        An option that is not in :data:`~mmsim.data.registry.READER_OPTIONS`.
     mmsim.data.DataError
         Bad input (file, row and field named).
     """
-    extra = list(extra or [])
-    if kind == "lobster":
-        from mmsim.data.lobster import read_lobster
-
-        return read_lobster(src, orderbook)
-    if kind == "databento":
-        from mmsim.data.databento import read_databento
-
-        return read_databento(src)
-    if kind == "binance":
-        from mmsim.data.binance import read_binance
-
-        kw = {} if gap_policy is None else {"gap_policy": gap_policy}
-        return read_binance([src, *extra], tick_size=tick_size, lot_size=lot_size,
-                            symbol=symbol, contract=contract, multiplier=multiplier, **kw)
-    if kind == "binance_hist":
-        from mmsim.data.binance_hist import read_binance_hist
-
-        if len(extra) != 1:
-            raise ValueError("binance_hist: give the snapshot CSV, then the updates CSV")
-        return read_binance_hist(src, extra[0], tick_size=tick_size or 0.1,
-                                 lot_size=lot_size or 0.001)
-    if kind == "tardis":
-        from mmsim.data.tardis import read_tardis
-
-        if tick_size is None or lot_size is None:
-            raise ValueError("tardis: the tick size and lot size are required")
-        return read_tardis(src, extra[0] if extra else None, tick_size=tick_size,
-                           lot_size=lot_size)
-    if kind == "hftbacktest":
-        from mmsim.data.hftbacktest_npz import read_hftbacktest_npz
-
-        if tick_size is None or lot_size is None:
-            raise ValueError("hftbacktest: the tick size and lot size are required")
-        return read_hftbacktest_npz(src, tick_size=tick_size, lot_size=lot_size)
-    raise ValueError(f"cannot ingest data kind '{kind}'")
+    unknown = sorted(set(options) - set(READER_OPTIONS))
+    if unknown:
+        raise TypeError(f"read_raw() got unknown option(s): {', '.join(unknown)}")
+    spec = get_reader(kind) if is_registered(kind) else None
+    if spec is None or spec.role != "raw":
+        raise ValueError(f"cannot ingest data kind '{kind}' (readers: "
+                         f"{', '.join(reader_names('raw'))})")
+    return spec.call(src, orderbook, list(extra or []), options)
 
 
 def ingest_to(kind: str, src: Path, orderbook: Path | None, out: Path, extra=None,
@@ -447,11 +438,11 @@ def ingest_to(kind: str, src: Path, orderbook: Path | None, out: Path, extra=Non
     """Ingest raw vendor files into canonical Parquet at ``out`` (atomically); returns it.
 
     ``options`` go to :func:`read_raw` (``tick_size``, ``lot_size``, ``symbol``,
-    ``gap_policy``).
+    ``contract``, ``multiplier``, ``gap_policy``).
 
     Raises
     ------
-    ValueError, mmsim.data.DataError
+    ValueError, TypeError, mmsim.data.DataError
         As :func:`read_raw`.
     OSError
         If ``out`` cannot be written (nothing is left behind).
@@ -471,5 +462,5 @@ def dataset_for_config(cfg, data_root=None, cache_dir=None) -> Dataset:
     tick size, lot size and symbol go to the readers that need them (and into the cache key),
     so a backtest and a sweep's pre-ingest resolve the same cached file."""
     hints = {k: cfg.instrument.get(k)
-             for k in ("tick_size", "lot_size", "symbol", "contract", "multiplier")}
+             for k, o in READER_OPTIONS.items() if o.source == "instrument"}
     return open_dataset(cfg.data, data_root, cache_dir, seed=cfg.seed, grid_hints=hints)
