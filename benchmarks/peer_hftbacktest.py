@@ -243,21 +243,20 @@ def run_mmsim(events: np.ndarray, cfg_dict: dict, ref_price_tick: int, feed_offs
     from mmsim.config import config_from_dict
     from mmsim.engine import nb as enb
     from mmsim.engine.backtest import Engine
-    from mmsim.hedgers.registry import get_hedger
-    from mmsim.instruments import Instrument
-    from mmsim.policies.registry import get_policy
+    from mmsim.resolve import resolve_for_events
 
     cfg = config_from_dict(cfg_dict)
-    inst = Instrument(**cfg.instrument)
-    pol, hed = get_policy(cfg.policy.name), get_hedger("none")
+    # the config's instrument section is the whole instrument; feed_offset_nanos: auto takes
+    # the reader's suggestion, passed in as feed_offset_ns
+    spec = resolve_for_events(cfg, ref_price_tick=ref_price_tick, book="L2",
+                              suggested_feed_offset_ns=feed_offset_ns)
+    inst = spec.instrument
     lot, tick = inst.lot_size, inst.tick_size
     best = float("inf")
     out: dict = {}
     f = np.zeros(0)
     for k in range(repeats + 1):  # k = 0: warm-up (compile / load the numba cache)
-        eng = Engine(cfg, inst, pol, pol.param_vector(cfg.policy.params()), hed,
-                     hed.param_vector({}), ref_price_tick, 0, queue_model=cfg.queue.model,
-                     feed_offset_ns=feed_offset_ns)
+        eng = Engine(spec)
         if clock_start_ns is not None:
             align_clock(eng, clock_start_ns)
         fills: list[np.ndarray] = []

@@ -34,19 +34,17 @@ def _engine(policy: str, params: dict, dec_ns: int = 100_000_000, feed_ns: int =
             ref_price: int = 10_000, inst=None):
     from mmsim.config import config_from_dict
     from mmsim.engine.backtest import Engine
-    from mmsim.hedgers.registry import get_hedger
     from mmsim.instruments import Instrument
-    from mmsim.policies.registry import get_policy
+    from mmsim.resolve import resolve_for_events
 
     cfg = config_from_dict({
         "data": {"kind": "synthetic"},
         "policy": {"name": policy, **params},
         "latency": {"feed_nanos": feed_ns, "entry_nanos": 100_000, "response_nanos": 100_000},
-        "engine": {"decision_interval_nanos": dec_ns},
+        "engine": {"decision_interval_nanos": dec_ns, "horizon": "none"},
     })
-    pol, hed = get_policy(policy), get_hedger("none")
-    return Engine(cfg, inst or Instrument(), pol, pol.param_vector(cfg.policy.params()), hed,
-                  hed.param_vector({}), ref_price, 0)
+    return Engine(resolve_for_events(cfg, instrument=inst or Instrument(),
+                                     ref_price_tick=ref_price))
 
 
 POLICIES = {
@@ -106,9 +104,7 @@ def bench_binance_l2(data_root: Path, n_target: int) -> list[tuple[str, float, i
     from mmsim.config import config_from_dict
     from mmsim.data.sources import open_dataset
     from mmsim.engine.backtest import Engine
-    from mmsim.hedgers.registry import get_hedger
-    from mmsim.instruments import Instrument
-    from mmsim.policies.registry import get_policy
+    from mmsim.resolve import resolve
 
     d = {"kind": "binance", "path": "binance/usdm/btcusdt_20240718.gz",
          "files": ["binance/usdm/btcusdt_20240719.gz"]}
@@ -117,8 +113,7 @@ def bench_binance_l2(data_root: Path, n_target: int) -> list[tuple[str, float, i
     base = np.concatenate(list(ds.chunks(10_000_000)))
     span = int(base["exch_ts"][-1] - base["exch_ts"][0]) + 1_000_000_000
     reps = -(-n_target // len(base))
-    off = int(ds.meta.get("suggested_feed_offset_ns", 0))
-    inst = Instrument(tick_size=0.1, lot_size=0.001, maker_fee_bps=-0.5, taker_fee_bps=7.0)
+    inst = {"tick_size": 0.1, "lot_size": 0.001, "maker_fee_bps": -0.5, "taker_fee_bps": 7.0}
     runs = {
         "replay only": ("static", {}),
         "glft_calibrated @100ms": ("glft_calibrated", {"gamma": 0.05, "order_qty": 10,
@@ -128,16 +123,13 @@ def bench_binance_l2(data_root: Path, n_target: int) -> list[tuple[str, float, i
     out = []
     for label, (pol_name, params) in runs.items():
         cfg = config_from_dict({
-            "data": d, "policy": {"name": pol_name, **params},
-            "latency": {"feed_nanos": None, "entry_nanos": 1_000_000,
-                        "response_nanos": 1_000_000},
+            "data": d, "instrument": inst, "policy": {"name": pol_name, **params},
+            "latency": {"feed_nanos": None, "feed_offset_nanos": "auto",
+                        "entry_nanos": 1_000_000, "response_nanos": 1_000_000},
             "queue": {"model": "power"}, "engine": {"horizon": "none"},
             "risk": {"max_position_qty": 0.1},
         })
-        pol, hed = get_policy(pol_name), get_hedger("none")
-        eng = Engine(cfg, inst, pol, pol.param_vector(cfg.policy.params()), hed,
-                     hed.param_vector({}), ds.ref_price_tick, 0, queue_model="power",
-                     feed_offset_ns=off)
+        eng = Engine(resolve(cfg, ds, data_root))  # the reader's feed offset, the data's grid
         spent = 0.0
         for r in range(reps):
             ev = base.copy()

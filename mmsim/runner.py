@@ -1,10 +1,12 @@
 """One backtest, end to end: check everything, then compile, replay, write and measure.
 
-:func:`backtest` is the orchestration above the engine (:mod:`mmsim.engine.backtest` holds the
-:class:`~mmsim.engine.backtest.Engine` that owns the kernel's arrays). Everything that can be
-checked without the compiled kernels is checked first: the config, the run directory (claimed
-and locked), every data file, the instrument's grid against the data's, the policy and hedger
-parameters. Only then are the kernels compiled (about a minute on an empty cache, announced by
+:func:`backtest` is the orchestration above the engine: load the config, claim the run
+directory, open the dataset, resolve (:func:`mmsim.resolve.resolve`: every ``auto`` and every
+name of the config decided, the instrument merged, its grid checked against the data's, the
+policy and hedger parameters and the latency series read), then compile, build the
+:class:`~mmsim.engine.backtest.Engine` from the resolved :class:`~mmsim.resolve.EngineSpec`,
+replay and write the outputs. Everything up to the spec is checked without importing any
+kernel; only then are the kernels compiled (about a minute on an empty cache, announced by
 ``log``) and the events replayed.
 """
 
@@ -18,9 +20,6 @@ from pathlib import Path
 
 from mmsim import __version__
 from mmsim.config import ExperimentConfig
-
-#: data kinds that carry market-by-price (L2) books
-L2_KINDS = frozenset({"binance", "tardis", "binance_hist", "hftbacktest"})
 
 
 def default_run_dir(cfg: ExperimentConfig) -> Path:
@@ -115,9 +114,8 @@ def backtest(
     mmsim.engine.backtest.PolicyError, mmsim.engine.backtest.EngineCapacityError
         During the replay.
     """
-    from mmsim.data.grid import grid_scaling
-    from mmsim.data.sources import data_root_from, dataset_for_config
-    from mmsim.instruments import DEFAULT_INSTRUMENTS
+    from mmsim.data.sources import dataset_for_config
+    from mmsim.resolve import FeedMode, resolve
     from mmsim.results import RunWriter
 
     say = log or (lambda _msg: None)
@@ -127,19 +125,8 @@ def backtest(
     writer = RunWriter(run_dir, overwrite=overwrite)  # claims and locks it, before any work
     try:
         ds = dataset_for_config(cfg, data_root, cache_dir)
-        defaults = dict(DEFAULT_INSTRUMENTS.get(ds.kind, {}))
-        for k in ("tick_size", "lot_size", "multiplier", "contract", "symbol"):
-            if ds.meta.get(k) is not None:
-                defaults[k] = ds.meta[k]
-        inst = cfg.instrument_spec(defaults)
-        # the data's grid: what the reader recorded, else the vendor's default
-        scaling = grid_scaling(ds.path, defaults, inst.tick_size, inst.lot_size,
-                               source=_data_source(cfg, data_root, ds))
-        series = None
-        if cfg.latency.model == "interpolated":
-            from mmsim.models.latency import load_latency_series
-
-            series = load_latency_series(data_root_from(data_root) / cfg.latency.series_path)
+        spec = resolve(cfg, ds, data_root)  # every auto and every name, checked: no kernel yet
+        inst = spec.instrument
         meta = ds.meta
         say(f"experiment: {cfg.name}" + (f"  ({cfg.description})" if cfg.description else ""))
         say(f"data: {ds.kind}  {meta.get('symbol', '')}  {ds.n_events:,} events")
@@ -155,34 +142,15 @@ def backtest(
             say("compiling kernels (first run only)...")
         t_compile = time.perf_counter()
         from mmsim.engine.backtest import Engine
-        from mmsim.hedgers.registry import get_hedger
         from mmsim.metrics import compute_metrics
-        from mmsim.policies.registry import get_policy
 
-        pol = get_policy(cfg.policy.name)
-        pparams = pol.param_vector(cfg.policy.params(), "policy")
-        if cfg.hedger is not None:
-            hed = get_hedger(cfg.hedger.name)
-            hparams = hed.param_vector(cfg.hedger.params(), "hedger")
-        else:
-            hed = get_hedger("none")
-            hparams = hed.param_vector({}, "hedger")
-        end_ts = ds.last_ts if cfg.engine.horizon == "end" else 0
-        l2 = ds.meta.get("book") == "L2" or ds.kind in L2_KINDS
-        qm = cfg.queue.model
-        if qm == "auto":
-            qm = "risk_averse" if l2 else "fifo"
-        off = cfg.latency.feed_offset_nanos
-        if off == "auto":
-            off = int(ds.meta.get("suggested_feed_offset_ns", 0))
-        ref = ds.ref_price_tick * scaling.tick_num // scaling.tick_den
-        engine = Engine(cfg, inst, pol, pparams, hed, hparams, ref, end_ts,
-                        queue_model=qm, feed_offset_ns=int(off), latency_series=series)
+        engine = Engine(spec)
         compile_s = time.perf_counter() - t_compile
         writer.set_instrument(inst)
 
         t_replay0 = time.perf_counter()
         chunks = ds.chunks(cfg.engine.chunk_events)
+        scaling = spec.grid
         if not scaling.identity:
             chunks = (scaling.apply(c) for c in chunks)
         bar = None
@@ -226,8 +194,8 @@ def backtest(
             "data_report": ds.report,
             "instrument": inst.model_dump(),
             "clocks": "exchange: exch_ts; strategy: local_ts "
-            + ("from data" if cfg.latency.feed_nanos is None
-               else f"= exch_ts + {cfg.latency.feed_nanos} ns"),
+            + ("from data" if spec.feed.mode is FeedMode.DATA_LOCAL_TS
+               else f"= exch_ts + {spec.feed.nanos} ns"),
         }
         replay_s = t_replay - t_replay0
         timing = {
@@ -248,12 +216,3 @@ def _counted(chunks, bar):
     for c in chunks:
         yield c
         bar.update(len(c))
-
-
-def _data_source(cfg: ExperimentConfig, data_root, ds) -> str:
-    """The data file as the user named it, for error messages."""
-    if cfg.data.path:
-        from mmsim.data.sources import data_root_from
-
-        return str(data_root_from(data_root) / cfg.data.path)
-    return str(ds.path)

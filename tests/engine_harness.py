@@ -8,9 +8,8 @@ from mmsim.config import config_from_dict
 from mmsim.dtypes import EVENT_DTYPE
 from mmsim.engine.backtest import Engine
 from mmsim.enums import EventFlag
-from mmsim.hedgers.registry import get_hedger
 from mmsim.instruments import Instrument
-from mmsim.policies.registry import get_policy
+from mmsim.resolve import resolve_for_events
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -30,7 +29,12 @@ def events(rows) -> np.ndarray:
 
 
 class Harness:
-    """An Engine with a ``static`` policy; ``params`` may be changed between chunks."""
+    """An Engine with a ``static`` policy; ``params`` may be changed between chunks.
+
+    ``queue_model`` and ``feed_offset_ns`` go into the config (``queue.model``,
+    ``latency.feed_offset_nanos``); ``latency_series`` is an already loaded series for
+    ``latency.model: interpolated``; ``cfg`` holds further config sections (dicts).
+    """
 
     def __init__(self, policy="static", params=None, hedger=None, hedger_params=None,
                  instrument=None, queue_model="fifo", feed_offset_ns=0, ref_price=10_000,
@@ -38,21 +42,22 @@ class Harness:
         raw = {
             "data": {"kind": "synthetic"},
             "policy": {"name": policy, **(params or {})},
-            "latency": {"feed_nanos": 0, "entry_nanos": MS, "response_nanos": MS},
+            "latency": {"feed_nanos": 0, "entry_nanos": MS, "response_nanos": MS,
+                        "feed_offset_nanos": feed_offset_ns},
             "engine": {"decision_interval_nanos": 100 * MS, "equity_interval_nanos": 100 * MS,
                        "book_width_ticks": 4096, "max_book_orders": 4096, "horizon": "none"},
+            "queue": {"model": queue_model},
         }
+        if hedger is not None:
+            raw["hedger"] = {"name": hedger, **(hedger_params or {})}
         for k, v in cfg.items():
             raw.setdefault(k, {})
             raw[k].update(v)
         self.cfg = config_from_dict(raw)
-        pol = get_policy(policy)
-        hed = get_hedger(hedger or "none")
         self.inst = instrument or Instrument(tick_size=0.01, lot_size=1.0)
-        self.engine = Engine(self.cfg, self.inst, pol, pol.param_vector(self.cfg.policy.params()),
-                             hed, hed.param_vector(hedger_params or {}), ref_price, 0,
-                             queue_model=queue_model, feed_offset_ns=feed_offset_ns,
-                             latency_series=latency_series)
+        self.spec = resolve_for_events(self.cfg, instrument=self.inst, ref_price_tick=ref_price,
+                                       latency_series=latency_series)
+        self.engine = Engine(self.spec)
         self.fills, self.orders, self.equity = [], [], []
 
     def sink(self, f, o, e):
@@ -64,7 +69,7 @@ class Harness:
         self.engine.feed(events(rows), self.sink, final=final)
 
     def set_param(self, name, value):
-        names = list(get_policy(self.cfg.policy.name).params)
+        names = list(self.spec.policy.spec.params)
         self.engine.pparams[names.index(name)] = value
 
     def all_fills(self):

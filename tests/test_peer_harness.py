@@ -115,15 +115,11 @@ def test_peer_keep_mask_and_clock_start():
 
 def _decision_times(clock_start):
     from mmsim.engine.backtest import Engine
-    from mmsim.hedgers.registry import get_hedger
-    from mmsim.instruments import Instrument
-    from mmsim.policies.registry import get_policy
+    from mmsim.resolve import resolve_for_events
 
     args = ph.parse_args(["--tick-size", "1", "--lot-size", "1", "--order-qty", "1"])
     cfg = config_from_dict(ph.experiment_config(args, False))
-    pol, hed = get_policy("offset_ticks"), get_hedger("none")
-    eng = Engine(cfg, Instrument(**cfg.instrument), pol, pol.param_vector(cfg.policy.params()),
-                 hed, hed.param_vector({}), 1005, 0, queue_model="power")
+    eng = Engine(resolve_for_events(cfg, ref_price_tick=1005, book="L2"))
     ev = _events(STREAM)
     if clock_start is not None:
         ph.align_clock(eng, clock_start)

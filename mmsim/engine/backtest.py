@@ -1,9 +1,11 @@
 """The engine's Python side: allocate the kernel's state and feed it chunks of events.
 
 :class:`Engine` owns every array the numba kernel (:func:`mmsim.engine.nb.run_nb`) reads and
-writes. Importing this module compiles the kernels (or loads them from the cache); the
-orchestration of a whole run (checks first, then compile, replay and outputs) is
-:func:`mmsim.runner.backtest`.
+writes. It is built from an :class:`mmsim.resolve.EngineSpec`, in which every choice of the
+experiment is already made (:func:`mmsim.resolve.resolve`); the engine only copies the spec's
+named fields into the kernel's arrays. Importing this module compiles the kernels (or loads
+them from the cache); the orchestration of a whole run (checks first, then compile, replay and
+outputs) is :func:`mmsim.runner.backtest`.
 """
 
 from __future__ import annotations
@@ -21,14 +23,42 @@ from mmsim.book.nb import (
     new_l3_book,
     new_ladder,
 )
-from mmsim.config import ExperimentConfig
 from mmsim.contracts import CTX_SIZE, HEDGE_OUT_SIZE, QUOTE_SIZE
 from mmsim.dtypes import EQUITY_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
 from mmsim.engine import nb as enb
 from mmsim.enums import TimeInForce
-from mmsim.instruments import Instrument
 from mmsim.models.nb import FEE_PARAMS, LATENCY_PARAMS
-from mmsim.policies.registry import KernelSpec
+from mmsim.models.nb import LatencyModel as KernelLatencyModel
+from mmsim.resolve import (
+    EngineSpec,
+    FeedMode,
+    FillMode,
+    KernelBinding,
+    LatencyModel,
+    QueueModel,
+    QuoteTif,
+    ReplaceMode,
+)
+
+# the spec's enums → the kernel's codes (every member has one: tests/test_resolve.py)
+QUEUE_CODES = {
+    QueueModel.FIFO: enb.QUEUE_FIFO,
+    QueueModel.RISK_AVERSE: enb.QUEUE_RISK_AVERSE,
+    QueueModel.POWER: enb.QUEUE_POWER,
+    QueueModel.LOG: enb.QUEUE_LOG,
+}
+LATENCY_CODES = {
+    LatencyModel.CONSTANT: KernelLatencyModel.CONSTANT,
+    LatencyModel.LOGNORMAL: KernelLatencyModel.LOGNORMAL,
+    LatencyModel.INTERPOLATED: KernelLatencyModel.INTERPOLATED,
+}
+QUOTE_TIF_CODES = {QuoteTif.POST_ONLY: TimeInForce.POST_ONLY, QuoteTif.GTC: TimeInForce.GTC}
+FEED_MODE_CODES = {FeedMode.DATA_LOCAL_TS: enb.FEED_DATA_LOCAL,
+                   FeedMode.EXCHANGE_PLUS_LATENCY: enb.FEED_EXCH_PLUS}
+REPLACE_CODES = {ReplaceMode.MODIFY: enb.REPLACE_MODIFY,
+                 ReplaceMode.CANCEL_REPLACE: enb.REPLACE_CANCEL}
+#: ``C_WHOLE_FILLS`` (1: an execution reaching a resting order fills all of it)
+FILL_MODE_CODES = {FillMode.PARTIAL: 0, FillMode.WHOLE_ORDER: 1}
 
 
 class PolicyError(RuntimeError):
@@ -39,20 +69,31 @@ class EngineCapacityError(RuntimeError):
     """The L3 book's order table is full: raise ``engine.max_book_orders``."""
 
 
+def _state_vector(k: KernelBinding) -> np.ndarray:
+    st = np.zeros(max(k.state_size, len(k.state_init)), dtype=np.float64)
+    st[: len(k.state_init)] = k.state_init
+    return st
+
+
 class Engine:
     """State and driver of one replay (see :mod:`mmsim.engine.nb` for the model).
 
     Parameters
     ----------
-    cfg : ExperimentConfig
-    instrument : Instrument
-    policy, hedger : KernelSpec
-        Registered kernels (``hedger`` may be the ``none`` hedger).
-    policy_params, hedger_params : numpy.ndarray of float64
-    ref_price_tick : int
-        Centre of the price ladders (ticks).
-    end_ts : int
-        Horizon in exchange ns (0 = none).
+    spec : mmsim.resolve.EngineSpec
+        The resolved experiment (:func:`mmsim.resolve.resolve`, or
+        :func:`mmsim.resolve.resolve_for_events` for hand-built events).
+
+    Attributes
+    ----------
+    spec : EngineSpec
+    policy, hedger : mmsim.resolve.KernelBinding
+    pparams, hparams : numpy.ndarray of float64
+        The kernels' parameter vectors (a copy of the spec's: may be changed between chunks).
+    pstate, hstate : numpy.ndarray of float64
+        The kernels' state vectors.
+    cfg, fp, lat : numpy.ndarray
+        The kernel's integer settings, float settings and latency vector.
     """
 
     FILL_BUF = 1 << 15
@@ -60,29 +101,17 @@ class Engine:
     EQ_BUF = 1 << 15
     RESP_CAP = 1 << 12
 
-    def __init__(
-        self,
-        cfg: ExperimentConfig,
-        instrument: Instrument,
-        policy: KernelSpec,
-        policy_params: np.ndarray,
-        hedger: KernelSpec,
-        hedger_params: np.ndarray,
-        ref_price_tick: int,
-        end_ts: int = 0,
-        queue_model: str = "fifo",
-        feed_offset_ns: int = 0,
-        latency_series: dict | None = None,
-    ):
-        e = cfg.engine
-        w = int(e.book_width_ticks)
-        base = int(ref_price_tick) - w // 2
-        self.max_book_orders = int(e.max_book_orders)
+    def __init__(self, spec: EngineSpec):
+        self.spec = spec
+        cap, clk, inst = spec.capacities, spec.clocks, spec.instrument
+        w = cap.book_width_ticks
+        base = spec.ref_price_tick - w // 2
+        self.max_book_orders = cap.max_book_orders
         # start small (a hash table that fits in cache) and double on demand
         self.book = new_l3_book(base, w, min(4096, self.max_book_orders))
         self.llvl, self.lsc = new_ladder(base, w)
-        self.ring = np.zeros((int(e.feed_buffer), 4), dtype=np.int64)
-        nmax = int(e.max_our_orders)
+        self.ring = np.zeros((cap.feed_buffer, 4), dtype=np.int64)
+        nmax = cap.max_our_orders
         self.ours = np.zeros((nmax, enb.U_FIELDS), dtype=np.int64)
         self.ahead = np.zeros(nmax, dtype=np.float64)
         resp_cap = max(self.RESP_CAP, 16 * nmax)
@@ -96,74 +125,62 @@ class Engine:
         st[enb.S_DIRTY] = 1
         st[enb.S_NEXT_FUND] = enb.INF_TS
         st[enb.S_LAST_EQ_TS] = -enb.INF_TS
-        st[enb.S_RNG] = (int(cfg.seed) * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 63) or 1
+        st[enb.S_RNG] = (spec.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 63) or 1
         self.st = st
         stf = np.zeros(enb.STF_SIZE, dtype=np.float64)
-        stf[enb.F_VOL_VAR] = float(e.vol_init_tick) ** 2
+        stf[enb.F_VOL_VAR] = spec.volatility.init_tick ** 2
         stf[enb.F_LAST_MID] = np.nan
         stf[enb.F_MARK] = np.nan
         stf[enb.F_TRADE_HI] = np.nan
         stf[enb.F_TRADE_LO] = np.nan
         self.stf = stf
-        lot = instrument.lot_size
         cfgi = np.zeros(enb.CFG_SIZE, dtype=np.int64)
-        cfgi[enb.C_DEC_NS] = e.decision_interval_nanos
-        cfgi[enb.C_EQ_NS] = e.equity_interval_nanos
-        if cfg.latency.feed_nanos is None:
-            cfgi[enb.C_FEED_MODE] = 0
-            cfgi[enb.C_FEED_NS] = int(feed_offset_ns)
-        else:
-            cfgi[enb.C_FEED_MODE] = 1
-            cfgi[enb.C_FEED_NS] = int(cfg.latency.feed_nanos)
-        cfgi[enb.C_LAT_KIND] = {"constant": 0, "lognormal": 1, "interpolated": 2}[
-            cfg.latency.model
-        ]
-        qmodels = {"fifo": enb.QUEUE_FIFO, "risk_averse": enb.QUEUE_RISK_AVERSE,
-                   "power": enb.QUEUE_POWER, "log": enb.QUEUE_LOG}
-        cfgi[enb.C_QUEUE] = qmodels[queue_model]
-        cfgi[enb.C_FOLLOW] = 0 if queue_model == "fifo" else 1
-        cfgi[enb.C_QUOTE_TIF] = (
-            TimeInForce.POST_ONLY if e.quote_tif == "post_only" else TimeInForce.GTC
-        )
-        mp = cfg.risk.max_position_qty
-        cfgi[enb.C_MAX_POS] = -1 if mp is None else int(round(mp / lot))
-        cfgi[enb.C_REPLACE] = 0 if e.replace == "modify" else 1
-        cfgi[enb.C_HAS_HEDGER] = 0 if hedger.name == "none" else 1
-        cfgi[enb.C_TARGET_POS] = int(round(cfg.risk.target_position_qty / lot))
-        cfgi[enb.C_END_TS] = int(end_ts)
-        cfgi[enb.C_DECIDE_ON_FILL] = 1 if e.decide_on_fill else 0
-        cfgi[enb.C_WARMUP_NS] = e.warmup_nanos
+        cfgi[enb.C_DEC_NS] = clk.decision_interval_ns
+        cfgi[enb.C_EQ_NS] = clk.equity_interval_ns
+        cfgi[enb.C_FEED_MODE] = FEED_MODE_CODES[spec.feed.mode]
+        cfgi[enb.C_FEED_NS] = spec.feed.nanos
+        cfgi[enb.C_LAT_KIND] = LATENCY_CODES[spec.latency.model]
+        cfgi[enb.C_QUEUE] = QUEUE_CODES[spec.queue.model]
+        cfgi[enb.C_FOLLOW] = 1 if spec.queue.ladder_follows_touch else 0
+        cfgi[enb.C_QUOTE_TIF] = QUOTE_TIF_CODES[spec.orders.quote_tif]
+        mp = spec.limits.max_position_lots
+        cfgi[enb.C_MAX_POS] = -1 if mp is None else mp
+        cfgi[enb.C_REPLACE] = REPLACE_CODES[spec.orders.replace]
+        cfgi[enb.C_HAS_HEDGER] = 1 if spec.has_hedger else 0
+        cfgi[enb.C_TARGET_POS] = spec.limits.target_position_lots
+        cfgi[enb.C_END_TS] = 0 if clk.end_ts is None else clk.end_ts
+        cfgi[enb.C_DECIDE_ON_FILL] = 1 if clk.decide_on_fill else 0
+        cfgi[enb.C_WARMUP_NS] = clk.warmup_ns
         cfgi[enb.C_MAX_OURS] = nmax
-        cfgi[enb.C_WHOLE_FILLS] = 0 if cfg.matching.partial_fills else 1
+        cfgi[enb.C_WHOLE_FILLS] = FILL_MODE_CODES[spec.orders.fills]
         self.cfg = cfgi
         fp = np.zeros(enb.CFGF_SIZE, dtype=np.float64)
         fp[:FEE_PARAMS] = [
-            instrument.tick_size,
-            instrument.lot_size,
-            instrument.multiplier,
-            instrument.maker_fee_bps,
-            instrument.taker_fee_bps,
-            instrument.maker_fee_per_lot,
-            instrument.taker_fee_per_lot,
-            1.0 if instrument.is_inverse else 0.0,
+            inst.tick_size,
+            inst.lot_size,
+            inst.multiplier,
+            inst.maker_fee_bps,
+            inst.taker_fee_bps,
+            inst.maker_fee_per_lot,
+            inst.taker_fee_per_lot,
+            1.0 if inst.is_inverse else 0.0,
         ]
-        fp[enb.CF_VOL_HALFLIFE_S] = e.vol_halflife_s
-        fp[enb.CF_VOL_INIT_TICK] = e.vol_init_tick
-        fp[enb.CF_QUEUE_N] = cfg.queue.power_n
+        fp[enb.CF_VOL_HALFLIFE_S] = spec.volatility.halflife_s
+        fp[enb.CF_VOL_INIT_TICK] = spec.volatility.init_tick
+        fp[enb.CF_QUEUE_N] = spec.queue.power_n
         self.fp = fp
-        lat = np.zeros(LATENCY_PARAMS, dtype=np.float64)
-        lat[:12] = cfg.latency.vector()
-        if cfg.latency.model == "interpolated":
-            from mmsim.models.latency import latency_vector
-
-            lat = latency_vector(lat, latency_series or {})
+        vec = spec.latency.vector
+        lat = np.zeros(max(LATENCY_PARAMS, len(vec)), dtype=np.float64)
+        lat[: len(vec)] = vec
         self.lat = lat
-        self.policy = policy
-        self.pparams = np.ascontiguousarray(policy_params, dtype=np.float64)
-        self.pstate = policy.state_vector()
-        self.hedger = hedger
-        self.hparams = np.ascontiguousarray(hedger_params, dtype=np.float64)
-        self.hstate = hedger.state_vector()
+        self.policy = spec.policy
+        self.pparams = np.array(spec.policy.params, dtype=np.float64)
+        self.pstate = _state_vector(spec.policy)
+        self.hedger = spec.hedger
+        self.hparams = np.array(spec.hedger.params, dtype=np.float64)
+        self.hstate = _state_vector(spec.hedger)
+        self._pkernel = spec.policy.kernel
+        self._hkernel = spec.hedger.kernel
         self.ctx = np.zeros(CTX_SIZE, dtype=np.float64)
         self.qout = np.zeros(QUOTE_SIZE, dtype=np.float64)
         self.hout = np.zeros(HEDGE_OUT_SIZE, dtype=np.float64)
@@ -176,7 +193,7 @@ class Engine:
     def _call(self, events: np.ndarray, final: bool) -> int:
         b = self.book
         return enb.run_nb(
-            events, final, self.policy.kernel, self.pparams, self.pstate, self.hedger.kernel,
+            events, final, self._pkernel, self.pparams, self.pstate, self._hkernel,
             self.hparams, self.hstate, self.ctx, self.qout, self.hout,
             b["ordt"], b["free"], b["hkeys"], b["hvals"], b["bs"], b["lvl"], b["anon"], b["sc"],
             self.llvl, self.lsc, self.ring, self.ours, self.ahead, self.resp, self.respf,

@@ -219,12 +219,12 @@ STF_SIZE = 16
 # ---- integer config cfg int64[CFG_SIZE] -----------------------------------------------------
 C_DEC_NS = 0
 C_EQ_NS = 1
-C_FEED_MODE = 2  # 0 data local_ts (+ C_FEED_NS offset), 1 exch_ts + C_FEED_NS
+C_FEED_MODE = 2  # FEED_DATA_LOCAL or FEED_EXCH_PLUS
 C_FEED_NS = 3
 C_LAT_KIND = 4
 C_QUOTE_TIF = 5
 C_MAX_POS = 6  # lots, -1 = none
-C_REPLACE = 7  # 0 modify in place, 1 cancel and replace
+C_REPLACE = 7  # REPLACE_MODIFY or REPLACE_CANCEL
 C_HAS_HEDGER = 8
 C_TARGET_POS = 9
 C_END_TS = 10  # horizon, exch ns (0 = none)
@@ -235,6 +235,15 @@ C_QUEUE = 14  # QUEUE_*: L3 FIFO, or an L2 model
 C_FOLLOW = 15  # 1: the ladder window follows the touch (L2 feeds)
 C_WHOLE_FILLS = 16  # 1: an execution reaching a resting order fills all of it (no partials)
 CFG_SIZE = 17
+
+#: ``C_FEED_MODE``: the strategy's receive time is the data's ``local_ts`` + ``C_FEED_NS``
+FEED_DATA_LOCAL = 0
+#: ``C_FEED_MODE``: ``exch_ts`` + ``C_FEED_NS`` (one-clock data)
+FEED_EXCH_PLUS = 1
+#: ``C_REPLACE``: a quote moves by a modify in place
+REPLACE_MODIFY = 0
+#: ``C_REPLACE``: a quote moves by cancel and a new order
+REPLACE_CANCEL = 1
 
 
 # ---- float config cfgf float64[CFGF_SIZE] (the first FEE_PARAMS are the fee vector) ----------
@@ -649,7 +658,7 @@ def _market_event(
     q = ev.qty
     oid = ev.order_id
     ts = ev.exch_ts
-    if cfg[C_FEED_MODE] == 1:
+    if cfg[C_FEED_MODE] == FEED_EXCH_PLUS:
         lts = ts + cfg[C_FEED_NS]
     else:
         lts = ev.local_ts + cfg[C_FEED_NS]
@@ -1183,7 +1192,7 @@ def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n, u
         if ours[k, U_INFLIGHT] != 0:
             continue
         target = -1
-        if cfg[C_REPLACE] == 0:
+        if cfg[C_REPLACE] == REPLACE_MODIFY:
             for j in range(n):
                 if used[j] == 0:
                     target = j
