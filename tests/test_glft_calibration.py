@@ -42,10 +42,10 @@ def test_fit_recovers_intensity_and_volatility():
         ctx[Ctx.TRADE_HI_TICK] = hi
         ctx[Ctx.TRADE_LO_TICK] = lo
         mid += 1.0 if rng.random() < 0.5 else -1.0
-    assert state[pnb.GS_NFIT] > 50
-    assert state[pnb.GS_K] == pytest.approx(k_true, rel=0.1)
-    assert state[pnb.GS_A] == pytest.approx(a_true, rel=0.2)
-    assert state[pnb.GS_SIGMA] == pytest.approx(np.sqrt(1 / dt), rel=0.05)
+    assert state[pnb.GS.nfit] > 50
+    assert state[pnb.GS.k] == pytest.approx(k_true, rel=0.1)
+    assert state[pnb.GS.A] == pytest.approx(a_true, rel=0.2)
+    assert state[pnb.GS.sigma] == pytest.approx(np.sqrt(1 / dt), rel=0.05)
     # and it quotes around the mid, skewed by inventory
     assert out[Quote.N_BID] == 1 and out[Quote.N_ASK] == 1
     assert out[Quote.BID0] < mid < out[Quote.ASK0]

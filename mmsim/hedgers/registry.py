@@ -1,25 +1,34 @@
-"""Hedger registry: name → numba kernel (``HEDGER_SIG``), declared parameters, initial state.
+"""Hedger registry: name → :class:`~mmsim.kernels.KernelSpec` (``HEDGER_SIG`` kernel, declared
+parameters, state layout, error codes).
 
-Parameters are declared as :class:`mmsim.policies.registry.Param` (default, type, range,
-unit) and checked when the experiment is loaded. Kernels are imported on first use of
-``spec.kernel``: importing this module compiles nothing.
+The hedger front end of the one kernel registry (:data:`mmsim.kernels.REGISTRY`, kind
+``"hedger"``). The built-in hedgers are declared once in :mod:`mmsim.hedgers.params` and
+registered here; their parameters are checked when the experiment is loaded. Kernels are
+imported on first use of ``spec.kernel``: importing this module compiles nothing. A custom
+hedger is a ``KernelSpec(..., kind="hedger")`` added with :func:`register_hedger`.
 """
 
 from __future__ import annotations
 
-import math
+from mmsim.hedgers.params import BUILTIN_HEDGERS
+from mmsim.kernels import REGISTRY, KernelSpec
 
-from mmsim.config import show_value
-from mmsim.enums import TimeInForce
-from mmsim.policies.registry import KernelSpec, Param, UnknownKernelError
+__all__ = ["get_hedger", "hedger_names", "register_hedger"]
 
-_HEDGERS: dict[str, KernelSpec] = {}
+#: the live name (and alias) → spec table of the hedgers
+_HEDGERS = REGISTRY.table("hedger")
 
 
 def register_hedger(spec: KernelSpec) -> None:
-    """Add a hedger to the registry (by ``spec.name`` and its aliases)."""
-    for n in (spec.name, *spec.aliases):
-        _HEDGERS[n] = spec
+    """Add a hedger to the registry (by ``spec.name`` and its aliases; an entry of the same
+    name is replaced).
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is not declared as a hedger (``KernelSpec(..., kind="hedger")``).
+    """
+    REGISTRY.register(spec, "hedger")
 
 
 def get_hedger(name: str) -> KernelSpec:
@@ -27,43 +36,18 @@ def get_hedger(name: str) -> KernelSpec:
 
     Raises
     ------
-    mmsim.policies.registry.UnknownKernelError
+    mmsim.kernels.UnknownKernelError
         (a ConfigError and a KeyError) If no hedger has that name; the message lists the
         known ones.
     """
-    try:
-        return _HEDGERS[name]
-    except (KeyError, TypeError):
-        raise UnknownKernelError(
-            f"unknown hedger {show_value(name)} (known: {', '.join(hedger_names())})"
-        ) from None
+    return REGISTRY.get("hedger", name)
 
 
 def hedger_names() -> list[str]:
     """The registered hedger names (aliases left out), sorted."""
-    return sorted({s.name for s in _HEDGERS.values()})
+    return REGISTRY.names("hedger")
 
 
-_K = "mmsim.hedgers.nb:"
-
-register_hedger(KernelSpec("none", _K + "no_hedger_nb", {}, doc="Never hedges."))
-register_hedger(
-    KernelSpec(
-        "threshold",
-        _K + "threshold_hedger_nb",
-        {
-            "threshold": Param(None, "lots", "hedge once |position − target| exceeds this",
-                               ge=0),
-            "ratio": Param(1.0, "", "share of the excess hedged", gt=0, le=1),
-            "min_qty": Param(1.0, "lots", "smaller hedges wait up to max_wait_s", ge=0),
-            "max_wait_s": Param(60.0, "s", "then a small hedge goes anyway", ge=0),
-            "tif": Param(float(TimeInForce.MARKET), "", "hedge order type",
-                         choices=(("market", float(TimeInForce.MARKET)),
-                                  ("ioc", float(TimeInForce.IOC)))),
-            "slippage_ticks": Param(0.0, "ticks", "IOC limit: this far through the touch",
-                                    ge=0),
-        },
-        state_init=(math.nan,),
-        doc="Threshold delta hedger of seed 001.",
-    )
-)
+for _spec in BUILTIN_HEDGERS:
+    register_hedger(_spec)
+del _spec

@@ -1,10 +1,14 @@
 """Quoting policy kernels (numba, signature :data:`mmsim.contracts.POLICY_SIG`).
 
 Each kernel reads the context ``ctx`` (:data:`mmsim.contracts.Ctx`: prices in ticks, sizes in
-lots, time in seconds), its ``params`` (order given by :mod:`mmsim.policies.registry`) and its
-own ``state``, and writes target quotes into ``out`` (:data:`mmsim.contracts.Quote`). Quotes
-are kept from crossing the local touch (they are meant to rest: post-only); a side with no
-reference price is not quoted. Inventory ``q`` is in order-size units: position / order size.
+lots, time in seconds), its ``params`` and its own ``state``, and writes target quotes into
+``out`` (:data:`mmsim.contracts.Quote`). The ``params`` and ``state`` layouts are declared once
+in :mod:`mmsim.policies.params` (the registry's checks, defaults and parameter vector derive
+from the same declaration); the kernels index them by name (``params[AS.gamma]``), constants
+numba folds at compile time. Quotes are kept from crossing the local touch (they are meant to
+rest: post-only); a side with no reference price is not quoted. Inventory ``q`` is in
+order-size units: position / order size. Every kernel returns :data:`mmsim.kernels.OK`; none
+declares an error code.
 """
 
 from __future__ import annotations
@@ -14,14 +18,36 @@ import numpy as np
 
 import mmsim._jitcache  # noqa: F401  (before any cached kernel)
 from mmsim.contracts import POLICY_SIG, Ctx, Quote
+from mmsim.kernels import OK
+from mmsim.policies.params import (
+    AS,
+    FS,
+    GC,
+    GC_RING_CAP,
+    GC_STATE_SIZE,
+    GL,
+    GR,
+    GR_SIZE,
+    GS,
+    NO_TRADE_DEPTH,
+    OT,
+    ST,
+    SY,
+    Ref,
+)
+
+__all__ = ["AS", "FS", "GC", "GC_RING_CAP", "GC_STATE_SIZE", "GL", "GR", "GS", "OT", "Ref",
+           "ST", "SY", "avellaneda_stoikov_nb", "fixed_spread_nb", "glft_calibrated_nb",
+           "glft_nb", "offset_ticks_nb", "static_quotes_nb", "symmetric_nb"]
 
 # ---- shared helpers ------------------------------------------------------------------------
 
 
 @nb.njit(cache=True)
 def reference_price_tick(ctx, ref):
-    """Reference price in ticks: 0 = mid, 1 = size-weighted mid (MODELS.md §4)."""
-    if ref == 1:
+    """Reference price in ticks: ``ref`` is :data:`~mmsim.policies.params.Ref` ``MID`` (the
+    mid) or ``WMID`` (the size-weighted mid) (MODELS.md §4); NaN if the book has no mid."""
+    if ref == Ref.WMID:
         return ctx[Ctx.WMID_TICK]
     return ctx[Ctx.MID_TICK]
 
@@ -50,12 +76,7 @@ def write_two_sided(ctx, out, bid_tick, ask_tick, bid_qty, ask_qty):
 
 
 # ---- fixed spread with inventory skew --------------------------------------------------------
-# params: spread_bps, skew_px (price per order-size unit of inventory), order_qty (lots),
-#         ref (0 mid, 1 size-weighted mid)
-FS_SPREAD_BPS = 0
-FS_SKEW_PX = 1
-FS_ORDER_QTY = 2
-FS_REF = 3
+# params: FS (mmsim.policies.params.FS_PARAMS)
 
 
 @nb.njit(POLICY_SIG, cache=True)
@@ -65,28 +86,21 @@ def fixed_spread_nb(ctx, params, state, out):
     ``bid = m·(1 − h) − skew·q``, ``ask = m·(1 + h) − skew·q``, ``h = spread_bps/2/10⁴``
     (MODELS.md §4, seed 003).
     """
-    m = reference_price_tick(ctx, int(params[FS_REF]))
+    m = reference_price_tick(ctx, int(params[FS.ref]))
     if np.isnan(m):
-        return 0
-    size = params[FS_ORDER_QTY]
+        return OK
+    size = params[FS.order_qty]
     q = ctx[Ctx.POSITION] / size
-    h = params[FS_SPREAD_BPS] * 0.5e-4
-    skew_tick = params[FS_SKEW_PX] / ctx[Ctx.TICK_SIZE]
+    h = params[FS.spread_bps] * 0.5e-4
+    skew_tick = params[FS.skew_px] / ctx[Ctx.TICK_SIZE]
     bid = m * (1.0 - h) - skew_tick * q
     ask = m * (1.0 + h) - skew_tick * q
     write_two_sided(ctx, out, bid, ask, size, size)
-    return 0
+    return OK
 
 
 # ---- Avellaneda–Stoikov (2008) ----------------------------------------------------------------
-# params: gamma (1/(price·unit)), k (1/price), sigma_px (price/sqrt(s); <= 0: online estimate),
-#         order_qty (lots), tau_s (time scale when there is no horizon), ref
-AS_GAMMA = 0
-AS_K = 1
-AS_SIGMA = 2
-AS_ORDER_QTY = 3
-AS_TAU_S = 4
-AS_REF = 5
+# params: AS (mmsim.policies.params.AS_PARAMS)
 
 
 @nb.njit(POLICY_SIG, cache=True)
@@ -98,34 +112,30 @@ def avellaneda_stoikov_nb(ctx, params, state, out):
     Units: price (quote currency) for s, σ (per √second), 1/k; q in order-size units; T − t in
     seconds: the context's time to horizon, or ``tau_s`` when the run has no horizon.
     """
-    m = reference_price_tick(ctx, int(params[AS_REF]))
+    m = reference_price_tick(ctx, int(params[AS.ref]))
     if np.isnan(m):
-        return 0
+        return OK
     tick = ctx[Ctx.TICK_SIZE]
-    gamma = params[AS_GAMMA]
-    k = params[AS_K]
-    sigma = params[AS_SIGMA]
+    gamma = params[AS.gamma]
+    k = params[AS.k]
+    sigma = params[AS.sigma_px]
     if sigma <= 0.0:
         sigma = ctx[Ctx.VOL_TICK] * tick
     tau = ctx[Ctx.TIME_TO_HORIZON_S]
     if not np.isfinite(tau):
-        tau = params[AS_TAU_S]
-    size = params[AS_ORDER_QTY]
+        tau = params[AS.tau_s]
+    size = params[AS.order_qty]
     q = ctx[Ctx.POSITION] / size
     s = m * tick
     var_tau = sigma * sigma * tau
     r = s - q * gamma * var_tau
     spread = gamma * var_tau + (2.0 / gamma) * np.log(1.0 + gamma / k)
     write_two_sided(ctx, out, (r - 0.5 * spread) / tick, (r + 0.5 * spread) / tick, size, size)
-    return 0
+    return OK
 
 
 # ---- static quotes (tests, what-if studies) ------------------------------------------------
-# params: bid_tick, bid_qty, ask_tick, ask_qty (qty 0 = that side not quoted)
-ST_BID_TICK = 0
-ST_BID_QTY = 1
-ST_ASK_TICK = 2
-ST_ASK_QTY = 3
+# params: ST (mmsim.policies.params.ST_PARAMS)
 
 
 @nb.njit(POLICY_SIG, cache=True)
@@ -134,22 +144,19 @@ def static_quotes_nb(ctx, params, state, out):
 
     Not kept off the touch: a crossing quote is the exchange's to reject (post-only) or fill.
     """
-    if params[ST_BID_QTY] >= 1.0:
+    if params[ST.bid_qty] >= 1.0:
         out[Quote.N_BID] = 1.0
-        out[Quote.BID0] = params[ST_BID_TICK]
-        out[Quote.BID0 + 1] = params[ST_BID_QTY]
-    if params[ST_ASK_QTY] >= 1.0:
+        out[Quote.BID0] = params[ST.bid_tick]
+        out[Quote.BID0 + 1] = params[ST.bid_qty]
+    if params[ST.ask_qty] >= 1.0:
         out[Quote.N_ASK] = 1.0
-        out[Quote.ASK0] = params[ST_ASK_TICK]
-        out[Quote.ASK0 + 1] = params[ST_ASK_QTY]
-    return 0
+        out[Quote.ASK0] = params[ST.ask_tick]
+        out[Quote.ASK0 + 1] = params[ST.ask_qty]
+    return OK
 
 
 # ---- symmetric quotes around the mid (AS 2008 §3.3 benchmark) -----------------------------
-# params: half_spread_px (price), order_qty (lots), ref (0 mid, 1 size-weighted mid)
-SY_HALF_SPREAD_PX = 0
-SY_ORDER_QTY = 1
-SY_REF = 2
+# params: SY (mmsim.policies.params.SY_PARAMS)
 
 
 @nb.njit(POLICY_SIG, cache=True)
@@ -160,13 +167,13 @@ def symmetric_nb(ctx, params, state, out):
     centred on the mid ``s`` instead of the reservation price. ``half_spread_px`` is in price
     units (quote currency), converted to ticks with ``ctx[TICK_SIZE]``.
     """
-    m = reference_price_tick(ctx, int(params[SY_REF]))
+    m = reference_price_tick(ctx, int(params[SY.ref]))
     if np.isnan(m):
-        return 0
-    h = params[SY_HALF_SPREAD_PX] / ctx[Ctx.TICK_SIZE]
-    size = params[SY_ORDER_QTY]
+        return OK
+    h = params[SY.half_spread_px] / ctx[Ctx.TICK_SIZE]
+    size = params[SY.order_qty]
     write_two_sided(ctx, out, m - h, m + h, size, size)
-    return 0
+    return OK
 
 
 @nb.njit(cache=True)
@@ -184,14 +191,7 @@ def glft_half_spread_skew(gamma, k, a_int, sigma, delta):
 
 
 # ---- Guéant–Lehalle–Fernandez-Tapia (2013) closed form -----------------------------------
-# params: gamma (1/(price·unit)), k (1/price), A (1/s), sigma_px (price/sqrt(s); <= 0: online
-#         estimate), order_qty (lots), ref
-GL_GAMMA = 0
-GL_K = 1
-GL_A = 2
-GL_SIGMA = 3
-GL_ORDER_QTY = 4
-GL_REF = 5
+# params: GL (mmsim.policies.params.GL_PARAMS)
 
 
 @nb.njit(POLICY_SIG, cache=True)
@@ -210,17 +210,17 @@ def glft_nb(ctx, params, state, out):
     ``skew·q`` is a price. With Δ = 1 unit (the paper's set-up) q in units of Δ and in
     instrument units coincide. Time-independent: no horizon is used.
     """
-    m = reference_price_tick(ctx, int(params[GL_REF]))
+    m = reference_price_tick(ctx, int(params[GL.ref]))
     if np.isnan(m):
-        return 0
+        return OK
     tick = ctx[Ctx.TICK_SIZE]
-    gamma = params[GL_GAMMA]
-    k = params[GL_K]
-    a_int = params[GL_A]
-    sigma = params[GL_SIGMA]
+    gamma = params[GL.gamma]
+    k = params[GL.k]
+    a_int = params[GL.A]
+    sigma = params[GL.sigma_px]
     if sigma <= 0.0:
         sigma = ctx[Ctx.VOL_TICK] * tick
-    size = params[GL_ORDER_QTY]
+    size = params[GL.order_qty]
     lot = ctx[Ctx.LOT_SIZE]
     delta = size * lot
     half, skew = glft_half_spread_skew(gamma, k, a_int, sigma, delta)
@@ -229,45 +229,22 @@ def glft_nb(ctx, params, state, out):
     bid = s - half - skew * q
     ask = s + half - skew * q
     write_two_sided(ctx, out, bid / tick, ask / tick, size, size)
-    return 0
+    return OK
 
 
 # ---- GLFT with online calibration of A, k and sigma (MODELS.md §2) ------------------------
-# params (all prices in ticks): gamma (per tick per order-size unit), order_qty (lots),
-#   window_s (rolling window), grid_n (depths 1..grid_n ticks), refit_every (clock steps),
-#   A_init (1/s), k_init (1/tick), sigma_init (ticks/sqrt(s)), min_intervals
-GC_GAMMA = 0
-GC_ORDER_QTY = 1
-GC_WINDOW_S = 2
-GC_GRID_N = 3
-GC_REFIT = 4
-GC_A0 = 5
-GC_K0 = 6
-GC_SIGMA0 = 7
-GC_MIN_N = 8
-# state: scalars, then a ring of intervals (dt, ask depth, bid depth, mid change)
-GS_LAST_MID = 0
-GS_LAST_T = 1
-GS_N = 2  # intervals in the ring
-GS_HEAD = 3  # next write position
-GS_A = 4
-GS_K = 5
-GS_SIGMA = 6
-GS_SINCE_FIT = 7
-GS_NFIT = 8
-GS_RING0 = 16
-GC_RING_CAP = 12_000  # intervals kept (20 min at 100 ms)
-GC_STATE_SIZE = GS_RING0 + 4 * GC_RING_CAP
+# params: GC (mmsim.policies.params.GC_PARAMS); state: GS (GS_LAYOUT), scalars then a ring of
+# GC_RING_CAP interval records of GR_SIZE slots (GR: dt, ask depth, bid depth, mid change)
 
 
 @nb.njit(cache=True)
 def _glft_fit(params, state):
     """Refit A, k (ln λ(δ) = ln A − k·δ, least squares) and σ over the window."""
-    n = int(state[GS_N])
+    n = int(state[GS.n])
     cap = GC_RING_CAP
-    head = int(state[GS_HEAD])
-    window = params[GC_WINDOW_S]
-    grid_n = int(params[GC_GRID_N])
+    head = int(state[GS.head])
+    window = params[GC.window_s]
+    grid_n = int(params[GC.grid_n])
     # walk back from the newest interval until the window is covered
     total_t = 0.0
     m = 0
@@ -276,30 +253,30 @@ def _glft_fit(params, state):
     hits = np.zeros(grid_n)
     for i in range(n):
         j = (head - 1 - i) % cap
-        base = GS_RING0 + 4 * j
-        dt = state[base]
+        base = GS.ring + GR_SIZE * j
+        dt = state[base + GR.dt]
         if total_t + dt > window and m > 0:
             break
         total_t += dt
         m += 1
-        dm = state[base + 3]
+        dm = state[base + GR.dmid]
         sum_d += dm
         sum_d2 += dm * dm
-        da = state[base + 1]
-        db = state[base + 2]
+        da = state[base + GR.ask_depth]
+        db = state[base + GR.bid_depth]
         for g in range(grid_n):
             delta = g + 1.0
             if da >= delta:
                 hits[g] += 1.0
             if db >= delta:
                 hits[g] += 1.0
-    if m < params[GC_MIN_N] or total_t <= 0.0:
+    if m < params[GC.min_intervals] or total_t <= 0.0:
         return
     # sigma: std of mid changes per interval, scaled to per-sqrt(second)
     mean = sum_d / m
     var = sum_d2 / m - mean * mean
     if var > 0.0:
-        state[GS_SIGMA] = np.sqrt(var * m / total_t)
+        state[GS.sigma] = np.sqrt(var * m / total_t)
     # lambda(delta) per side and second; fit on depths that were reached
     sx = 0.0
     sy = 0.0
@@ -321,9 +298,9 @@ def _glft_fit(params, state):
             slope = (cnt * sxy - sx * sy) / den
             icpt = (sy - slope * sx) / cnt
             if slope < 0.0:
-                state[GS_K] = -slope
-                state[GS_A] = np.exp(icpt)
-                state[GS_NFIT] += 1.0
+                state[GS.k] = -slope
+                state[GS.A] = np.exp(icpt)
+                state[GS.nfit] += 1.0
 
 
 @nb.njit(POLICY_SIG, cache=True)
@@ -344,51 +321,48 @@ def glft_calibrated_nb(ctx, params, state, out):
     """
     mid = ctx[Ctx.MID_TICK]
     now = ctx[Ctx.TIME_S]
-    if state[GS_A] <= 0.0:
-        state[GS_A] = params[GC_A0]
-        state[GS_K] = params[GC_K0]
-        state[GS_SIGMA] = params[GC_SIGMA0]
-        state[GS_LAST_MID] = np.nan
+    if state[GS.A] <= 0.0:
+        state[GS.A] = params[GC.A_init]
+        state[GS.k] = params[GC.k_init]
+        state[GS.sigma] = params[GC.sigma_init]
+        state[GS.last_mid] = np.nan
     if ctx[Ctx.REASON] == 0.0 and not np.isnan(mid):
-        last = state[GS_LAST_MID]
+        last = state[GS.last_mid]
         if not np.isnan(last):
-            dt = now - state[GS_LAST_T]
+            dt = now - state[GS.last_t]
             if dt > 0.0:
                 hi = ctx[Ctx.TRADE_HI_TICK]
                 lo = ctx[Ctx.TRADE_LO_TICK]
-                j = int(state[GS_HEAD])
-                base = GS_RING0 + 4 * j
-                state[base] = dt
-                state[base + 1] = hi - last if not np.isnan(hi) else -1.0
-                state[base + 2] = last - lo if not np.isnan(lo) else -1.0
-                state[base + 3] = mid - last
-                state[GS_HEAD] = (j + 1) % GC_RING_CAP
-                if state[GS_N] < GC_RING_CAP:
-                    state[GS_N] += 1.0
-                state[GS_SINCE_FIT] += 1.0
-                if state[GS_SINCE_FIT] >= params[GC_REFIT]:
-                    state[GS_SINCE_FIT] = 0.0
+                j = int(state[GS.head])
+                base = GS.ring + GR_SIZE * j
+                state[base + GR.dt] = dt
+                state[base + GR.ask_depth] = hi - last if not np.isnan(hi) else NO_TRADE_DEPTH
+                state[base + GR.bid_depth] = last - lo if not np.isnan(lo) else NO_TRADE_DEPTH
+                state[base + GR.dmid] = mid - last
+                state[GS.head] = (j + 1) % GC_RING_CAP
+                if state[GS.n] < GC_RING_CAP:
+                    state[GS.n] += 1.0
+                state[GS.since_fit] += 1.0
+                if state[GS.since_fit] >= params[GC.refit_every]:
+                    state[GS.since_fit] = 0.0
                     _glft_fit(params, state)
-        state[GS_LAST_MID] = mid
-        state[GS_LAST_T] = now
+        state[GS.last_mid] = mid
+        state[GS.last_t] = now
     if np.isnan(mid):
-        return 0
-    gamma = params[GC_GAMMA]
-    a_int = state[GS_A]
-    k = state[GS_K]
-    sigma = state[GS_SIGMA]
-    size = params[GC_ORDER_QTY]
+        return OK
+    gamma = params[GC.gamma]
+    a_int = state[GS.A]
+    k = state[GS.k]
+    sigma = state[GS.sigma]
+    size = params[GC.order_qty]
     q = ctx[Ctx.POSITION] / size
     half, skew = glft_half_spread_skew(gamma, k, a_int, sigma, 1.0)
     write_two_sided(ctx, out, mid - half - skew * q, mid + half - skew * q, size, size)
-    return 0
+    return OK
 
 
 # ---- fixed tick offsets around the mid, kept behind the touch --------------------------------
-# params: offset_ticks, skew_ticks (per order of inventory), order_qty (lots)
-OT_OFFSET = 0
-OT_SKEW = 1
-OT_ORDER_QTY = 2
+# params: OT (mmsim.policies.params.OT_PARAMS)
 
 
 @nb.njit(POLICY_SIG, cache=True)
@@ -400,16 +374,16 @@ def offset_ticks_nb(ctx, params, state, out):
     bb = ctx[Ctx.BEST_BID_TICK]
     ba = ctx[Ctx.BEST_ASK_TICK]
     if np.isnan(mid) or bb >= ba:
-        return 0
-    size = params[OT_ORDER_QTY]
+        return OK
+    size = params[OT.order_qty]
     q = ctx[Ctx.POSITION] / size
-    shift = params[OT_SKEW] * q
-    bid = min(np.round(mid - params[OT_OFFSET] - shift), bb)
-    ask = max(np.round(mid + params[OT_OFFSET] - shift), ba)
+    shift = params[OT.skew_ticks] * q
+    bid = min(np.round(mid - params[OT.offset_ticks] - shift), bb)
+    ask = max(np.round(mid + params[OT.offset_ticks] - shift), ba)
     out[Quote.N_BID] = 1.0
     out[Quote.BID0] = bid
     out[Quote.BID0 + 1] = size
     out[Quote.N_ASK] = 1.0
     out[Quote.ASK0] = ask
     out[Quote.ASK0 + 1] = size
-    return 0
+    return OK
