@@ -21,8 +21,10 @@ import numba
 _ROOT = Path(__file__).resolve().parent
 
 
-#: modules that kernels read constants from without importing numba themselves
-_CONSTANT_MODULES = {"enums.py", "dtypes.py", "contracts.py"}
+#: modules (paths below mmsim/) that kernels read constants from without importing numba:
+#: the enums, the record dtypes and the kernels' parameter and state declarations
+_CONSTANT_MODULES = {"enums.py", "dtypes.py", "contracts.py", "kernels.py",
+                     "policies/params.py", "hedgers/params.py"}
 
 
 _IMPORTS_NUMBA = re.compile(rb"^\s*(import numba|from numba)", re.MULTILINE)
@@ -34,7 +36,7 @@ def source_digest() -> str:
     h = hashlib.sha256()
     for p in sorted(_ROOT.rglob("*.py")):
         data = p.read_bytes()
-        if p.name in _CONSTANT_MODULES or _IMPORTS_NUMBA.search(data):
+        if p.relative_to(_ROOT).as_posix() in _CONSTANT_MODULES or _IMPORTS_NUMBA.search(data):
             h.update(p.relative_to(_ROOT).as_posix().encode())
             h.update(data)
     return h.hexdigest()[:16]

@@ -122,4 +122,21 @@ def quote_level_nb(out, side, k):
     if side > 0:
         return np.int64(np.floor(p + 1e-9)), np.int64(q)
     return np.int64(np.ceil(p - 1e-9)), np.int64(q)
-HEDGE_OUT_SIZE = 1 + 5 * MAX_HEDGE_ORDERS
+
+
+class _HedgeOut(NamedTuple):
+    """Indices into a hedger's output array: ``out[N]`` orders, order ``k`` at
+    ``ORDER0 + ORDER_SIZE·k`` with its fields at the offsets ``INSTRUMENT`` … ``LIMIT_TICK``."""
+
+    N: int = 0
+    ORDER0: int = 1
+    ORDER_SIZE: int = 5
+    INSTRUMENT: int = 0
+    SIDE: int = 1
+    QTY: int = 2
+    TIF: int = 3
+    LIMIT_TICK: int = 4
+
+
+HedgeOut = _HedgeOut()
+HEDGE_OUT_SIZE = HedgeOut.ORDER0 + HedgeOut.ORDER_SIZE * MAX_HEDGE_ORDERS

@@ -222,9 +222,9 @@ class Engine:
                 self._flush(sink)
                 continue
             if rc == enb.ERR_POLICY:
-                raise PolicyError(f"policy '{self.policy.name}' returned {self.st[enb.S_ERR]}")
+                raise PolicyError(self.policy.spec.describe_error(self.st[enb.S_ERR]))
             if rc == enb.ERR_HEDGER:
-                raise PolicyError(f"hedger '{self.hedger.name}' returned {self.st[enb.S_ERR]}")
+                raise PolicyError(self.hedger.spec.describe_error(self.st[enb.S_ERR]))
             if rc == enb.ERR_BOOK_FULL:
                 if self.book["ordt"].shape[0] * 2 > self.max_book_orders:
                     raise EngineCapacityError(

@@ -75,6 +75,7 @@ from mmsim.contracts import (
     MAX_LEVELS,
     POLICY_FTYPE,
     Ctx,
+    HedgeOut,
     quote_level_nb,
     quote_levels_nb,
 )
@@ -1362,14 +1363,14 @@ def _decide(
         if rc != 0:
             st[S_ERR] = rc
             return ERR_HEDGER
-        nh = min(int(hout[0]), MAX_HEDGE_ORDERS)
+        nh = min(int(hout[HedgeOut.N]), MAX_HEDGE_ORDERS)
         for k in range(nh):
-            base = 1 + 5 * k
-            inst = int(hout[base])
-            side = int(hout[base + 1])
-            q = np.int64(hout[base + 2])
-            tif = int(hout[base + 3])
-            lim = hout[base + 4]
+            base = HedgeOut.ORDER0 + HedgeOut.ORDER_SIZE * k
+            inst = int(hout[base + HedgeOut.INSTRUMENT])
+            side = int(hout[base + HedgeOut.SIDE])
+            q = np.int64(hout[base + HedgeOut.QTY])
+            tif = int(hout[base + HedgeOut.TIF])
+            lim = hout[base + HedgeOut.LIMIT_TICK]
             if inst != 0 or q <= 0 or (side != 1 and side != -1):
                 continue
             if tif != TimeInForce.MARKET and tif != TimeInForce.IOC:

@@ -159,7 +159,7 @@ def run_paths(
     pvec = spec.param_vector(dict(params))
     mvec = market_vector(market, horizon)
     state_init = np.ascontiguousarray(spec.state_init, dtype=np.float64)
-    n_state = max(16, state_init.shape[0])
+    n_state = max(spec.state_size, state_init.shape[0])
     res = np.zeros((n_paths, mnb.R_SIZE), dtype=np.float64)
     b = min(n_paths, BATCH_PATHS)
     states = np.zeros((b, n_state), dtype=np.float64)
@@ -175,8 +175,8 @@ def run_paths(
         if nerr:
             bad = np.flatnonzero(chunk[:, mnb.R_ERR] != 0.0)
             raise ModelMarketPolicyError(
-                f"policy '{spec.name}' returned code {int(chunk[bad[0], mnb.R_ERR])} on {nerr} "
-                f"path(s) (first: path {p0 + int(bad[0])})"
+                f"{spec.describe_error(int(chunk[bad[0], mnb.R_ERR]))} on {nerr} path(s) "
+                f"(first: path {p0 + int(bad[0])})"
             )
     return PathResults(res, market.n_steps, time.perf_counter() - t0)
 
