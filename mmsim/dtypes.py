@@ -138,3 +138,40 @@ def table_to_events(table: pa.Table) -> np.ndarray:
         col = table.column(name).to_numpy()
         out[name] = col
     return out
+
+
+#: One of our order slots in the engine (``Engine.ours``, one record per slot): the exchange's
+#: view of the order, the request in flight, the strategy's (local) view, and the lots
+#: estimated ahead of it in its queue.
+OUR_ORDER_DTYPE = np.dtype(
+    [
+        ("order_id", np.int64),  # our order id (1, 2, … in submission order)
+        ("side", np.int64),  # +1 buy, -1 sell
+        ("price_tick", np.int64),  # exchange view: price of the resting order, ticks
+        ("qty", np.int64),  # exchange view: order quantity (filled + open), lots
+        ("leaves", np.int64),  # exchange view: open quantity, lots
+        ("tif", np.int64),  # time in force (TimeInForce)
+        ("seq", np.int64),  # book sequence at our arrival: book orders at or below it are ahead
+        ("exch_status", np.int64),  # exchange status (OrderStatus)
+        ("is_hedge", np.int64),  # 1 for a hedger's order
+        ("req", np.int64),  # request in flight to the exchange: 0 none, REQ_*
+        ("req_ts", np.int64),  # its exchange arrival time, ns
+        ("req_price_tick", np.int64),  # its price, ticks
+        ("req_qty", np.int64),  # its quantity (a modify's new total), lots
+        ("req_seq", np.int64),  # tie-break sequence of requests
+        ("local_status", np.int64),  # local view: status (OrderStatus)
+        ("local_price_tick", np.int64),  # local view: price, ticks
+        ("local_qty", np.int64),  # local view: order quantity, lots
+        ("local_leaves", np.int64),  # local view: open quantity, lots
+        ("in_flight", np.int64),  # 1 while a request of ours awaits its response
+        ("n_responses", np.int64),  # responses in flight for this slot
+        ("filled", np.int64),  # exchange view: lots filled so far
+        ("hedge_done", np.int64),  # hedge order already counted as finished
+        ("traded_since_depth", np.int64),  # L2: lots traded at our price since the depth update
+        ("local_filled", np.int64),  # local view: lots filled so far (from fill reports)
+        ("local_target", np.int64),  # local view: open quantity last asked for (the quote's size)
+        ("modify_total", np.int64),  # local view: total asked by a modify in flight (0 = none)
+        ("queue_ahead", np.float64),  # lots ahead of the order in its level's queue
+    ],
+    align=True,
+)

@@ -19,8 +19,8 @@ BID = {"bid_tick": 9999, "bid_qty": 10}
 
 
 def _front(h):
-    slot = np.flatnonzero(h.engine.ours[:, enb.U_ID] == 1)[0]
-    return h.engine.ahead[slot]
+    slot = np.flatnonzero(h.engine.ours["order_id"] == 1)[0]
+    return h.engine.ours["queue_ahead"][slot]
 
 
 def _run_sequence(model):

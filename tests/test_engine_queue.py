@@ -34,7 +34,7 @@ def test_execution_ahead_reduces_queue_then_behind_fills_us():
         (200, K.EXECUTE, 1, 9999, 60, 1),  # ahead: 100 -> 40
     ])
     assert len(h.all_fills()) == 0
-    ours = h.engine.ahead[h.engine.ours[:, 0] == 1]
+    ours = h.engine.ours["queue_ahead"][h.engine.ours["order_id"] == 1]
     assert ours[0] == 40.0
     h.feed([(210, K.EXECUTE, 1, 9999, 40, 1),  # ahead -> 0, still no fill
             (250, K.EXECUTE, 1, 9999, 30, 3)], final=True)  # behind us: we go first
@@ -53,7 +53,7 @@ def test_cancels_ahead_reduce_queue():
         (160, K.ADD, 1, 9999, 5, 4),  # behind
         (170, K.DELETE, 1, 9999, 30, 1),  # ahead -> 0
     ])
-    assert h.engine.ahead[h.engine.ours[:, 0] == 1][0] == 0.0
+    assert h.engine.ours["queue_ahead"][h.engine.ours["order_id"] == 1][0] == 0.0
     assert len(h.all_fills()) == 0
     h.feed([(180, K.EXECUTE, 1, 9999, 5, 4)], final=True)
     f = h.all_fills()
@@ -99,18 +99,18 @@ def test_new_opposite_order_crossing_us_fills_us():
 def test_anonymous_volume_is_ahead():
     h = Harness(params=bid())
     h.feed(BOOK + [(150, K.ADD, 1, 9999, 20, 0)])
-    assert h.engine.ahead[h.engine.ours[:, 0] == 1][0] == 120.0
+    assert h.engine.ours["queue_ahead"][h.engine.ours["order_id"] == 1][0] == 120.0
     h.feed([(160, K.EXECUTE, 1, 9999, 20, 0)], final=True)  # anonymous executes: ahead
-    assert h.engine.ahead[h.engine.ours[:, 0] == 1][0] == 100.0
+    assert h.engine.ours["queue_ahead"][h.engine.ours["order_id"] == 1][0] == 100.0
     assert len(h.all_fills()) == 0
 
 
 def test_book_order_modify_up_goes_behind_us_down_keeps_place():
     h = Harness(params=bid())
     h.feed(BOOK + [(150, K.MODIFY, 1, 9999, 60, 1)])  # size decrease: keeps priority
-    assert h.engine.ahead[h.engine.ours[:, 0] == 1][0] == 60.0
+    assert h.engine.ours["queue_ahead"][h.engine.ours["order_id"] == 1][0] == 60.0
     h.feed([(160, K.MODIFY, 1, 9999, 80, 1)])  # increase: loses priority, goes behind
-    assert h.engine.ahead[h.engine.ours[:, 0] == 1][0] == 0.0
+    assert h.engine.ours["queue_ahead"][h.engine.ours["order_id"] == 1][0] == 0.0
     h.feed([(170, K.EXECUTE, 1, 9999, 10, 1)], final=True)  # it is behind us now
     assert list(h.all_fills()["qty"]) == [10]
 
@@ -118,14 +118,14 @@ def test_book_order_modify_up_goes_behind_us_down_keeps_place():
 def test_our_size_increase_loses_priority_and_decrease_keeps_it():
     h = Harness(params=bid(qty=10))
     h.feed(BOOK + [(150, K.ADD, 1, 9999, 50, 3), (160, K.CANCEL, 1, 9999, 40, 1)])
-    slot = np.flatnonzero(h.engine.ours[:, 0] == 1)[0]
-    assert h.engine.ahead[slot] == 60.0
+    slot = np.flatnonzero(h.engine.ours["order_id"] == 1)[0]
+    assert h.engine.ours["queue_ahead"][slot] == 60.0
     h.set_param("bid_qty", 5)  # decrease at 200 ms: keeps its place
     h.feed([(250, K.ADD, -1, 10006, 1, 20)])
-    assert h.engine.ahead[slot] == 60.0
+    assert h.engine.ours["queue_ahead"][slot] == 60.0
     h.set_param("bid_qty", 20)  # increase at 300 ms: back of the queue (60 + 50 ahead)
     h.feed([(350, K.ADD, -1, 10006, 1, 21)], final=True)
-    assert h.engine.ahead[slot] == 110.0
+    assert h.engine.ours["queue_ahead"][slot] == 110.0
     acks = events_of(h, OrderEvent.MODIFY_ACK)
     assert list(acks["leaves_qty"]) == [5, 20]
 
@@ -190,8 +190,8 @@ def test_taker_order_walks_levels_and_pays_taker_fee():
     assert all(f["liquidity"] == Liquidity.TAKER)
     np.testing.assert_allclose(f["fee"], [100 * 100.05 * 1e-3, 30 * 100.06 * 1e-3])
     # the rest (20) rests at 10006 with nothing ahead on the bid side
-    slot = np.flatnonzero(h.engine.ours[:, 0] == 1)[0]
-    assert h.engine.ours[slot, 4] == 20
+    slot = np.flatnonzero(h.engine.ours["order_id"] == 1)[0]
+    assert h.engine.ours["leaves"][slot] == 20
 
 
 def test_order_table_grows_without_losing_orders():

@@ -24,7 +24,7 @@ from mmsim.book.nb import (
     new_ladder,
 )
 from mmsim.contracts import CTX_SIZE, HEDGE_OUT_SIZE, QUOTE_SIZE
-from mmsim.dtypes import EQUITY_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
+from mmsim.dtypes import EQUITY_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE, OUR_ORDER_DTYPE
 from mmsim.engine import nb as enb
 from mmsim.enums import TimeInForce
 from mmsim.models.nb import FEE_PARAMS, LATENCY_PARAMS
@@ -112,8 +112,7 @@ class Engine:
         self.llvl, self.lsc = new_ladder(base, w)
         self.ring = np.zeros((cap.feed_buffer, 4), dtype=np.int64)
         nmax = cap.max_our_orders
-        self.ours = np.zeros((nmax, enb.U_FIELDS), dtype=np.int64)
-        self.ahead = np.zeros(nmax, dtype=np.float64)
+        self.ours = np.zeros(nmax, dtype=OUR_ORDER_DTYPE)
         resp_cap = max(self.RESP_CAP, 16 * nmax)
         self.resp = np.zeros((resp_cap, enb.R_FIELDS), dtype=np.int64)
         self.respf = np.zeros(resp_cap, dtype=np.float64)
@@ -196,7 +195,7 @@ class Engine:
             events, final, self._pkernel, self.pparams, self.pstate, self._hkernel,
             self.hparams, self.hstate, self.ctx, self.qout, self.hout,
             b["ordt"], b["free"], b["hkeys"], b["hvals"], b["bs"], b["lvl"], b["anon"], b["sc"],
-            self.llvl, self.lsc, self.ring, self.ours, self.ahead, self.resp, self.respf,
+            self.llvl, self.lsc, self.ring, self.ours, self.resp, self.respf,
             self.st, self.stf, self.cfg, self.fp, self.lat, self.fills, self.olog, self.eq,
             self.counts, self.scratch,
         )

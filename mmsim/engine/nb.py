@@ -79,7 +79,7 @@ from mmsim.contracts import (
     quote_level_nb,
     quote_levels_nb,
 )
-from mmsim.dtypes import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE
+from mmsim.dtypes import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE, OUR_ORDER_DTYPE
 from mmsim.enums import EventFlag, EventKind, Liquidity, OrderEvent, Reject, TimeInForce
 from mmsim.models.nb import (
     cash_flow_nb,
@@ -97,35 +97,7 @@ from mmsim.models.queue import (  # noqa: F401  (QUEUE_* are the engine's queue 
 
 INF_TS = np.int64(9_000_000_000_000_000_000)
 
-# ---- our order slots: ours int64[MAX_OURS, U_FIELDS] --------------------------------------
-U_ID = 0
-U_SIDE = 1
-U_PRICE = 2  # exchange view: price of the resting order
-U_QTY = 3  # exchange view: order quantity
-U_LEAVES = 4  # exchange view: open quantity
-U_TIF = 5
-U_SEQ = 6  # book sequence number at our arrival: book orders with seq <= this are ahead
-U_XSTAT = 7  # exchange status (OrderStatus)
-U_HEDGE = 8
-U_REQ = 9  # request in flight to the exchange: 0 none, REQ_*
-U_REQ_TS = 10  # its exchange arrival time
-U_REQ_PX = 11
-U_REQ_QTY = 12
-U_REQ_N = 13  # tie-break sequence
-U_LSTAT = 14  # local status (OrderStatus)
-U_LPX = 15  # local view: price
-U_LQTY = 16  # local view: order quantity
-U_LLEAVES = 17  # local view: open quantity
-U_INFLIGHT = 18  # 1 while a request of ours awaits its response
-U_NRESP = 19  # responses in flight for this slot
-U_FILLED = 20  # exchange view: lots filled so far
-U_HDONE = 21  # hedge order already counted as finished
-U_TRADED = 22  # L2: lots traded at our price since the last depth update (netting)
-U_LFILLED = 23  # local view: lots filled so far (from fill reports)
-U_LTARGET = 24  # local view: open quantity last asked for (submit or modify): the quote's size
-U_MOD_TOTAL = 25  # local view: total quantity asked by a modify awaiting its answer (0 = none)
-U_FIELDS = 26
-
+# ---- our order slots: ours OUR_ORDER_DTYPE[MAX_OURS] (mmsim.dtypes) ------------------------
 REQ_SUBMIT = 1
 REQ_MODIFY = 2
 REQ_CANCEL = 3
@@ -280,17 +252,17 @@ def _recompute_bounds(ours, st, nmax):
     hi = np.int64(-(2**62))
     lo = np.int64(2**62)
     for k in range(nmax):
-        if ours[k, U_XSTAT] == ST_OPEN:
-            if ours[k, U_SIDE] > 0:
+        if ours[k].exch_status == ST_OPEN:
+            if ours[k].side > 0:
                 st[ST_LIST + nb_] = k
                 nb_ += 1
-                if ours[k, U_PRICE] > hi:
-                    hi = ours[k, U_PRICE]
+                if ours[k].price_tick > hi:
+                    hi = ours[k].price_tick
             else:
                 st[ST_LIST + nmax + na_] = k
                 na_ += 1
-                if ours[k, U_PRICE] < lo:
-                    lo = ours[k, U_PRICE]
+                if ours[k].price_tick < lo:
+                    lo = ours[k].price_tick
     st[S_NOPEN_BID] = nb_
     st[S_NOPEN_ASK] = na_
     st[S_OB_BID] = hi
@@ -302,8 +274,8 @@ def _recompute_bounds(ours, st, nmax):
 def _recompute_next_req(ours, st, nmax):
     t = INF_TS
     for k in range(nmax):
-        if ours[k, U_REQ] != 0 and ours[k, U_REQ_TS] < t:
-            t = ours[k, U_REQ_TS]
+        if ours[k].req != 0 and ours[k].req_ts < t:
+            t = ours[k].req_ts
     st[S_NEXT_REQ] = t
 
 
@@ -345,7 +317,7 @@ def _push_resp(resp, respf, st, ours, ts, kind, slot, px, qty, leaves, fill, cas
     resp[j, R_LEAVES] = leaves
     resp[j, R_FILL] = fill
     respf[j] = cash_delta
-    ours[slot, U_NRESP] += 1
+    ours[slot].n_responses += 1
     if ts < st[S_NEXT_RESP]:
         st[S_NEXT_RESP] = ts
 
@@ -355,16 +327,16 @@ def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leav
     j = counts[1]
     olog[j].local_ts = local_ts
     olog[j].exch_ts = exch_ts
-    olog[j].order_id = ours[slot, U_ID]
+    olog[j].order_id = ours[slot].order_id
     olog[j].price_tick = px
     olog[j].qty = qty
     olog[j].leaves_qty = leaves
     olog[j].fill_qty = fill
     olog[j].event = event
-    olog[j].side = ours[slot, U_SIDE]
-    olog[j].tif = ours[slot, U_TIF]
+    olog[j].side = ours[slot].side
+    olog[j].tif = ours[slot].tif
     olog[j].reason = reason
-    olog[j].is_hedge = ours[slot, U_HEDGE]
+    olog[j].is_hedge = ours[slot].is_hedge
     counts[1] = j + 1
 
 
@@ -389,11 +361,11 @@ def _exch_mid(sc):
 
 @nb.njit(cache=True, _nrt=False)
 def _fill(
-    ours, ahead, slot, ts, px, qty, liq, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
+    ours, slot, ts, px, qty, liq, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
     sc,
 ):
     """Fill ``qty`` lots of our order in ``slot`` at ``px`` (exchange time ``ts``)."""
-    side = ours[slot, U_SIDE]
+    side = ours[slot].side
     is_maker = liq == Liquidity.MAKER
     fee = fee_nb(fp, px, qty, is_maker)
     cflow = cash_flow_nb(fp, side, px, qty)
@@ -402,35 +374,35 @@ def _fill(
     st[S_TRADED] += qty
     stf[F_CASH] += cflow - fee
     stf[F_FEES] += fee
-    ours[slot, U_LEAVES] -= qty
-    ours[slot, U_FILLED] += qty
-    leaves = ours[slot, U_LEAVES]
+    ours[slot].leaves -= qty
+    ours[slot].filled += qty
+    leaves = ours[slot].leaves
     rl = _resp_time(st, cfg, lat, 0, ts) - ts
     j = counts[0]
     fills[j].exch_ts = ts
     fills[j].local_ts = ts + rl
-    fills[j].order_id = ours[slot, U_ID]
+    fills[j].order_id = ours[slot].order_id
     fills[j].price_tick = px
     fills[j].qty = qty
     fills[j].position = st[S_POS]
     fills[j].fee = fee
     fills[j].cash = stf[F_CASH]
     fills[j].mid_tick = _exch_mid(sc)
-    fills[j].queue_ahead = ahead[slot] if is_maker else 0.0
+    fills[j].queue_ahead = ours[slot].queue_ahead if is_maker else 0.0
     fills[j].side = side
     fills[j].liquidity = liq
-    fills[j].is_hedge = ours[slot, U_HEDGE]
+    fills[j].is_hedge = ours[slot].is_hedge
     counts[0] = j + 1
     _answer(olog, counts, resp, respf, st, ours, slot, ts + rl, ts, OrderEvent.FILL, px,
-            ours[slot, U_QTY], leaves, qty, 0, cflow - fee)
+            ours[slot].qty, leaves, qty, 0, cflow - fee)
     if leaves <= 0:
-        ours[slot, U_XSTAT] = ST_DONE
+        ours[slot].exch_status = ST_DONE
         st[S_DIRTY] = 1
 
 
 @nb.njit(cache=True, _nrt=False)
 def _fill_priority(
-    ours, ahead, side, px_limit, at_px, at_px_seq_behind, budget, ts, st, stf, cfg, fp, lat,
+    ours, side, px_limit, at_px, at_px_seq_behind, budget, ts, st, stf, cfg, fp, lat,
     resp, respf, fills, olog, counts, sc, hidden_at_px,
 ):
     """Fill our open orders on ``side`` in price-time priority from an aggressor ``budget``.
@@ -448,13 +420,13 @@ def _fill_priority(
         best = -1
         for i in range(cnt):
             k = st[base + i]
-            if ours[k, U_XSTAT] != ST_OPEN or ours[k, U_SIDE] != side:
+            if ours[k].exch_status != ST_OPEN or ours[k].side != side:
                 continue
-            p = ours[k, U_PRICE]
+            p = ours[k].price_tick
             through = (side > 0 and p > px_limit) or (side < 0 and p < px_limit)
             eligible = through
             if not through and p == at_px:
-                if at_px_seq_behind >= 0 and at_px_seq_behind > ours[k, U_SEQ]:
+                if at_px_seq_behind >= 0 and at_px_seq_behind > ours[k].seq:
                     eligible = True
                 elif hidden_at_px:
                     eligible = True
@@ -463,56 +435,56 @@ def _fill_priority(
             if best < 0:
                 best = k
             else:
-                bp = ours[best, U_PRICE]
+                bp = ours[best].price_tick
                 if (side > 0 and p > bp) or (side < 0 and p < bp) or (
-                    p == bp and ours[k, U_SEQ] < ours[best, U_SEQ]
+                    p == bp and ours[k].seq < ours[best].seq
                 ):
                     best = k
         if best < 0:
             break
-        p = ours[best, U_PRICE]
+        p = ours[best].price_tick
         take = budget
         if hidden_at_px and p == at_px and not (
             (side > 0 and p > px_limit) or (side < 0 and p < px_limit)
         ):
             # hidden liquidity at our price: displayed volume ahead of us is served first
-            budget -= int(ahead[best] + 0.5)
+            budget -= int(ours[best].queue_ahead + 0.5)
             if budget <= 0:
                 break
             take = budget
-        if take > ours[best, U_LEAVES] or cfg[C_WHOLE_FILLS] != 0:
-            take = ours[best, U_LEAVES]
-        _fill(ours, ahead, best, ts, p, take, Liquidity.MAKER, st, stf, cfg, fp, lat, resp,
+        if take > ours[best].leaves or cfg[C_WHOLE_FILLS] != 0:
+            take = ours[best].leaves
+        _fill(ours, best, ts, p, take, Liquidity.MAKER, st, stf, cfg, fp, lat, resp,
               respf, fills, olog, counts, sc)
-        ahead[best] = 0.0
+        ours[best].queue_ahead = 0.0
         budget -= take
     return budget
 
 
 @nb.njit(cache=True, _nrt=False)
-def _opposite_volume(side, px, q, ts, nbid, nask, ours, ahead, st, stf, cfg, fp, lat, resp,
+def _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat, resp,
                      respf, fills, olog, counts, sc):
     """``q`` lots of new resting volume on ``side`` at ``px`` (an order added or moved, an L2
     level grown): at or through the price of our orders on the other side, it would have
     traded with them, so they fill from it in price-time priority."""
     if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
-        _fill_priority(ours, ahead, 1, px - 1, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
+        _fill_priority(ours, 1, px - 1, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
                        respf, fills, olog, counts, sc, False)
     elif side > 0 and nask > 0 and px >= st[S_OB_ASK]:
-        _fill_priority(ours, ahead, -1, px + 1, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
+        _fill_priority(ours, -1, px + 1, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
                        respf, fills, olog, counts, sc, False)
 
 
 @nb.njit(cache=True, _nrt=False)
-def _reduce_ahead(ours, ahead, cfg, st, side, px, seq, amount):
+def _reduce_ahead(ours, cfg, st, side, px, seq, amount):
     """A book order (``seq``; -1 for anonymous volume) at ``px`` lost ``amount`` lots."""
     base, cnt = _open_list(st, cfg, side)
     for i in range(cnt):
         k = st[base + i]
-        if ours[k, U_XSTAT] == ST_OPEN and ours[k, U_SIDE] == side and ours[k, U_PRICE] == px:
-            if seq < 0 or seq <= ours[k, U_SEQ]:
-                a = ahead[k] - amount
-                ahead[k] = a if a > 0.0 else 0.0
+        if ours[k].exch_status == ST_OPEN and ours[k].side == side and ours[k].price_tick == px:
+            if seq < 0 or seq <= ours[k].seq:
+                a = ours[k].queue_ahead - amount
+                ours[k].queue_ahead = a if a > 0.0 else 0.0
 
 
 @nb.njit(cache=True, _nrt=False)
@@ -571,35 +543,37 @@ def _feed(ring, st, stf, llvl, lsc, ts, code, px, dq):
 
 
 @nb.njit(cache=True, _nrt=False)
-def _l2_trade_at(ours, ahead, cfg, st, side, px, q):
+def _l2_trade_at(ours, cfg, st, side, px, q):
     """L2: a trade of ``q`` lots at our price ``px`` reduces the queue ahead of our orders."""
     base, cnt = _open_list(st, cfg, side)
     for i in range(cnt):
         k = st[base + i]
-        if ours[k, U_XSTAT] == ST_OPEN and ours[k, U_PRICE] == px:
-            a = ahead[k] - q
-            ahead[k] = a if a > 0.0 else 0.0
-            ours[k, U_TRADED] += q
+        if ours[k].exch_status == ST_OPEN and ours[k].price_tick == px:
+            a = ours[k].queue_ahead - q
+            ours[k].queue_ahead = a if a > 0.0 else 0.0
+            ours[k].traded_since_depth += q
 
 
 @nb.njit(cache=True, _nrt=False)
-def _l2_level_change(ours, ahead, cfg, fp, st, side, px, old_q, new_q):
+def _l2_level_change(ours, cfg, fp, st, side, px, old_q, new_q):
     """Our orders at ``px`` when its level goes ``old_q`` → ``new_q`` lots: the queue model
     (:func:`mmsim.models.queue.queue_front_nb`) moves each one's ``ahead``, the lots traded
-    at our price since the last depth update (``U_TRADED``) netted out."""
+    at our price since the last depth update (``traded_since_depth``) netted out."""
     base, cnt = _open_list(st, cfg, side)
     model = cfg[C_QUEUE]
     n = fp[CF_QUEUE_N]
     for i in range(cnt):
         k = st[base + i]
-        if ours[k, U_XSTAT] != ST_OPEN or ours[k, U_PRICE] != px:
+        if ours[k].exch_status != ST_OPEN or ours[k].price_tick != px:
             continue
-        ahead[k] = queue_front_nb(model, n, ahead[k], old_q, new_q, ours[k, U_TRADED])
-        ours[k, U_TRADED] = 0
+        o = ours[k]
+        o.queue_ahead = queue_front_nb(model, n, o.queue_ahead, old_q, new_q,
+                                       o.traded_since_depth)
+        ours[k].traded_since_depth = 0
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
-def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring, ours, ahead,
+def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring, ours,
                st, stf, cfg, fp, lat, resp, respf, fills, olog, counts):
     """L2: the level at ``px`` on ``side`` is now ``q`` lots."""
     idx = px - sc[L_BASE]
@@ -631,9 +605,9 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
     if (side > 0 and nbid > 0 and px <= st[S_OB_BID]) or (
         side < 0 and nask > 0 and px >= st[S_OB_ASK]
     ):
-        _l2_level_change(ours, ahead, cfg, fp, st, side, px, old, q)
+        _l2_level_change(ours, cfg, fp, st, side, px, old, q)
     if q > old:
-        _opposite_volume(side, px, q - old, ev.exch_ts, nbid, nask, ours, ahead, st, stf, cfg,
+        _opposite_volume(side, px, q - old, ev.exch_ts, nbid, nask, ours, st, stf, cfg,
                          fp, lat, resp, respf, fills, olog, counts, sc)
     return 0
 
@@ -649,7 +623,7 @@ def _recenter(center_px, lvl, sc, llvl, lsc, ring, st, stf, lts):
 
 @nb.njit(cache=True, inline="always", _nrt=False)
 def _market_event(
-    ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, st, stf, cfg,
+    ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, st, stf, cfg,
     fp, lat, resp, respf, fills, olog, counts,
 ):
     """Apply one market event at the exchange, update our queue positions and fill us."""
@@ -685,7 +659,7 @@ def _market_event(
                 op = ordt[old, O_PRICE]
                 oq = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, old)
                 _feed(ring, st, stf, llvl, lsc, lts, os_, op, -oq)
-                _reduce_ahead(ours, ahead, cfg, st, os_, op, ordt[old, O_SEQ], oq)
+                _reduce_ahead(ours, cfg, st, os_, op, ordt[old, O_SEQ], oq)
         slot = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q, False)
         if slot == -2:
             return ERR_BOOK_FULL
@@ -694,11 +668,11 @@ def _market_event(
             lb, cnt = _open_list(st, cfg, side)
             for i in range(cnt):
                 k = st[lb + i]
-                if (ours[k, U_XSTAT] == ST_OPEN and ours[k, U_SIDE] == side
-                        and ours[k, U_PRICE] == px):
-                    ahead[k] += q
+                if (ours[k].exch_status == ST_OPEN and ours[k].side == side
+                        and ours[k].price_tick == px):
+                    ours[k].queue_ahead += q
         if not snap:
-            _opposite_volume(side, px, q, ts, nbid, nask, ours, ahead, st, stf, cfg, fp, lat,
+            _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat,
                              resp, respf, fills, olog, counts, sc)
         return 0
 
@@ -732,10 +706,10 @@ def _market_event(
             if kind == EventKind.EXECUTE and not snap:
                 # through-fills and behind-us executions first, then the queue ahead shrinks
                 behind = seq if seq >= 0 else np.int64(-1)
-                _fill_priority(ours, ahead, oside, opx, opx, behind, removed if removed > 0 else q,
+                _fill_priority(ours, oside, opx, opx, behind, removed if removed > 0 else q,
                                ts, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts, sc,
                                False)
-            _reduce_ahead(ours, ahead, cfg, st, oside, opx, seq, removed)
+            _reduce_ahead(ours, cfg, st, oside, opx, seq, removed)
         return 0
 
     if kind == EventKind.MODIFY:
@@ -758,9 +732,9 @@ def _market_event(
                 _feed(ring, st, stf, llvl, lsc, lts, side, px, q)
             dec = oq if lost == 1 else oq - q
             if dec > 0:
-                _reduce_ahead(ours, ahead, cfg, st, oside, opx, seq, dec)
+                _reduce_ahead(ours, cfg, st, oside, opx, seq, dec)
         if not snap:
-            _opposite_volume(side, px, q, ts, nbid, nask, ours, ahead, st, stf, cfg, fp, lat,
+            _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat,
                              resp, respf, fills, olog, counts, sc)
         return 0
 
@@ -776,17 +750,17 @@ def _market_event(
         if (side > 0 and nbid > 0 and px <= st[S_OB_BID]) or (
             side < 0 and nask > 0 and px >= st[S_OB_ASK]
         ):
-            _fill_priority(ours, ahead, side, px, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
+            _fill_priority(ours, side, px, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
                            respf, fills, olog, counts, sc, True)
             if cfg[C_QUEUE] != QUEUE_FIFO:
                 # L2: the trade executed displayed volume ahead of us; the depth update that
                 # follows shows the same decrease, so remember it to net it out
-                _l2_trade_at(ours, ahead, cfg, st, side, px, q)
+                _l2_trade_at(ours, cfg, st, side, px, q)
         return 0
 
     if kind == EventKind.LEVEL_SET:
         return _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
-                          ours, ahead, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts)
+                          ours, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts)
 
     if kind == EventKind.MARK:
         stf[F_MARK] = ev.value
@@ -804,9 +778,9 @@ def _market_event(
         code = 10 if side == 0 else (11 if side > 0 else -11)
         _feed(ring, st, stf, llvl, lsc, lts, code, 0, 0)
         for k in range(cfg[C_MAX_OURS]):
-            if ours[k, U_XSTAT] == ST_OPEN and (side == 0 or ours[k, U_SIDE] == side):
-                ahead[k] = 0.0
-                ours[k, U_SEQ] = bs[B_SEQ]
+            if ours[k].exch_status == ST_OPEN and (side == 0 or ours[k].side == side):
+                ours[k].queue_ahead = 0.0
+                ours[k].seq = bs[B_SEQ]
         return 0
 
     if kind == EventKind.SNAPSHOT_BEGIN:
@@ -817,9 +791,9 @@ def _market_event(
         st[S_IN_SNAP] = 0
         # the snapshot rebuilt the queues: our orders rejoin at the back of their levels
         for k in range(cfg[C_MAX_OURS]):
-            if ours[k, U_XSTAT] == ST_OPEN:
-                ahead[k] = level_qty_nb(lvl, sc, ours[k, U_SIDE], ours[k, U_PRICE])
-                ours[k, U_SEQ] = bs[B_SEQ]
+            if ours[k].exch_status == ST_OPEN:
+                ours[k].queue_ahead = level_qty_nb(lvl, sc, ours[k].side, ours[k].price_tick)
+                ours[k].seq = bs[B_SEQ]
         return 0
 
     if kind == EventKind.STATUS:
@@ -829,42 +803,42 @@ def _market_event(
 
 
 @nb.njit(cache=True, _nrt=False)
-def _taker_walk(ours, ahead, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
+def _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
                 lvl, sc):
     """Take liquidity for our order in ``slot`` from the opposite side of the exchange book.
 
     The book is not changed (no market impact); each level is used at most once per order.
     """
-    side = ours[slot, U_SIDE]
-    lim = ours[slot, U_PRICE]
-    is_mkt = ours[slot, U_TIF] == TimeInForce.MARKET
+    side = ours[slot].side
+    lim = ours[slot].price_tick
+    is_mkt = ours[slot].tif == TimeInForce.MARKET
     w = sc[1]
     if side > 0:
         j = sc[L_BEST_ASK]
         if j < 0:
             return
-        while j < w and ours[slot, U_LEAVES] > 0:
+        while j < w and ours[slot].leaves > 0:
             p = j + sc[L_BASE]
             if not is_mkt and p > lim:
                 break
             avail = lvl[1, j]
             if avail > 0:
-                take = avail if avail < ours[slot, U_LEAVES] else ours[slot, U_LEAVES]
-                _fill(ours, ahead, slot, ts, p, take, Liquidity.TAKER, st, stf, cfg, fp, lat,
+                take = avail if avail < ours[slot].leaves else ours[slot].leaves
+                _fill(ours, slot, ts, p, take, Liquidity.TAKER, st, stf, cfg, fp, lat,
                       resp, respf, fills, olog, counts, sc)
             j += 1
     else:
         j = sc[L_BEST_BID]
         if j < 0:
             return
-        while j >= 0 and ours[slot, U_LEAVES] > 0:
+        while j >= 0 and ours[slot].leaves > 0:
             p = j + sc[L_BASE]
             if not is_mkt and p < lim:
                 break
             avail = lvl[0, j]
             if avail > 0:
-                take = avail if avail < ours[slot, U_LEAVES] else ours[slot, U_LEAVES]
-                _fill(ours, ahead, slot, ts, p, take, Liquidity.TAKER, st, stf, cfg, fp, lat,
+                take = avail if avail < ours[slot].leaves else ours[slot].leaves
+                _fill(ours, slot, ts, p, take, Liquidity.TAKER, st, stf, cfg, fp, lat,
                       resp, respf, fills, olog, counts, sc)
             j -= 1
 
@@ -881,102 +855,102 @@ def _crosses(side, px, tif, sc):
 
 
 @nb.njit(cache=True, _nrt=False)
-def _request_arrives(slot, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
+def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
                      lvl, sc, bs):
-    """Our request for ``slot`` reaches the exchange (at ``ours[slot, U_REQ_TS]``)."""
-    ts = ours[slot, U_REQ_TS]
-    req = ours[slot, U_REQ]
-    ours[slot, U_REQ] = 0
+    """Our request for ``slot`` reaches the exchange (at ``ours[slot].req_ts``)."""
+    ts = ours[slot].req_ts
+    req = ours[slot].req
+    ours[slot].req = 0
     st[S_DIRTY] = 1
     if req == REQ_SUBMIT:
         rl = _resp_time(st, cfg, lat, 0, ts)
-        side = ours[slot, U_SIDE]
-        px = ours[slot, U_PRICE]
-        tif = ours[slot, U_TIF]
+        side = ours[slot].side
+        px = ours[slot].price_tick
+        tif = ours[slot].tif
         reason = 0
         if st[S_HALT] != 0:
             reason = Reject.HALTED
         elif tif == TimeInForce.POST_ONLY and _crosses(side, px, tif, sc):
             reason = Reject.POST_ONLY_WOULD_CROSS
         if reason != 0:
-            ours[slot, U_XSTAT] = ST_DONE
-            ours[slot, U_LEAVES] = 0
+            ours[slot].exch_status = ST_DONE
+            ours[slot].leaves = 0
             st[S_NREJ] += 1
             _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.REJECT, px,
-                    ours[slot, U_QTY], 0, 0, reason, 0.0)
+                    ours[slot].qty, 0, 0, reason, 0.0)
             return
-        ours[slot, U_XSTAT] = ST_OPEN
+        ours[slot].exch_status = ST_OPEN
         _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.ACK, px,
-                ours[slot, U_QTY], ours[slot, U_LEAVES], 0, 0, 0.0)
+                ours[slot].qty, ours[slot].leaves, 0, 0, 0.0)
         if _crosses(side, px, tif, sc):
-            _taker_walk(ours, ahead, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+            _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
                         counts, lvl, sc)
-        if ours[slot, U_LEAVES] > 0:
+        if ours[slot].leaves > 0:
             if tif == TimeInForce.IOC or tif == TimeInForce.MARKET:
-                ours[slot, U_XSTAT] = ST_DONE
+                ours[slot].exch_status = ST_DONE
                 _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.EXPIRE, px,
-                        ours[slot, U_QTY], 0, 0, 0, 0.0)
-                ours[slot, U_LEAVES] = 0
+                        ours[slot].qty, 0, 0, 0, 0.0)
+                ours[slot].leaves = 0
             else:
-                ours[slot, U_SEQ] = bs[B_SEQ]
-                ahead[slot] = level_qty_nb(lvl, sc, side, px)
+                ours[slot].seq = bs[B_SEQ]
+                ours[slot].queue_ahead = level_qty_nb(lvl, sc, side, px)
         else:
-            ours[slot, U_XSTAT] = ST_DONE
+            ours[slot].exch_status = ST_DONE
         return
     if req == REQ_CANCEL:
         rl = _resp_time(st, cfg, lat, 1, ts)
-        if ours[slot, U_XSTAT] == ST_OPEN:
-            ours[slot, U_XSTAT] = ST_DONE
-            ours[slot, U_LEAVES] = 0
+        if ours[slot].exch_status == ST_OPEN:
+            ours[slot].exch_status = ST_DONE
+            ours[slot].leaves = 0
             _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
-                    ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, 0, 0.0)
+                    ours[slot].price_tick, ours[slot].qty, 0, 0, 0, 0.0)
         else:
             _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.CANCEL_REJECT,
-                    ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, Reject.UNKNOWN_ORDER, 0.0)
+                    ours[slot].price_tick, ours[slot].qty, 0, 0, Reject.UNKNOWN_ORDER, 0.0)
         return
     if req == REQ_MODIFY:
         # the request carries the new total quantity (filled + open, as the strategy knew it
         # when it sent it): fills in flight then reduce the new open quantity
         rl = _resp_time(st, cfg, lat, 2, ts)
-        npx = ours[slot, U_REQ_PX]
-        nq = ours[slot, U_REQ_QTY] - ours[slot, U_FILLED]
-        side = ours[slot, U_SIDE]
+        npx = ours[slot].req_price_tick
+        nq = ours[slot].req_qty - ours[slot].filled
+        side = ours[slot].side
         reason = 0
-        if ours[slot, U_XSTAT] != ST_OPEN:
+        if ours[slot].exch_status != ST_OPEN:
             reason = Reject.UNKNOWN_ORDER
         elif nq <= 0:
             # the new total is not above what already filled: the modify cancels the order
             # (Binance USD-M's rule; CME eliminates it likewise)
-            ours[slot, U_XSTAT] = ST_DONE
-            ours[slot, U_LEAVES] = 0
+            ours[slot].exch_status = ST_DONE
+            ours[slot].leaves = 0
             st[S_DIRTY] = 1
             _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
-                    ours[slot, U_PRICE], ours[slot, U_QTY], 0, 0, Reject.FILLED_BEYOND_NEW_QTY,
+                    ours[slot].price_tick, ours[slot].qty, 0, 0, Reject.FILLED_BEYOND_NEW_QTY,
                     0.0)
             return
-        elif npx != ours[slot, U_PRICE] and ours[slot, U_TIF] == TimeInForce.POST_ONLY and \
+        elif npx != ours[slot].price_tick and ours[slot].tif == TimeInForce.POST_ONLY and \
                 _crosses(side, npx, TimeInForce.POST_ONLY, sc):
             reason = Reject.POST_ONLY_WOULD_CROSS
         if reason != 0:
             st[S_NREJ] += 1
             _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.MODIFY_REJECT,
-                    ours[slot, U_PRICE], ours[slot, U_QTY], ours[slot, U_LEAVES], 0, reason, 0.0)
+                    ours[slot].price_tick, ours[slot].qty, ours[slot].leaves, 0, reason, 0.0)
             return
-        lose = npx != ours[slot, U_PRICE] or nq > ours[slot, U_LEAVES]
-        ours[slot, U_PRICE] = npx
-        ours[slot, U_QTY] = ours[slot, U_FILLED] + nq
-        ours[slot, U_LEAVES] = nq
+        lose = npx != ours[slot].price_tick or nq > ours[slot].leaves
+        ours[slot].price_tick = npx
+        ours[slot].qty = ours[slot].filled + nq
+        ours[slot].leaves = nq
         if lose:
-            ours[slot, U_SEQ] = bs[B_SEQ]
-            ahead[slot] = level_qty_nb(lvl, sc, side, npx)
+            ours[slot].seq = bs[B_SEQ]
+            ours[slot].queue_ahead = level_qty_nb(lvl, sc, side, npx)
         _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.MODIFY_ACK, npx,
-                ours[slot, U_QTY], nq, 0, 0, 0.0)
-        if _crosses(side, npx, ours[slot, U_TIF], sc):
-            _taker_walk(ours, ahead, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+                ours[slot].qty, nq, 0, 0, 0.0)
+        if _crosses(side, npx, ours[slot].tif, sc):
+            _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
                         counts, lvl, sc)
-            if ours[slot, U_LEAVES] > 0:
-                ours[slot, U_SEQ] = bs[B_SEQ]
-                ahead[slot] = level_qty_nb(lvl, sc, side, npx)
+            if ours[slot].leaves > 0:
+                ours[slot].seq = bs[B_SEQ]
+                ours[slot].queue_ahead = level_qty_nb(lvl, sc, side, npx)
 
 
 @nb.njit(cache=True, _nrt=False)
@@ -993,44 +967,45 @@ def _response_arrives(resp, respf, st, stf, ours):
     slot = resp[j, R_SLOT]
     ts = resp[j, R_TS]
     if kind == OrderEvent.ACK:
-        if ours[slot, U_LSTAT] == ST_PENDING:
-            ours[slot, U_LSTAT] = ST_OPEN
-        ours[slot, U_INFLIGHT] = 0
+        if ours[slot].local_status == ST_PENDING:
+            ours[slot].local_status = ST_OPEN
+        ours[slot].in_flight = 0
     elif kind == OrderEvent.REJECT:
-        ours[slot, U_LSTAT] = ST_DONE
-        ours[slot, U_LLEAVES] = 0
-        ours[slot, U_INFLIGHT] = 0
+        ours[slot].local_status = ST_DONE
+        ours[slot].local_leaves = 0
+        ours[slot].in_flight = 0
     elif kind == OrderEvent.FILL:
-        side = ours[slot, U_SIDE]
+        side = ours[slot].side
         st[S_LPOS] += side * resp[j, R_FILL]
-        ours[slot, U_LFILLED] += resp[j, R_FILL]
+        ours[slot].local_filled += resp[j, R_FILL]
         stf[F_LCASH] += respf[j]
         stf[F_LAST_FILL_S] = ts
-        ours[slot, U_LLEAVES] = resp[j, R_LEAVES]
+        ours[slot].local_leaves = resp[j, R_LEAVES]
         if resp[j, R_LEAVES] <= 0:
-            ours[slot, U_LSTAT] = ST_DONE
+            ours[slot].local_status = ST_DONE
     elif kind == OrderEvent.EXPIRE or kind == OrderEvent.CANCEL_ACK:
-        ours[slot, U_LSTAT] = ST_DONE
-        ours[slot, U_LLEAVES] = 0
-        ours[slot, U_INFLIGHT] = 0
-        ours[slot, U_MOD_TOTAL] = 0
+        ours[slot].local_status = ST_DONE
+        ours[slot].local_leaves = 0
+        ours[slot].in_flight = 0
+        ours[slot].modify_total = 0
     elif kind == OrderEvent.MODIFY_ACK:
-        ours[slot, U_LPX] = resp[j, R_PX]
-        ours[slot, U_LQTY] = resp[j, R_QTY]
-        ours[slot, U_LLEAVES] = resp[j, R_LEAVES]
-        ours[slot, U_INFLIGHT] = 0
-        ours[slot, U_MOD_TOTAL] = 0
+        ours[slot].local_price_tick = resp[j, R_PX]
+        ours[slot].local_qty = resp[j, R_QTY]
+        ours[slot].local_leaves = resp[j, R_LEAVES]
+        ours[slot].in_flight = 0
+        ours[slot].modify_total = 0
     elif kind == OrderEvent.MODIFY_REJECT or kind == OrderEvent.CANCEL_REJECT:
-        ours[slot, U_INFLIGHT] = 0
-        ours[slot, U_MOD_TOTAL] = 0
-    ours[slot, U_NRESP] -= 1
-    if ours[slot, U_HEDGE] == 1 and ours[slot, U_LSTAT] == ST_DONE and ours[slot, U_HDONE] == 0:
-        ours[slot, U_HDONE] = 1
+        ours[slot].in_flight = 0
+        ours[slot].modify_total = 0
+    ours[slot].n_responses -= 1
+    o = ours[slot]
+    if o.is_hedge == 1 and o.local_status == ST_DONE and o.hedge_done == 0:
+        ours[slot].hedge_done = 1
         st[S_HEDGE_PENDING] -= 1
-    if ours[slot, U_NRESP] == 0 and ours[slot, U_LSTAT] == ST_DONE and \
-            ours[slot, U_XSTAT] == ST_DONE and ours[slot, U_REQ] == 0:
-        ours[slot, U_LSTAT] = ST_FREE
-        ours[slot, U_XSTAT] = ST_FREE
+    if ours[slot].n_responses == 0 and ours[slot].local_status == ST_DONE and \
+            ours[slot].exch_status == ST_DONE and ours[slot].req == 0:
+        ours[slot].local_status = ST_FREE
+        ours[slot].exch_status = ST_FREE
     last = n - 1
     if j != last:
         for f in range(R_FIELDS):
@@ -1067,21 +1042,21 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
     st[S_REQ_SEQ] += 1
     total = qty
     if req == REQ_MODIFY:
-        total = ours[slot, U_LFILLED] + qty
-        ours[slot, U_MOD_TOTAL] = total
+        total = ours[slot].local_filled + qty
+        ours[slot].modify_total = total
     if req != REQ_CANCEL:
-        ours[slot, U_LTARGET] = qty
-    ours[slot, U_REQ] = req
-    ours[slot, U_REQ_TS] = ts + e
-    ours[slot, U_REQ_PX] = px
-    ours[slot, U_REQ_QTY] = total
-    ours[slot, U_REQ_N] = st[S_REQ_SEQ]
-    ours[slot, U_INFLIGHT] = 1
+        ours[slot].local_target = qty
+    ours[slot].req = req
+    ours[slot].req_ts = ts + e
+    ours[slot].req_price_tick = px
+    ours[slot].req_qty = total
+    ours[slot].req_seq = st[S_REQ_SEQ]
+    ours[slot].in_flight = 1
     if ts + e < st[S_NEXT_REQ]:
         st[S_NEXT_REQ] = ts + e
     if req == REQ_CANCEL:
-        _log_order(olog, counts, ours, slot, ts, ts + e, ev, px, ours[slot, U_LQTY],
-                   ours[slot, U_LLEAVES], 0, 0)
+        _log_order(olog, counts, ours, slot, ts, ts + e, ev, px, ours[slot].local_qty,
+                   ours[slot].local_leaves, 0, 0)
     else:
         _log_order(olog, counts, ours, slot, ts, ts + e, ev, px, total, qty, 0, 0)
 
@@ -1094,12 +1069,12 @@ def _exposure(ours, nmax, side):
     acknowledged count in full."""
     tot = np.int64(0)
     for k in range(nmax):
-        ls = ours[k, U_LSTAT]
-        if (ls != ST_PENDING and ls != ST_OPEN) or ours[k, U_SIDE] != side:
+        ls = ours[k].local_status
+        if (ls != ST_PENDING and ls != ST_OPEN) or ours[k].side != side:
             continue
-        e = ours[k, U_LLEAVES]
-        if ours[k, U_MOD_TOTAL] > 0:
-            m = ours[k, U_MOD_TOTAL] - ours[k, U_LFILLED]
+        e = ours[k].local_leaves
+        if ours[k].modify_total > 0:
+            m = ours[k].modify_total - ours[k].local_filled
             if m > e:
                 e = m
         tot += e
@@ -1107,32 +1082,65 @@ def _exposure(ours, nmax, side):
 
 
 @nb.njit(cache=True, _nrt=False)
-def _new_order(ours, ahead, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedge):
+def _reset_order(ours, slot):
+    """Every field of our order slot ``slot`` back to zero (a fresh order)."""
+    o = ours[slot]
+    o.order_id = 0
+    o.side = 0
+    o.price_tick = 0
+    o.qty = 0
+    o.leaves = 0
+    o.tif = 0
+    o.seq = 0
+    o.exch_status = 0
+    o.is_hedge = 0
+    o.req = 0
+    o.req_ts = 0
+    o.req_price_tick = 0
+    o.req_qty = 0
+    o.req_seq = 0
+    o.local_status = 0
+    o.local_price_tick = 0
+    o.local_qty = 0
+    o.local_leaves = 0
+    o.in_flight = 0
+    o.n_responses = 0
+    o.filled = 0
+    o.hedge_done = 0
+    o.traded_since_depth = 0
+    o.local_filled = 0
+    o.local_target = 0
+    o.modify_total = 0
+    o.queue_ahead = 0.0
+
+
+@nb.njit(cache=True, _nrt=False)
+def _new_order(ours, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedge):
     nmax = cfg[C_MAX_OURS]
     slot = -1
     for k in range(nmax):
-        if ours[k, U_LSTAT] == ST_FREE and ours[k, U_XSTAT] == ST_FREE and ours[k, U_NRESP] == 0 \
-                and ours[k, U_REQ] == 0:
+        o = ours[k]
+        if o.local_status == ST_FREE and o.exch_status == ST_FREE and o.n_responses == 0 \
+                and o.req == 0:
             slot = k
             break
     if slot < 0:
         st[S_SLOT_FULL] += 1
         return -1
     st[S_OID] += 1
-    ours[slot, :] = 0
-    ahead[slot] = 0.0
-    ours[slot, U_ID] = st[S_OID]
-    ours[slot, U_SIDE] = side
-    ours[slot, U_PRICE] = px
-    ours[slot, U_QTY] = qty
-    ours[slot, U_LEAVES] = qty
-    ours[slot, U_TIF] = tif
-    ours[slot, U_HEDGE] = is_hedge
-    ours[slot, U_XSTAT] = ST_PENDING
-    ours[slot, U_LSTAT] = ST_PENDING
-    ours[slot, U_LPX] = px
-    ours[slot, U_LQTY] = qty
-    ours[slot, U_LLEAVES] = qty
+    _reset_order(ours, slot)
+    ours[slot].order_id = st[S_OID]
+    ours[slot].side = side
+    ours[slot].price_tick = px
+    ours[slot].qty = qty
+    ours[slot].leaves = qty
+    ours[slot].tif = tif
+    ours[slot].is_hedge = is_hedge
+    ours[slot].exch_status = ST_PENDING
+    ours[slot].local_status = ST_PENDING
+    ours[slot].local_price_tick = px
+    ours[slot].local_qty = qty
+    ours[slot].local_leaves = qty
     _send(ours, st, cfg, lat, olog, counts, slot, REQ_SUBMIT, ts, px, qty)
     if is_hedge:
         st[S_HEDGE_PENDING] += 1
@@ -1152,7 +1160,7 @@ def _fit(q, open_qty, room):
 
 
 @nb.njit(cache=True, _nrt=False)
-def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, matched,
+def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, matched,
                  room):
     """Turn target quotes of one side into submits, modifies and cancels.
 
@@ -1167,30 +1175,30 @@ def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n, u
     used[:] = 0
     matched[:nmax] = 0
     for k in range(nmax):
-        ls = ours[k, U_LSTAT]
-        if ours[k, U_HEDGE] == 1 or ours[k, U_SIDE] != side:
+        ls = ours[k].local_status
+        if ours[k].is_hedge == 1 or ours[k].side != side:
             continue
         if ls != ST_PENDING and ls != ST_OPEN:
             continue
         for j in range(n):
-            if used[j] == 0 and tp[j] == ours[k, U_LPX]:
+            if used[j] == 0 and tp[j] == ours[k].local_price_tick:
                 used[j] = 1
                 matched[k] = 1
-                if ours[k, U_INFLIGHT] == 0 and ours[k, U_LTARGET] != tq[j] and ls == ST_OPEN:
-                    lv = ours[k, U_LLEAVES]
+                if ours[k].in_flight == 0 and ours[k].local_target != tq[j] and ls == ST_OPEN:
+                    lv = ours[k].local_leaves
                     q, room = _fit(tq[j], lv, room)
                     if tq[j] > lv and q == lv:
                         q = 0  # more was wanted and nothing fits: leave the order alone
-                    if q > 0 and q != ours[k, U_LTARGET]:
+                    if q > 0 and q != ours[k].local_target:
                         _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[j], q)
                 break
     for k in range(nmax):
-        ls = ours[k, U_LSTAT]
-        if matched[k] != 0 or ours[k, U_HEDGE] == 1 or ours[k, U_SIDE] != side:
+        ls = ours[k].local_status
+        if matched[k] != 0 or ours[k].is_hedge == 1 or ours[k].side != side:
             continue
         if ls != ST_PENDING and ls != ST_OPEN:
             continue
-        if ours[k, U_INFLIGHT] != 0:
+        if ours[k].in_flight != 0:
             continue
         target = -1
         if cfg[C_REPLACE] == REPLACE_MODIFY:
@@ -1200,16 +1208,16 @@ def _manage_side(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp, tq, n, u
                     break
         if target >= 0:
             used[target] = 1
-            q, room = _fit(tq[target], ours[k, U_LLEAVES], room)
+            q, room = _fit(tq[target], ours[k].local_leaves, room)
             _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[target], q)
         else:
-            _send(ours, st, cfg, lat, olog, counts, k, REQ_CANCEL, ts, ours[k, U_LPX], 0)
+            _send(ours, st, cfg, lat, olog, counts, k, REQ_CANCEL, ts, ours[k].local_price_tick, 0)
     for j in range(n):
         if used[j] == 0:
             q, room = _fit(tq[j], 0, room)
             if q <= 0:
                 continue
-            _new_order(ours, ahead, st, cfg, lat, olog, counts, ts, side, tp[j], q,
+            _new_order(ours, st, cfg, lat, olog, counts, ts, side, tp[j], q,
                        cfg[C_QUOTE_TIF], 0)
 
 
@@ -1266,20 +1274,20 @@ def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, dep
     noa = 0
     c = 0
     for k in range(cfg[C_MAX_OURS]):
-        ls = ours[k, U_LSTAT]
+        ls = ours[k].local_status
         if ls == ST_PENDING or ls == ST_OPEN:
-            if ours[k, U_HEDGE] == 0:
-                if ours[k, U_SIDE] > 0:
+            if ours[k].is_hedge == 0:
+                if ours[k].side > 0:
                     nob += 1
                 else:
                     noa += 1
             if c < CTX_ORDERS:
                 base = Ctx.ORDERS0 + 5 * c
-                ctx[base] = ours[k, U_SIDE]
-                ctx[base + 1] = ours[k, U_LPX]
-                ctx[base + 2] = ours[k, U_LLEAVES]
+                ctx[base] = ours[k].side
+                ctx[base + 1] = ours[k].local_price_tick
+                ctx[base + 2] = ours[k].local_leaves
                 ctx[base + 3] = ls
-                ctx[base + 4] = ours[k, U_HEDGE]
+                ctx[base + 4] = ours[k].is_hedge
                 c += 1
     while c < CTX_ORDERS:
         base = Ctx.ORDERS0 + 5 * c
@@ -1296,7 +1304,7 @@ def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, dep
 @nb.njit(cache=True, _nrt=False)
 def _decide(
     now, reason, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout, st, stf, cfg,
-    fp, lat, llvl, lsc, ours, ahead, olog, counts, scr,
+    fp, lat, llvl, lsc, ours, olog, counts, scr,
 ):
     """Run the policy (and hedger) at local time ``now`` and act on their outputs."""
     st[S_NDEC] += 1
@@ -1354,7 +1362,7 @@ def _decide(
                 tp[n] = px
                 tq[n] = q
                 n += 1
-        _manage_side(ours, ahead, st, cfg, lat, olog, counts, now, side, tp, tq, n, used,
+        _manage_side(ours, st, cfg, lat, olog, counts, now, side, tp, tq, n, used,
                      matched, room)
     if cfg[C_HAS_HEDGER] != 0 and warm:
         _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q)
@@ -1385,7 +1393,7 @@ def _decide(
                 pxi = np.int64(0)
             else:
                 pxi = np.int64(np.floor(lim + 1e-9)) if side > 0 else np.int64(np.ceil(lim - 1e-9))
-            _new_order(ours, ahead, st, cfg, lat, olog, counts, now, side, pxi, q, tif, 1)
+            _new_order(ours, st, cfg, lat, olog, counts, now, side, pxi, q, tif, 1)
     return 0
 
 
@@ -1442,7 +1450,7 @@ def _needs_flush(counts, fills, olog, eq):
 @nb.njit(cache=True, _nrt=False)
 def _run_internal(
     limit, inclusive, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
-    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, resp, respf,
+    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp, respf,
     st, stf, cfg, fp, lat, fills, olog, eq, counts, scr,
 ):
     """Process every scheduled action before ``limit`` (or at it, when ``inclusive``)."""
@@ -1465,7 +1473,7 @@ def _run_internal(
             kind, slot = _response_arrives(resp, respf, st, stf, ours)
             if kind == OrderEvent.FILL and cfg[C_DECIDE_ON_FILL] != 0:
                 rc = _decide(tmin, 1, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
-                             hout, st, stf, cfg, fp, lat, llvl, lsc, ours, ahead, olog, counts,
+                             hout, st, stf, cfg, fp, lat, llvl, lsc, ours, olog, counts,
                              scr)
                 if rc != 0:
                     return rc
@@ -1474,16 +1482,16 @@ def _run_internal(
             # the earliest request (ties: the one sent first)
             best = -1
             for k in range(nmax):
-                if ours[k, U_REQ] != 0 and ours[k, U_REQ_TS] == tmin:
-                    if best < 0 or ours[k, U_REQ_N] < ours[best, U_REQ_N]:
+                if ours[k].req != 0 and ours[k].req_ts == tmin:
+                    if best < 0 or ours[k].req_seq < ours[best].req_seq:
                         best = k
-            _request_arrives(best, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+            _request_arrives(best, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog,
                              counts, lvl, sc, bs)
             _recompute_next_req(ours, st, nmax)
         elif t_dec == tmin:
             st[S_NEXT_DEC] = t_dec + cfg[C_DEC_NS]
             rc = _decide(tmin, 0, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
-                         hout, st, stf, cfg, fp, lat, llvl, lsc, ours, ahead, olog, counts,
+                         hout, st, stf, cfg, fp, lat, llvl, lsc, ours, olog, counts,
                          scr)
             if rc != 0:
                 return rc
@@ -1507,7 +1515,7 @@ _F1 = _arr(np.float64)
 RUN_SIG = nb.types.int64(
     _arr(EVENT_DTYPE), nb.types.boolean,
     POLICY_FTYPE, _F1, _F1, HEDGER_FTYPE, _F1, _F1, _F1, _F1, _F1,
-    _I2, _I1, _I1, _I1, _I1, _I2, _I2, _I1, _I2, _I1, _I2, _I2, _F1, _I2, _F1,
+    _I2, _I1, _I1, _I1, _I1, _I2, _I2, _I1, _I2, _I1, _I2, _arr(OUR_ORDER_DTYPE), _I2, _F1,
     _I1, _F1, _I1, _F1, _F1,
     _arr(FILL_DTYPE), _arr(ORDER_LOG_DTYPE), _arr(EQUITY_DTYPE), _I1, _I1,
 )
@@ -1516,7 +1524,7 @@ RUN_SIG = nb.types.int64(
 @nb.njit(RUN_SIG, cache=True, _nrt=False)
 def run_nb(
     events, final, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
-    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, ahead, resp, respf,
+    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp, respf,
     st, stf, cfg, fp, lat, fills, olog, eq, counts, scr,
 ):
     """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[S_I]``.
@@ -1547,7 +1555,7 @@ def run_nb(
                 (st[S_RING_N] > 0 and ring[st[S_RING_HEAD], G_TS] < ts):
             rc = _run_internal(ts, False, policy, pparams, pstate, hedger, hparams, hstate, ctx,
                                qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
-                               ring, ours, ahead, resp, respf, st, stf, cfg, fp, lat, fills, olog,
+                               ring, ours, resp, respf, st, stf, cfg, fp, lat, fills, olog,
                                eq, counts, scr)
             if rc != RET_DONE:
                 st[S_I] = i
@@ -1556,7 +1564,7 @@ def run_nb(
             st[S_I] = i
             return RET_FLUSH
         rc = _market_event(events[i], ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
-                           ring, ours, ahead, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+                           ring, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog,
                            counts)
         if rc != 0:
             st[S_I] = i
@@ -1566,7 +1574,7 @@ def run_nb(
     if final:
         rc = _run_internal(st[S_LAST_TS], True, policy, pparams, pstate, hedger, hparams, hstate,
                            ctx, qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl,
-                           lsc, ring, ours, ahead, resp, respf, st, stf, cfg, fp, lat, fills,
+                           lsc, ring, ours, resp, respf, st, stf, cfg, fp, lat, fills,
                            olog, eq, counts, scr)
         if rc != RET_DONE:
             st[S_I] = n
