@@ -175,3 +175,35 @@ OUR_ORDER_DTYPE = np.dtype(
     ],
     align=True,
 )
+
+#: An answer of the exchange on its way to the strategy (``Engine.resp``): an ack, reject,
+#: fill, expiry or cancel/modify answer for one of our order slots, applied to the strategy's
+#: view at ``ts`` (local ns); ``seq`` keeps answers of the same time in the order sent.
+RESPONSE_DTYPE = np.dtype(
+    [
+        ("ts", np.int64),  # local arrival time, ns
+        ("seq", np.int64),  # order of sending (tie-break)
+        ("kind", np.int64),  # OrderEvent
+        ("slot", np.int64),  # our order slot
+        ("price_tick", np.int64),  # the order's price after the event, ticks
+        ("qty", np.int64),  # the order's quantity after the event, lots
+        ("leaves", np.int64),  # its open quantity after the event, lots
+        ("fill_qty", np.int64),  # lots filled by this event
+        ("cash", np.float64),  # cash the event moves (fills: after fees), settlement currency
+    ],
+    align=True,
+)
+
+#: A change of the exchange book (or a trade) on its way to the strategy's local book
+#: (``Engine.ring``, a FIFO ring): applied at ``ts`` (local ns); ``code`` says what it is
+#: (:mod:`mmsim.engine.nb`: FEED_BID / FEED_ASK level deltas, FEED_CLEAR_*, RING_RECENTER,
+#: ±RING_TRADE).
+FEED_DTYPE = np.dtype(
+    [
+        ("ts", np.int64),  # local receive time, ns
+        ("code", np.int64),  # what the entry is
+        ("price_tick", np.int64),  # price (or the new window base for RING_RECENTER), ticks
+        ("qty", np.int64),  # level delta or traded quantity, lots
+    ],
+    align=True,
+)

@@ -24,7 +24,14 @@ from mmsim.book.nb import (
     new_ladder,
 )
 from mmsim.contracts import CTX_SIZE, HEDGE_OUT_SIZE, QUOTE_SIZE
-from mmsim.dtypes import EQUITY_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE, OUR_ORDER_DTYPE
+from mmsim.dtypes import (
+    EQUITY_DTYPE,
+    FEED_DTYPE,
+    FILL_DTYPE,
+    ORDER_LOG_DTYPE,
+    OUR_ORDER_DTYPE,
+    RESPONSE_DTYPE,
+)
 from mmsim.engine import nb as enb
 from mmsim.enums import TimeInForce
 from mmsim.models.nb import FEE_PARAMS, LATENCY_PARAMS
@@ -110,12 +117,11 @@ class Engine:
         # start small (a hash table that fits in cache) and double on demand
         self.book = new_l3_book(base, w, min(4096, self.max_book_orders))
         self.llvl, self.lsc = new_ladder(base, w)
-        self.ring = np.zeros((cap.feed_buffer, 4), dtype=np.int64)
+        self.ring = np.zeros(cap.feed_buffer, dtype=FEED_DTYPE)
         nmax = cap.max_our_orders
         self.ours = np.zeros(nmax, dtype=OUR_ORDER_DTYPE)
         resp_cap = max(self.RESP_CAP, 16 * nmax)
-        self.resp = np.zeros((resp_cap, enb.R_FIELDS), dtype=np.int64)
-        self.respf = np.zeros(resp_cap, dtype=np.float64)
+        self.resp = np.zeros(resp_cap, dtype=RESPONSE_DTYPE)
         st = np.zeros(enb.ST_SIZE + 2 * nmax, dtype=np.int64)
         st[enb.S_T0] = -1
         for k in (enb.S_NEXT_DEC, enb.S_NEXT_EQ, enb.S_NEXT_REQ, enb.S_NEXT_RESP):
@@ -195,7 +201,7 @@ class Engine:
             events, final, self._pkernel, self.pparams, self.pstate, self._hkernel,
             self.hparams, self.hstate, self.ctx, self.qout, self.hout,
             b["ordt"], b["free"], b["hkeys"], b["hvals"], b["bs"], b["lvl"], b["anon"], b["sc"],
-            self.llvl, self.lsc, self.ring, self.ours, self.resp, self.respf,
+            self.llvl, self.lsc, self.ring, self.ours, self.resp,
             self.st, self.stf, self.cfg, self.fp, self.lat, self.fills, self.olog, self.eq,
             self.counts, self.scratch,
         )

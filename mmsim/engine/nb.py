@@ -79,7 +79,15 @@ from mmsim.contracts import (
     quote_level_nb,
     quote_levels_nb,
 )
-from mmsim.dtypes import EQUITY_DTYPE, EVENT_DTYPE, FILL_DTYPE, ORDER_LOG_DTYPE, OUR_ORDER_DTYPE
+from mmsim.dtypes import (
+    EQUITY_DTYPE,
+    EVENT_DTYPE,
+    FEED_DTYPE,
+    FILL_DTYPE,
+    ORDER_LOG_DTYPE,
+    OUR_ORDER_DTYPE,
+    RESPONSE_DTYPE,
+)
 from mmsim.enums import EventFlag, EventKind, Liquidity, OrderEvent, Reject, TimeInForce
 from mmsim.models.nb import (
     cash_flow_nb,
@@ -107,24 +115,15 @@ ST_PENDING = 1
 ST_OPEN = 2
 ST_DONE = 3
 
-# ---- responses in flight: resp int64[RESP_CAP, R_FIELDS], respf float64[RESP_CAP] ------------
-R_TS = 0
-R_N = 1
-R_KIND = 2
-R_SLOT = 3
-R_PX = 4
-R_QTY = 5
-R_LEAVES = 6
-R_FILL = 7
-R_FIELDS = 8
-
-# ---- feed ring: ring int64[RING_CAP, 4] ------------------------------------------------------
-G_TS = 0
-G_CODE = 1  # +1/-1 level delta on that side; 10 clear both; 11 clear bids; -11 clear asks
-G_PX = 2
-G_DQ = 3
-RING_RECENTER = 30  # code: move the local ladder window to G_PX
-RING_TRADE = 40  # code ± 40: a trade reaches the strategy (G_PX price, G_DQ lots); sign = side
+# ---- responses in flight: resp RESPONSE_DTYPE[RESP_CAP] (mmsim.dtypes) -------------------
+# ---- feed queue: ring FEED_DTYPE[RING_CAP] (mmsim.dtypes); what each entry's ``code`` means:
+FEED_BID = 1  # the bid level at price_tick changes by qty lots (and FEED_ASK = -1: the ask)
+FEED_ASK = -1
+FEED_CLEAR_BOTH = 10  # the book is cleared
+FEED_CLEAR_BIDS = 11  # the bids are cleared
+FEED_CLEAR_ASKS = -11  # the asks are cleared
+RING_RECENTER = 30  # the local ladder window moves to price_tick
+RING_TRADE = 40  # ± 40: a trade reaches the strategy (price_tick, qty lots); sign = resting side
 
 # ---- engine integer state st int64[ST_SIZE] -----------------------------------------------
 S_I = 0  # resume index in the current chunk
@@ -283,8 +282,8 @@ def _recompute_next_req(ours, st, nmax):
 def _recompute_next_resp(resp, st):
     t = INF_TS
     for j in range(st[S_NRESP]):
-        if resp[j, R_TS] < t:
-            t = resp[j, R_TS]
+        if resp[j].ts < t:
+            t = resp[j].ts
     st[S_NEXT_RESP] = t
 
 
@@ -299,7 +298,7 @@ def _resp_time(st, cfg, lat, action, te):
 
 
 @nb.njit(cache=True, _nrt=False)
-def _push_resp(resp, respf, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta):
+def _push_resp(resp, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta):
     j = st[S_NRESP]
     if j >= resp.shape[0]:
         # unreachable: the driver sizes the queue at 16 responses per order slot, and a slot
@@ -308,15 +307,15 @@ def _push_resp(resp, respf, st, ours, ts, kind, slot, px, qty, leaves, fill, cas
     else:
         st[S_NRESP] = j + 1
     st[S_RESP_SEQ] += 1
-    resp[j, R_TS] = ts
-    resp[j, R_N] = st[S_RESP_SEQ]
-    resp[j, R_KIND] = kind
-    resp[j, R_SLOT] = slot
-    resp[j, R_PX] = px
-    resp[j, R_QTY] = qty
-    resp[j, R_LEAVES] = leaves
-    resp[j, R_FILL] = fill
-    respf[j] = cash_delta
+    resp[j].ts = ts
+    resp[j].seq = st[S_RESP_SEQ]
+    resp[j].kind = kind
+    resp[j].slot = slot
+    resp[j].price_tick = px
+    resp[j].qty = qty
+    resp[j].leaves = leaves
+    resp[j].fill_qty = fill
+    resp[j].cash = cash_delta
     ours[slot].n_responses += 1
     if ts < st[S_NEXT_RESP]:
         st[S_NEXT_RESP] = ts
@@ -341,13 +340,13 @@ def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leav
 
 
 @nb.njit(cache=True, _nrt=False)
-def _answer(olog, counts, resp, respf, st, ours, slot, local_ts, exch_ts, event, px, qty,
+def _answer(olog, counts, resp, st, ours, slot, local_ts, exch_ts, event, px, qty,
             leaves, fill, reason, cash_delta):
     """The exchange answers a request or reports a fill for ``slot``: one orders-log row
     (both clocks, ``reason``) and the response queued for the strategy at ``local_ts``
     (with the cash it moves)."""
     _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leaves, fill, reason)
-    _push_resp(resp, respf, st, ours, local_ts, event, slot, px, qty, leaves, fill, cash_delta)
+    _push_resp(resp, st, ours, local_ts, event, slot, px, qty, leaves, fill, cash_delta)
 
 
 @nb.njit(cache=True, _nrt=False)
@@ -361,7 +360,7 @@ def _exch_mid(sc):
 
 @nb.njit(cache=True, _nrt=False)
 def _fill(
-    ours, slot, ts, px, qty, liq, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
+    ours, slot, ts, px, qty, liq, st, stf, cfg, fp, lat, resp, fills, olog, counts,
     sc,
 ):
     """Fill ``qty`` lots of our order in ``slot`` at ``px`` (exchange time ``ts``)."""
@@ -393,7 +392,7 @@ def _fill(
     fills[j].liquidity = liq
     fills[j].is_hedge = ours[slot].is_hedge
     counts[0] = j + 1
-    _answer(olog, counts, resp, respf, st, ours, slot, ts + rl, ts, OrderEvent.FILL, px,
+    _answer(olog, counts, resp, st, ours, slot, ts + rl, ts, OrderEvent.FILL, px,
             ours[slot].qty, leaves, qty, 0, cflow - fee)
     if leaves <= 0:
         ours[slot].exch_status = ST_DONE
@@ -403,7 +402,7 @@ def _fill(
 @nb.njit(cache=True, _nrt=False)
 def _fill_priority(
     ours, side, px_limit, at_px, at_px_seq_behind, budget, ts, st, stf, cfg, fp, lat,
-    resp, respf, fills, olog, counts, sc, hidden_at_px,
+    resp, fills, olog, counts, sc, hidden_at_px,
 ):
     """Fill our open orders on ``side`` in price-time priority from an aggressor ``budget``.
 
@@ -455,7 +454,7 @@ def _fill_priority(
         if take > ours[best].leaves or cfg[C_WHOLE_FILLS] != 0:
             take = ours[best].leaves
         _fill(ours, best, ts, p, take, Liquidity.MAKER, st, stf, cfg, fp, lat, resp,
-              respf, fills, olog, counts, sc)
+               fills, olog, counts, sc)
         ours[best].queue_ahead = 0.0
         budget -= take
     return budget
@@ -463,16 +462,16 @@ def _fill_priority(
 
 @nb.njit(cache=True, _nrt=False)
 def _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat, resp,
-                     respf, fills, olog, counts, sc):
+                      fills, olog, counts, sc):
     """``q`` lots of new resting volume on ``side`` at ``px`` (an order added or moved, an L2
     level grown): at or through the price of our orders on the other side, it would have
     traded with them, so they fill from it in price-time priority."""
     if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
         _fill_priority(ours, 1, px - 1, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
-                       respf, fills, olog, counts, sc, False)
+                        fills, olog, counts, sc, False)
     elif side > 0 and nask > 0 and px >= st[S_OB_ASK]:
         _fill_priority(ours, -1, px + 1, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
-                       respf, fills, olog, counts, sc, False)
+                        fills, olog, counts, sc, False)
 
 
 @nb.njit(cache=True, _nrt=False)
@@ -493,10 +492,10 @@ def _ring_push(ring, st, ts, code, px, dq):
     if st[S_RING_N] == cap:
         return False
     j = (st[S_RING_HEAD] + st[S_RING_N]) % cap
-    ring[j, G_TS] = ts
-    ring[j, G_CODE] = code
-    ring[j, G_PX] = px
-    ring[j, G_DQ] = dq
+    ring[j].ts = ts
+    ring[j].code = code
+    ring[j].price_tick = px
+    ring[j].qty = dq
     st[S_RING_N] += 1
     return True
 
@@ -505,26 +504,26 @@ def _ring_push(ring, st, ts, code, px, dq):
 def _ring_pop_apply(ring, st, stf, llvl, lsc):
     cap = ring.shape[0]
     j = st[S_RING_HEAD]
-    code = ring[j, G_CODE]
-    if code == 10:
+    code = ring[j].code
+    if code == FEED_CLEAR_BOTH:
         ladder_clear_nb(llvl, lsc, 0)
-    elif code == 11:
+    elif code == FEED_CLEAR_BIDS:
         ladder_clear_nb(llvl, lsc, 1)
-    elif code == -11:
+    elif code == FEED_CLEAR_ASKS:
         ladder_clear_nb(llvl, lsc, -1)
     elif code == RING_RECENTER:
-        ladder_recenter_nb(llvl, lsc, ring[j, G_PX])
+        ladder_recenter_nb(llvl, lsc, ring[j].price_tick)
     elif code == RING_TRADE or code == -RING_TRADE:
-        px = ring[j, G_PX]
+        px = ring[j].price_tick
         if code < 0:  # resting ask: buyer-initiated
             if np.isnan(stf[F_TRADE_HI]) or px > stf[F_TRADE_HI]:
                 stf[F_TRADE_HI] = px
         else:
             if np.isnan(stf[F_TRADE_LO]) or px < stf[F_TRADE_LO]:
                 stf[F_TRADE_LO] = px
-        stf[F_TRADE_QTY] += ring[j, G_DQ]
+        stf[F_TRADE_QTY] += ring[j].qty
     else:
-        ladder_change_nb(llvl, lsc, code, ring[j, G_PX], ring[j, G_DQ])
+        ladder_change_nb(llvl, lsc, code, ring[j].price_tick, ring[j].qty)
     st[S_RING_HEAD] = (j + 1) % cap
     st[S_RING_N] -= 1
 
@@ -574,7 +573,7 @@ def _l2_level_change(ours, cfg, fp, st, side, px, old_q, new_q):
 
 @nb.njit(cache=True, inline="always", _nrt=False)
 def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring, ours,
-               st, stf, cfg, fp, lat, resp, respf, fills, olog, counts):
+               st, stf, cfg, fp, lat, resp, fills, olog, counts):
     """L2: the level at ``px`` on ``side`` is now ``q`` lots."""
     idx = px - sc[L_BASE]
     w = sc[1]
@@ -608,7 +607,7 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
         _l2_level_change(ours, cfg, fp, st, side, px, old, q)
     if q > old:
         _opposite_volume(side, px, q - old, ev.exch_ts, nbid, nask, ours, st, stf, cfg,
-                         fp, lat, resp, respf, fills, olog, counts, sc)
+                         fp, lat, resp, fills, olog, counts, sc)
     return 0
 
 
@@ -624,7 +623,7 @@ def _recenter(center_px, lvl, sc, llvl, lsc, ring, st, stf, lts):
 @nb.njit(cache=True, inline="always", _nrt=False)
 def _market_event(
     ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, st, stf, cfg,
-    fp, lat, resp, respf, fills, olog, counts,
+    fp, lat, resp, fills, olog, counts,
 ):
     """Apply one market event at the exchange, update our queue positions and fill us."""
     kind = ev.kind
@@ -673,7 +672,7 @@ def _market_event(
                     ours[k].queue_ahead += q
         if not snap:
             _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat,
-                             resp, respf, fills, olog, counts, sc)
+                             resp, fills, olog, counts, sc)
         return 0
 
     if kind == EventKind.CANCEL or kind == EventKind.DELETE or kind == EventKind.EXECUTE:
@@ -707,7 +706,7 @@ def _market_event(
                 # through-fills and behind-us executions first, then the queue ahead shrinks
                 behind = seq if seq >= 0 else np.int64(-1)
                 _fill_priority(ours, oside, opx, opx, behind, removed if removed > 0 else q,
-                               ts, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts, sc,
+                               ts, st, stf, cfg, fp, lat, resp, fills, olog, counts, sc,
                                False)
             _reduce_ahead(ours, cfg, st, oside, opx, seq, removed)
         return 0
@@ -735,7 +734,7 @@ def _market_event(
                 _reduce_ahead(ours, cfg, st, oside, opx, seq, dec)
         if not snap:
             _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat,
-                             resp, respf, fills, olog, counts, sc)
+                             resp, fills, olog, counts, sc)
         return 0
 
     if kind == EventKind.TRADE:
@@ -751,7 +750,7 @@ def _market_event(
             side < 0 and nask > 0 and px >= st[S_OB_ASK]
         ):
             _fill_priority(ours, side, px, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
-                           respf, fills, olog, counts, sc, True)
+                            fills, olog, counts, sc, True)
             if cfg[C_QUEUE] != QUEUE_FIFO:
                 # L2: the trade executed displayed volume ahead of us; the depth update that
                 # follows shows the same decrease, so remember it to net it out
@@ -760,7 +759,7 @@ def _market_event(
 
     if kind == EventKind.LEVEL_SET:
         return _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
-                          ours, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts)
+                          ours, st, stf, cfg, fp, lat, resp, fills, olog, counts)
 
     if kind == EventKind.MARK:
         stf[F_MARK] = ev.value
@@ -775,7 +774,7 @@ def _market_event(
 
     if kind == EventKind.CLEAR:
         l3_clear_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, side)
-        code = 10 if side == 0 else (11 if side > 0 else -11)
+        code = FEED_CLEAR_BOTH if side == 0 else (FEED_CLEAR_BIDS if side > 0 else FEED_CLEAR_ASKS)
         _feed(ring, st, stf, llvl, lsc, lts, code, 0, 0)
         for k in range(cfg[C_MAX_OURS]):
             if ours[k].exch_status == ST_OPEN and (side == 0 or ours[k].side == side):
@@ -803,7 +802,7 @@ def _market_event(
 
 
 @nb.njit(cache=True, _nrt=False)
-def _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
+def _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, fills, olog, counts,
                 lvl, sc):
     """Take liquidity for our order in ``slot`` from the opposite side of the exchange book.
 
@@ -825,7 +824,7 @@ def _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
             if avail > 0:
                 take = avail if avail < ours[slot].leaves else ours[slot].leaves
                 _fill(ours, slot, ts, p, take, Liquidity.TAKER, st, stf, cfg, fp, lat,
-                      resp, respf, fills, olog, counts, sc)
+                      resp, fills, olog, counts, sc)
             j += 1
     else:
         j = sc[L_BEST_BID]
@@ -839,7 +838,7 @@ def _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
             if avail > 0:
                 take = avail if avail < ours[slot].leaves else ours[slot].leaves
                 _fill(ours, slot, ts, p, take, Liquidity.TAKER, st, stf, cfg, fp, lat,
-                      resp, respf, fills, olog, counts, sc)
+                      resp, fills, olog, counts, sc)
             j -= 1
 
 
@@ -855,7 +854,7 @@ def _crosses(side, px, tif, sc):
 
 
 @nb.njit(cache=True, _nrt=False)
-def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog, counts,
+def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, fills, olog, counts,
                      lvl, sc, bs):
     """Our request for ``slot`` reaches the exchange (at ``ours[slot].req_ts``)."""
     ts = ours[slot].req_ts
@@ -876,19 +875,19 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog
             ours[slot].exch_status = ST_DONE
             ours[slot].leaves = 0
             st[S_NREJ] += 1
-            _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.REJECT, px,
+            _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.REJECT, px,
                     ours[slot].qty, 0, 0, reason, 0.0)
             return
         ours[slot].exch_status = ST_OPEN
-        _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.ACK, px,
+        _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.ACK, px,
                 ours[slot].qty, ours[slot].leaves, 0, 0, 0.0)
         if _crosses(side, px, tif, sc):
-            _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+            _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, fills, olog,
                         counts, lvl, sc)
         if ours[slot].leaves > 0:
             if tif == TimeInForce.IOC or tif == TimeInForce.MARKET:
                 ours[slot].exch_status = ST_DONE
-                _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.EXPIRE, px,
+                _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.EXPIRE, px,
                         ours[slot].qty, 0, 0, 0, 0.0)
                 ours[slot].leaves = 0
             else:
@@ -902,10 +901,10 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog
         if ours[slot].exch_status == ST_OPEN:
             ours[slot].exch_status = ST_DONE
             ours[slot].leaves = 0
-            _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
+            _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
                     ours[slot].price_tick, ours[slot].qty, 0, 0, 0, 0.0)
         else:
-            _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.CANCEL_REJECT,
+            _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.CANCEL_REJECT,
                     ours[slot].price_tick, ours[slot].qty, 0, 0, Reject.UNKNOWN_ORDER, 0.0)
         return
     if req == REQ_MODIFY:
@@ -924,7 +923,7 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog
             ours[slot].exch_status = ST_DONE
             ours[slot].leaves = 0
             st[S_DIRTY] = 1
-            _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
+            _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
                     ours[slot].price_tick, ours[slot].qty, 0, 0, Reject.FILLED_BEYOND_NEW_QTY,
                     0.0)
             return
@@ -933,7 +932,7 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog
             reason = Reject.POST_ONLY_WOULD_CROSS
         if reason != 0:
             st[S_NREJ] += 1
-            _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.MODIFY_REJECT,
+            _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.MODIFY_REJECT,
                     ours[slot].price_tick, ours[slot].qty, ours[slot].leaves, 0, reason, 0.0)
             return
         lose = npx != ours[slot].price_tick or nq > ours[slot].leaves
@@ -943,10 +942,10 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog
         if lose:
             ours[slot].seq = bs[B_SEQ]
             ours[slot].queue_ahead = level_qty_nb(lvl, sc, side, npx)
-        _answer(olog, counts, resp, respf, st, ours, slot, rl, ts, OrderEvent.MODIFY_ACK, npx,
+        _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.MODIFY_ACK, npx,
                 ours[slot].qty, nq, 0, 0, 0.0)
         if _crosses(side, npx, ours[slot].tif, sc):
-            _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+            _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, fills, olog,
                         counts, lvl, sc)
             if ours[slot].leaves > 0:
                 ours[slot].seq = bs[B_SEQ]
@@ -954,18 +953,18 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog
 
 
 @nb.njit(cache=True, _nrt=False)
-def _response_arrives(resp, respf, st, stf, ours):
+def _response_arrives(resp, st, stf, ours):
     """Apply the earliest response to the strategy's view; returns (kind, slot)."""
     n = st[S_NRESP]
     j = 0
     for i in range(1, n):
-        if resp[i, R_TS] < resp[j, R_TS] or (
-            resp[i, R_TS] == resp[j, R_TS] and resp[i, R_N] < resp[j, R_N]
+        if resp[i].ts < resp[j].ts or (
+            resp[i].ts == resp[j].ts and resp[i].seq < resp[j].seq
         ):
             j = i
-    kind = resp[j, R_KIND]
-    slot = resp[j, R_SLOT]
-    ts = resp[j, R_TS]
+    kind = resp[j].kind
+    slot = resp[j].slot
+    ts = resp[j].ts
     if kind == OrderEvent.ACK:
         if ours[slot].local_status == ST_PENDING:
             ours[slot].local_status = ST_OPEN
@@ -976,12 +975,12 @@ def _response_arrives(resp, respf, st, stf, ours):
         ours[slot].in_flight = 0
     elif kind == OrderEvent.FILL:
         side = ours[slot].side
-        st[S_LPOS] += side * resp[j, R_FILL]
-        ours[slot].local_filled += resp[j, R_FILL]
-        stf[F_LCASH] += respf[j]
+        st[S_LPOS] += side * resp[j].fill_qty
+        ours[slot].local_filled += resp[j].fill_qty
+        stf[F_LCASH] += resp[j].cash
         stf[F_LAST_FILL_S] = ts
-        ours[slot].local_leaves = resp[j, R_LEAVES]
-        if resp[j, R_LEAVES] <= 0:
+        ours[slot].local_leaves = resp[j].leaves
+        if resp[j].leaves <= 0:
             ours[slot].local_status = ST_DONE
     elif kind == OrderEvent.EXPIRE or kind == OrderEvent.CANCEL_ACK:
         ours[slot].local_status = ST_DONE
@@ -989,9 +988,9 @@ def _response_arrives(resp, respf, st, stf, ours):
         ours[slot].in_flight = 0
         ours[slot].modify_total = 0
     elif kind == OrderEvent.MODIFY_ACK:
-        ours[slot].local_price_tick = resp[j, R_PX]
-        ours[slot].local_qty = resp[j, R_QTY]
-        ours[slot].local_leaves = resp[j, R_LEAVES]
+        ours[slot].local_price_tick = resp[j].price_tick
+        ours[slot].local_qty = resp[j].qty
+        ours[slot].local_leaves = resp[j].leaves
         ours[slot].in_flight = 0
         ours[slot].modify_total = 0
     elif kind == OrderEvent.MODIFY_REJECT or kind == OrderEvent.CANCEL_REJECT:
@@ -1008,9 +1007,7 @@ def _response_arrives(resp, respf, st, stf, ours):
         ours[slot].exch_status = ST_FREE
     last = n - 1
     if j != last:
-        for f in range(R_FIELDS):
-            resp[j, f] = resp[last, f]
-        respf[j] = respf[last]
+        resp[j] = resp[last]
     st[S_NRESP] = last
     _recompute_next_resp(resp, st)
     return kind, slot
@@ -1450,13 +1447,13 @@ def _needs_flush(counts, fills, olog, eq):
 @nb.njit(cache=True, _nrt=False)
 def _run_internal(
     limit, inclusive, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
-    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp, respf,
+    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp,
     st, stf, cfg, fp, lat, fills, olog, eq, counts, scr,
 ):
     """Process every scheduled action before ``limit`` (or at it, when ``inclusive``)."""
     nmax = cfg[C_MAX_OURS]
     while True:
-        t_ring = ring[st[S_RING_HEAD], G_TS] if st[S_RING_N] > 0 else INF_TS
+        t_ring = ring[st[S_RING_HEAD]].ts if st[S_RING_N] > 0 else INF_TS
         t_resp = st[S_NEXT_RESP]
         t_req = st[S_NEXT_REQ]
         t_dec = st[S_NEXT_DEC]
@@ -1470,7 +1467,7 @@ def _run_internal(
         if t_ring == tmin:
             _ring_pop_apply(ring, st, stf, llvl, lsc)
         elif t_resp == tmin:
-            kind, slot = _response_arrives(resp, respf, st, stf, ours)
+            kind, slot = _response_arrives(resp, st, stf, ours)
             if kind == OrderEvent.FILL and cfg[C_DECIDE_ON_FILL] != 0:
                 rc = _decide(tmin, 1, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
                              hout, st, stf, cfg, fp, lat, llvl, lsc, ours, olog, counts,
@@ -1485,7 +1482,7 @@ def _run_internal(
                 if ours[k].req != 0 and ours[k].req_ts == tmin:
                     if best < 0 or ours[k].req_seq < ours[best].req_seq:
                         best = k
-            _request_arrives(best, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+            _request_arrives(best, ours, st, stf, cfg, fp, lat, resp, fills, olog,
                              counts, lvl, sc, bs)
             _recompute_next_req(ours, st, nmax)
         elif t_dec == tmin:
@@ -1515,7 +1512,8 @@ _F1 = _arr(np.float64)
 RUN_SIG = nb.types.int64(
     _arr(EVENT_DTYPE), nb.types.boolean,
     POLICY_FTYPE, _F1, _F1, HEDGER_FTYPE, _F1, _F1, _F1, _F1, _F1,
-    _I2, _I1, _I1, _I1, _I1, _I2, _I2, _I1, _I2, _I1, _I2, _arr(OUR_ORDER_DTYPE), _I2, _F1,
+    _I2, _I1, _I1, _I1, _I1, _I2, _I2, _I1, _I2, _I1, _arr(FEED_DTYPE), _arr(OUR_ORDER_DTYPE),
+    _arr(RESPONSE_DTYPE),
     _I1, _F1, _I1, _F1, _F1,
     _arr(FILL_DTYPE), _arr(ORDER_LOG_DTYPE), _arr(EQUITY_DTYPE), _I1, _I1,
 )
@@ -1524,7 +1522,7 @@ RUN_SIG = nb.types.int64(
 @nb.njit(RUN_SIG, cache=True, _nrt=False)
 def run_nb(
     events, final, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
-    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp, respf,
+    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp,
     st, stf, cfg, fp, lat, fills, olog, eq, counts, scr,
 ):
     """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[S_I]``.
@@ -1546,16 +1544,16 @@ def run_nb(
         t_other = min(min(st[S_NEXT_REQ], st[S_NEXT_RESP], st[S_NEXT_DEC], st[S_NEXT_EQ]),
                       st[S_NEXT_FUND])
         while st[S_RING_N] > 0:
-            tr = ring[st[S_RING_HEAD], G_TS]
+            tr = ring[st[S_RING_HEAD]].ts
             if tr >= ts or tr > t_other:
                 break
             _ring_pop_apply(ring, st, stf, llvl, lsc)
         if st[S_NEXT_REQ] < ts or st[S_NEXT_RESP] < ts or st[S_NEXT_DEC] < ts or \
                 st[S_NEXT_EQ] < ts or st[S_NEXT_FUND] < ts or \
-                (st[S_RING_N] > 0 and ring[st[S_RING_HEAD], G_TS] < ts):
+                (st[S_RING_N] > 0 and ring[st[S_RING_HEAD]].ts < ts):
             rc = _run_internal(ts, False, policy, pparams, pstate, hedger, hparams, hstate, ctx,
                                qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
-                               ring, ours, resp, respf, st, stf, cfg, fp, lat, fills, olog,
+                               ring, ours, resp, st, stf, cfg, fp, lat, fills, olog,
                                eq, counts, scr)
             if rc != RET_DONE:
                 st[S_I] = i
@@ -1564,7 +1562,7 @@ def run_nb(
             st[S_I] = i
             return RET_FLUSH
         rc = _market_event(events[i], ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
-                           ring, ours, st, stf, cfg, fp, lat, resp, respf, fills, olog,
+                           ring, ours, st, stf, cfg, fp, lat, resp, fills, olog,
                            counts)
         if rc != 0:
             st[S_I] = i
@@ -1574,7 +1572,7 @@ def run_nb(
     if final:
         rc = _run_internal(st[S_LAST_TS], True, policy, pparams, pstate, hedger, hparams, hstate,
                            ctx, qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl,
-                           lsc, ring, ours, resp, respf, st, stf, cfg, fp, lat, fills,
+                           lsc, ring, ours, resp, st, stf, cfg, fp, lat, fills,
                            olog, eq, counts, scr)
         if rc != RET_DONE:
             st[S_I] = n
