@@ -50,7 +50,7 @@ def data_warnings(report: dict) -> list[str]:
     """What a reader's validation report says a user must know before trusting a run:
     update-id gaps that were applied anyway, crossed book states, receive times clamped."""
     out = []
-    gaps = int(report.get("update_id_gaps", 0) or report.get("gaps", 0) or 0)
+    gaps = int(report.get("update_id_gaps") or 0)
     if gaps:
         policy = report.get("gap_policy", "apply")
         if policy == "resync":
@@ -59,7 +59,7 @@ def data_warnings(report: dict) -> list[str]:
         else:
             out.append(f"{gaps} update-id gap(s) in the feed were applied anyway "
                        "(data.gap_policy: apply): the book may be wrong after them")
-    crossed = int(report.get("crossed_states", 0) or report.get("crossed_books", 0) or 0)
+    crossed = int(report.get("crossed_states") or 0)
     if crossed:
         out.append(f"the replayed book was crossed in {crossed:,} states: fills near them "
                    "are not to be trusted")

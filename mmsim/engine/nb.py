@@ -151,7 +151,7 @@ S_FEED_CLAMPED = 21  # local_ts moved up to keep the feed non-decreasing / >= ex
 S_RING_OVF = 22  # feed ring overflows (oldest update applied early)
 S_NEVENTS = 23
 S_NDEC = 24
-S_NREJ = 25
+# st[25] is unused (it counted rejects; the metrics count them from the orders log)
 S_DIRTY = 26  # our exchange-side orders changed: recompute the fast-path bounds
 S_NOPEN_BID = 27
 S_NOPEN_ASK = 28
@@ -874,7 +874,6 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, fills, olog, count
         if reason != 0:
             ours[slot].exch_status = ST_DONE
             ours[slot].leaves = 0
-            st[S_NREJ] += 1
             _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.REJECT, px,
                     ours[slot].qty, 0, 0, reason, 0.0)
             return
@@ -931,7 +930,6 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, fills, olog, count
                 _crosses(side, npx, TimeInForce.POST_ONLY, sc):
             reason = Reject.POST_ONLY_WOULD_CROSS
         if reason != 0:
-            st[S_NREJ] += 1
             _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.MODIFY_REJECT,
                     ours[slot].price_tick, ours[slot].qty, ours[slot].leaves, 0, reason, 0.0)
             return
