@@ -81,10 +81,44 @@ class _Ctx(NamedTuple):
     TRADE_QTY: int = 23  # lots traded since the last clock decision (as the strategy saw it)
     DEPTH0: int = 24  # CTX_DEPTH bid (price, qty) pairs, then CTX_DEPTH ask pairs
     ORDERS0: int = 44  # CTX_ORDERS x (side, price_tick, leaves_qty, status, is_hedge)
+    N_INSTRUMENTS: int = 124  # instruments in the run (1 = only the quoted one)
+    INST0: int = 125  # MAX_INSTRUMENTS blocks of INST_CTX_SIZE (:data:`InstCtx`), one each
 
 
+#: Instruments one run may replay (the quoted one and up to three others).
+MAX_INSTRUMENTS = 4
+
+
+class _InstCtx(NamedTuple):
+    """Offsets inside the ``ctx`` block of instrument ``i``, which starts at
+    ``Ctx.INST0 + InstCtx.SIZE * i`` (instrument 0 is the quoted one; blocks of instruments
+    not in the run are zero). Prices in that instrument's ticks, quantities in its lots, the
+    local (delayed) view; the block of instrument ``i`` is :func:`inst_ctx_base`."""
+
+    BEST_BID_TICK: int = 0  # NaN if no bid
+    BEST_ASK_TICK: int = 1  # NaN if no ask
+    BID_QTY: int = 2
+    ASK_QTY: int = 3
+    MID_TICK: int = 4  # NaN if a side is empty
+    POSITION: int = 5  # lots, as the strategy knows it
+    TICK_SIZE: int = 6  # quote currency per tick
+    LOT_SIZE: int = 7  # instrument units per lot
+    MULTIPLIER: int = 8  # contract multiplier
+    IS_INVERSE: int = 9  # 1.0 for an inverse (coin-margined) contract
+    N_PENDING_HEDGE: int = 10  # hedge orders sent on it and not finished
+    MAX_POSITION: int = 11  # its risk limit, lots (inf if none)
+    SIZE: int = 12
+
+
+InstCtx = _InstCtx()
 Ctx = _Ctx()
-CTX_SIZE = Ctx.ORDERS0 + 5 * CTX_ORDERS
+CTX_SIZE = Ctx.INST0 + InstCtx.SIZE * MAX_INSTRUMENTS
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
+def inst_ctx_base(i):
+    """Index in ``ctx`` where the block (:data:`InstCtx`) of instrument ``i`` starts."""
+    return Ctx.INST0 + InstCtx.SIZE * i
 
 
 class _Quote(NamedTuple):

@@ -69,6 +69,7 @@ FILL_DTYPE = np.dtype(
         ("side", "i1"),  # +1 we bought, -1 we sold
         ("liquidity", "u1"),  # Liquidity.MAKER / TAKER
         ("is_hedge", "u1"),  # 1 if sent by the hedger
+        ("instrument", "u1"),  # instrument index (0 = the quoted instrument)
     ],
     align=True,
 )
@@ -88,6 +89,7 @@ ORDER_LOG_DTYPE = np.dtype(
         ("tif", "u1"),  # TimeInForce
         ("reason", "u1"),  # Reject reason
         ("is_hedge", "u1"),
+        ("instrument", "u1"),  # instrument index (0 = the quoted instrument)
     ],
     align=True,
 )
@@ -103,6 +105,7 @@ EQUITY_DTYPE = np.dtype(
         ("traded_qty", "i8"),  # cumulative lots traded
         ("n_fills", "i8"),
         ("funding", "f8"),  # cumulative funding paid, settlement currency
+        ("instrument", "u1"),  # instrument index (0 = the quoted instrument): one row each
     ],
     align=True,
 )
@@ -171,6 +174,7 @@ OUR_ORDER_DTYPE = np.dtype(
         ("local_filled", np.int64),  # local view: lots filled so far (from fill reports)
         ("local_target", np.int64),  # local view: open quantity last asked for (the quote's size)
         ("modify_total", np.int64),  # local view: total asked by a modify in flight (0 = none)
+        ("instrument", np.int64),  # the instrument the slot belongs to (fixed per slot)
         ("queue_ahead", np.float64),  # lots ahead of the order in its level's queue
     ],
     align=True,

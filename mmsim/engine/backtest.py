@@ -23,7 +23,7 @@ from mmsim.book.nb import (
     new_l3_book,
     new_ladder,
 )
-from mmsim.contracts import CTX_SIZE, HEDGE_OUT_SIZE, QUOTE_SIZE
+from mmsim.contracts import CTX_SIZE, HEDGE_OUT_SIZE, MAX_INSTRUMENTS, QUOTE_SIZE
 from mmsim.dtypes import (
     EQUITY_DTYPE,
     FEED_DTYPE,
@@ -110,74 +110,98 @@ class Engine:
 
     def __init__(self, spec: EngineSpec):
         self.spec = spec
-        cap, clk, inst = spec.capacities, spec.clocks, spec.instrument
+        cap, clk = spec.capacities, spec.clocks
+        legs = _legs_of(spec)
+        self.legs = legs
+        ni = len(legs)
+        if ni > MAX_INSTRUMENTS:
+            raise ValueError(f"at most {MAX_INSTRUMENTS} instruments in one run, got {ni}")
         w = cap.book_width_ticks
-        base = spec.ref_price_tick - w // 2
         self.max_book_orders = cap.max_book_orders
-        # start small (a hash table that fits in cache) and double on demand
-        self.book = new_l3_book(base, w, min(4096, self.max_book_orders))
-        self.llvl, self.lsc = new_ladder(base, w)
-        self.ring = np.zeros(cap.feed_buffer, dtype=FEED_DTYPE)
         nmax = cap.max_our_orders
-        self.ours = np.zeros(nmax, dtype=OUR_ORDER_DTYPE)
         resp_cap = max(self.RESP_CAP, 16 * nmax)
-        self.resp = np.zeros(resp_cap, dtype=RESPONSE_DTYPE)
-        st = np.zeros(enb.ST_SIZE + 2 * nmax, dtype=np.int64)
-        st[enb.S_T0] = -1
+        # one book per instrument, stacked on a leading instrument axis; they start small
+        # (a hash table that fits in cache) and double together on demand
+        books, ladders = [], []
+        for leg in legs:
+            base = leg.ref_price_tick - w // 2
+            books.append(new_l3_book(base, w, min(4096, self.max_book_orders)))
+            ladders.append(new_ladder(base, w))
+        self._stack_books(books)
+        self.llvl_all = np.stack([lv for lv, _ in ladders])
+        self.lsc_all = np.stack([sc for _, sc in ladders])
+        self.ring_all = np.zeros((ni, cap.feed_buffer), dtype=FEED_DTYPE)
+        self.ours_all = np.zeros((ni, nmax), dtype=OUR_ORDER_DTYPE)
+        self.ours_all["instrument"] = np.arange(ni)[:, None]
+        self.resp_all = np.zeros((ni, resp_cap), dtype=RESPONSE_DTYPE)
+        st = np.zeros((ni, enb.ST_SIZE + 2 * nmax), dtype=np.int64)
+        st[:, enb.S_T0] = -1
         for k in (enb.S_NEXT_DEC, enb.S_NEXT_EQ, enb.S_NEXT_REQ, enb.S_NEXT_RESP):
-            st[k] = enb.INF_TS
-        st[enb.S_RING_LAST] = -enb.INF_TS
-        st[enb.S_DIRTY] = 1
-        st[enb.S_NEXT_FUND] = enb.INF_TS
-        st[enb.S_LAST_EQ_TS] = -enb.INF_TS
-        st[enb.S_RNG] = (spec.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 63) or 1
-        self.st = st
-        stf = np.zeros(enb.STF_SIZE, dtype=np.float64)
-        stf[enb.F_VOL_VAR] = spec.volatility.init_tick ** 2
-        stf[enb.F_LAST_MID] = np.nan
-        stf[enb.F_MARK] = np.nan
-        stf[enb.F_TRADE_HI] = np.nan
-        stf[enb.F_TRADE_LO] = np.nan
-        self.stf = stf
-        cfgi = np.zeros(enb.CFG_SIZE, dtype=np.int64)
-        cfgi[enb.C_DEC_NS] = clk.decision_interval_ns
-        cfgi[enb.C_EQ_NS] = clk.equity_interval_ns
-        cfgi[enb.C_FEED_MODE] = FEED_MODE_CODES[spec.feed.mode]
-        cfgi[enb.C_FEED_NS] = spec.feed.nanos
-        cfgi[enb.C_LAT_KIND] = LATENCY_CODES[spec.latency.model]
-        cfgi[enb.C_QUEUE] = QUEUE_CODES[spec.queue.model]
-        cfgi[enb.C_FOLLOW] = 1 if spec.queue.ladder_follows_touch else 0
-        cfgi[enb.C_QUOTE_TIF] = QUOTE_TIF_CODES[spec.orders.quote_tif]
-        mp = spec.limits.max_position_lots
-        cfgi[enb.C_MAX_POS] = -1 if mp is None else mp
-        cfgi[enb.C_REPLACE] = REPLACE_CODES[spec.orders.replace]
-        cfgi[enb.C_HAS_HEDGER] = 1 if spec.has_hedger else 0
-        cfgi[enb.C_TARGET_POS] = spec.limits.target_position_lots
-        cfgi[enb.C_END_TS] = 0 if clk.end_ts is None else clk.end_ts
-        cfgi[enb.C_DECIDE_ON_FILL] = 1 if clk.decide_on_fill else 0
-        cfgi[enb.C_WARMUP_NS] = clk.warmup_ns
-        cfgi[enb.C_MAX_OURS] = nmax
-        cfgi[enb.C_WHOLE_FILLS] = FILL_MODE_CODES[spec.orders.fills]
-        self.cfg = cfgi
-        fp = np.zeros(enb.CFGF_SIZE, dtype=np.float64)
-        fp[:FEE_PARAMS] = [
-            inst.tick_size,
-            inst.lot_size,
-            inst.multiplier,
-            inst.maker_fee_bps,
-            inst.taker_fee_bps,
-            inst.maker_fee_per_lot,
-            inst.taker_fee_per_lot,
-            1.0 if inst.is_inverse else 0.0,
-        ]
-        fp[enb.CF_VOL_HALFLIFE_S] = spec.volatility.halflife_s
-        fp[enb.CF_VOL_INIT_TICK] = spec.volatility.init_tick
-        fp[enb.CF_QUEUE_N] = spec.queue.power_n
-        self.fp = fp
-        vec = spec.latency.vector
-        lat = np.zeros(max(LATENCY_PARAMS, len(vec)), dtype=np.float64)
-        lat[: len(vec)] = vec
-        self.lat = lat
+            st[:, k] = enb.INF_TS
+        st[:, enb.S_RING_LAST] = -enb.INF_TS
+        st[:, enb.S_DIRTY] = 1
+        st[:, enb.S_NEXT_FUND] = enb.INF_TS
+        st[:, enb.S_LAST_EQ_TS] = -enb.INF_TS
+        for i in range(ni):  # one random stream per instrument (instrument 0: the seed's)
+            seed = spec.seed + i * 0x632BE59BD9B4E019
+            st[i, enb.S_RNG] = (seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 63) or 1
+        self.st_all = st
+        stf = np.zeros((ni, enb.STF_SIZE), dtype=np.float64)
+        stf[:, enb.F_VOL_VAR] = spec.volatility.init_tick ** 2
+        stf[:, enb.F_LAST_MID] = np.nan
+        stf[:, enb.F_MARK] = np.nan
+        stf[:, enb.F_TRADE_HI] = np.nan
+        stf[:, enb.F_TRADE_LO] = np.nan
+        self.stf_all = stf
+        cfgi = np.zeros((ni, enb.CFG_SIZE), dtype=np.int64)
+        fp = np.zeros((ni, enb.CFGF_SIZE), dtype=np.float64)
+        lats = []
+        for i, leg in enumerate(legs):
+            c = cfgi[i]
+            c[enb.C_DEC_NS] = clk.decision_interval_ns
+            c[enb.C_EQ_NS] = clk.equity_interval_ns
+            c[enb.C_FEED_MODE] = FEED_MODE_CODES[leg.feed.mode]
+            c[enb.C_FEED_NS] = leg.feed.nanos
+            c[enb.C_LAT_KIND] = LATENCY_CODES[leg.latency.model]
+            c[enb.C_QUEUE] = QUEUE_CODES[leg.queue.model]
+            c[enb.C_FOLLOW] = 1 if leg.queue.ladder_follows_touch else 0
+            c[enb.C_QUOTE_TIF] = QUOTE_TIF_CODES[spec.orders.quote_tif]
+            mp = leg.max_position_lots
+            c[enb.C_MAX_POS] = -1 if mp is None else mp
+            c[enb.C_REPLACE] = REPLACE_CODES[spec.orders.replace]
+            c[enb.C_HAS_HEDGER] = 1 if spec.has_hedger else 0
+            c[enb.C_TARGET_POS] = spec.limits.target_position_lots if i == 0 else 0
+            c[enb.C_END_TS] = 0 if clk.end_ts is None else clk.end_ts
+            c[enb.C_DECIDE_ON_FILL] = 1 if clk.decide_on_fill else 0
+            c[enb.C_WARMUP_NS] = clk.warmup_ns
+            c[enb.C_MAX_OURS] = nmax
+            c[enb.C_WHOLE_FILLS] = FILL_MODE_CODES[leg.fills]
+            inst = leg.instrument
+            fp[i, :FEE_PARAMS] = [
+                inst.tick_size,
+                inst.lot_size,
+                inst.multiplier,
+                inst.maker_fee_bps,
+                inst.taker_fee_bps,
+                inst.maker_fee_per_lot,
+                inst.taker_fee_per_lot,
+                1.0 if inst.is_inverse else 0.0,
+            ]
+            fp[i, enb.CF_VOL_HALFLIFE_S] = spec.volatility.halflife_s
+            fp[i, enb.CF_VOL_INIT_TICK] = spec.volatility.init_tick
+            fp[i, enb.CF_QUEUE_N] = leg.queue.power_n
+            lats.append(leg.latency.vector)
+        self.cfg_all = cfgi
+        self.fp_all = fp
+        lat = np.zeros((ni, max([LATENCY_PARAMS] + [len(v) for v in lats])), dtype=np.float64)
+        for i, vec in enumerate(lats):
+            lat[i, : len(vec)] = vec
+        self.lat_all = lat
+        # the quoted instrument's rows (views), as a single-instrument engine has them
+        self.st, self.stf, self.cfg, self.fp = st[0], stf[0], cfgi[0], fp[0]
+        self.lat, self.ours, self.resp, self.ring = lat[0], self.ours_all[0], \
+            self.resp_all[0], self.ring_all[0]
+        self.llvl, self.lsc = self.llvl_all[0], self.lsc_all[0]
         self.policy = spec.policy
         self.pparams = np.array(spec.policy.params, dtype=np.float64)
         self.pstate = _state_vector(spec.policy)
@@ -194,16 +218,33 @@ class Engine:
         self.eq = np.zeros(self.EQ_BUF, dtype=EQUITY_DTYPE)
         self.counts = np.zeros(3, dtype=np.int64)
         self.scratch = np.zeros(enb.SCRATCH_FIXED + nmax, dtype=np.int64)
+        self._no_inst = np.zeros(0, dtype=np.uint8)
 
-    def _call(self, events: np.ndarray, final: bool) -> int:
-        b = self.book
+    def _stack_books(self, books: list[dict[str, np.ndarray]]) -> None:
+        """Stack per-instrument books into ``self.B`` (leading instrument axis); ``self.books``
+        then holds each instrument's arrays as views of it, and ``self.book`` the quoted one."""
+        self.B = {k: np.stack([b[k] for b in books]) for k in books[0]}
+        self.books = [{k: v[i] for k, v in self.B.items()} for i in range(len(books))]
+        self.book = self.books[0]
+
+    def _grow_books(self) -> None:
+        grown = []
+        for b in self.books:
+            d = {k: v.copy() for k, v in b.items()}
+            grow_l3_book(d)
+            grown.append(d)
+        self._stack_books(grown)
+
+    def _call(self, events: np.ndarray, final: bool, inst_of: np.ndarray | None) -> int:
+        b = self.B
         return enb.run_nb(
-            events, final, self._pkernel, self.pparams, self.pstate, self._hkernel,
-            self.hparams, self.hstate, self.ctx, self.qout, self.hout,
+            events, self._no_inst if inst_of is None else inst_of, final, self._pkernel,
+            self.pparams, self.pstate, self._hkernel, self.hparams, self.hstate, self.ctx,
+            self.qout, self.hout,
             b["ordt"], b["free"], b["hkeys"], b["hvals"], b["bs"], b["lvl"], b["anon"], b["sc"],
-            self.llvl, self.lsc, self.ring, self.ours, self.resp,
-            self.st, self.stf, self.cfg, self.fp, self.lat, self.fills, self.olog, self.eq,
-            self.counts, self.scratch,
+            self.llvl_all, self.lsc_all, self.ring_all, self.ours_all, self.resp_all,
+            self.st_all, self.stf_all, self.cfg_all, self.fp_all, self.lat_all, self.fills,
+            self.olog, self.eq, self.counts, self.scratch,
         )
 
     def _flush(self, sink: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> None:
@@ -211,18 +252,40 @@ class Engine:
         sink(self.fills[: c[0]].copy(), self.olog[: c[1]].copy(), self.eq[: c[2]].copy())
         c[:] = 0
 
-    def feed(self, events: np.ndarray, sink, final: bool = False) -> None:
+    def feed(self, events: np.ndarray, sink, final: bool = False,
+             instrument: np.ndarray | None = None) -> None:
         """Run one chunk (``EVENT_DTYPE``, sorted by ``exch_ts``) through the kernel.
+
+        Parameters
+        ----------
+        events : numpy.ndarray of EVENT_DTYPE
+        sink : callable
+            Receives ``(fills, orders, equity)`` record arrays whenever buffers fill up.
+        final : bool
+            The last chunk: run every scheduled action up to the last event, then flush.
+        instrument : numpy.ndarray of uint8, optional
+            The instrument index of each event (:func:`mmsim.data.merge.merge_chunks`); None:
+            every event is the quoted instrument's.
 
         Raises
         ------
+        ValueError
+            ``instrument`` has the wrong length or names an instrument not in the run.
         PolicyError
             If the policy or hedger returned an error code.
         EngineCapacityError
             If the book's order table overflowed.
         """
+        if instrument is not None:
+            instrument = np.ascontiguousarray(instrument, dtype=np.uint8)
+            if len(instrument) != len(events):
+                raise ValueError(f"instrument: {len(instrument)} indices for "
+                                 f"{len(events)} events")
+            if len(instrument) and int(instrument.max()) >= len(self.legs):
+                raise ValueError(f"instrument: index {int(instrument.max())} but the run has "
+                                 f"{len(self.legs)} instrument(s)")
         while True:
-            rc = self._call(events, final)
+            rc = self._call(events, final, instrument)
             if rc == enb.RET_FLUSH:
                 self._flush(sink)
                 continue
@@ -231,29 +294,45 @@ class Engine:
             if rc == enb.ERR_HEDGER:
                 raise PolicyError(self.hedger.spec.describe_error(self.st[enb.S_ERR]))
             if rc == enb.ERR_BOOK_FULL:
-                if self.book["ordt"].shape[0] * 2 > self.max_book_orders:
+                if self.B["ordt"].shape[1] * 2 > self.max_book_orders:
                     raise EngineCapacityError(
                         f"more than {self.max_book_orders:,} live orders in the book: "
                         "raise engine.max_book_orders"
                     )
-                grow_l3_book(self.book)
+                self._grow_books()
                 continue
             break
         if final:
             self._flush(sink)
 
-    def run(self, chunks: Iterable[np.ndarray], sink) -> None:
-        """Run every chunk, then the final scheduled actions; flushes into ``sink``."""
+    def run(self, chunks: Iterable, sink) -> None:
+        """Run every chunk, then the final scheduled actions; flushes into ``sink``.
+
+        ``chunks`` yields event arrays, or ``(events, instrument)`` pairs from
+        :func:`mmsim.data.merge.merge_chunks` for a run of several instruments."""
         it = iter(chunks)
         prev = next(it, None)
         while prev is not None:
             nxt = next(it, None)
-            self.feed(prev, sink, final=nxt is None)
+            if isinstance(prev, tuple):
+                self.feed(prev[0], sink, final=nxt is None, instrument=prev[1])
+            else:
+                self.feed(prev, sink, final=nxt is None)
             prev = nxt
 
     def stats(self) -> dict[str, int]:
-        """Counters of the run (events, decisions, rejects, data anomalies)."""
-        st, b = self.st, self.book
+        """Counters of the run (events, decisions, rejects, data anomalies), summed over the
+        instruments (:meth:`instrument_stats` gives them one by one)."""
+        per = [self.instrument_stats(i) for i in range(len(self.legs))]
+        out = {k: sum(p[k] for p in per) for k in per[0]}
+        out["decisions"] = int(self.st[enb.S_NDEC])
+        # money is in each instrument's settlement currency: not summed across them
+        out["funding_paid"] = per[0]["funding_paid"]
+        return out
+
+    def instrument_stats(self, i: int) -> dict[str, int]:
+        """The counters of instrument ``i`` (``decisions`` is the run's, on instrument 0)."""
+        st, stf, b = self.st_all[i], self.stf_all[i], self.books[i]
         return {
             "events": int(st[enb.S_NEVENTS]),
             "decisions": int(st[enb.S_NDEC]),
@@ -266,6 +345,19 @@ class Engine:
             "feed_buffer_overflows": int(st[enb.S_RING_OVF]),
             "window_moves": int(st[enb.S_RECENTER]),
             "funding_payments": int(st[enb.S_NFUND]),
-            "funding_paid": float(self.stf[enb.F_FUNDING]),
+            "funding_paid": float(stf[enb.F_FUNDING]),
             "submits_dropped_no_slot": int(st[enb.S_SLOT_FULL]),
         }
+
+
+def _legs_of(spec: EngineSpec):
+    """The spec's instruments, the quoted one first (:attr:`EngineSpec.legs`)."""
+    if hasattr(spec, "legs"):
+        return spec.legs
+    from types import SimpleNamespace  # TEMP until resolve has legs
+
+    return (SimpleNamespace(name=spec.instrument.symbol, instrument=spec.instrument,
+                            queue=spec.queue, latency=spec.latency, feed=spec.feed,
+                            fills=spec.orders.fills,
+                            max_position_lots=spec.limits.max_position_lots,
+                            ref_price_tick=spec.ref_price_tick),)

@@ -76,6 +76,8 @@ from mmsim.contracts import (
     POLICY_FTYPE,
     Ctx,
     HedgeOut,
+    InstCtx,
+    inst_ctx_base,
     quote_level_nb,
     quote_levels_nb,
 )
@@ -336,6 +338,7 @@ def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leav
     olog[j].tif = ours[slot].tif
     olog[j].reason = reason
     olog[j].is_hedge = ours[slot].is_hedge
+    olog[j].instrument = ours[slot].instrument
     counts[1] = j + 1
 
 
@@ -391,6 +394,7 @@ def _fill(
     fills[j].side = side
     fills[j].liquidity = liq
     fills[j].is_hedge = ours[slot].is_hedge
+    fills[j].instrument = ours[slot].instrument
     counts[0] = j + 1
     _answer(olog, counts, resp, st, ours, slot, ts + rl, ts, OrderEvent.FILL, px,
             ours[slot].qty, leaves, qty, 0, cflow - fee)
@@ -1078,7 +1082,8 @@ def _exposure(ours, nmax, side):
 
 @nb.njit(cache=True, _nrt=False)
 def _reset_order(ours, slot):
-    """Every field of our order slot ``slot`` back to zero (a fresh order)."""
+    """Every field of our order slot ``slot`` back to zero (a fresh order); the slot's
+    ``instrument`` stays."""
     o = ours[slot]
     o.order_id = 0
     o.side = 0
@@ -1297,11 +1302,90 @@ def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, dep
 
 
 @nb.njit(cache=True, _nrt=False)
+def _fill_ctx_legs(ctx, st, cfg, fp, llvl, lsc):
+    """The per-instrument blocks of ``ctx`` (:data:`mmsim.contracts.InstCtx`): each
+    instrument's local top of book, mid, our position there, its grid and contract, its
+    pending hedges and limit; ``ctx[Ctx.N_INSTRUMENTS]`` their number. ``st``, ``cfg``,
+    ``fp``, ``lsc`` are [n_instruments, ...], ``llvl`` [n_instruments, 2, W]."""
+    ni = st.shape[0]
+    ctx[Ctx.N_INSTRUMENTS] = ni
+    npend = 0
+    for i in range(ni):
+        base = inst_ctx_base(i)
+        sc = lsc[i]
+        b = best_bid_tick_nb(sc)
+        a = best_ask_tick_nb(sc)
+        ctx[base + InstCtx.BEST_BID_TICK] = b if b >= 0 else np.nan
+        ctx[base + InstCtx.BEST_ASK_TICK] = a if a >= 0 else np.nan
+        ctx[base + InstCtx.BID_QTY] = llvl[i, 0, sc[L_BEST_BID]] if b >= 0 else 0
+        ctx[base + InstCtx.ASK_QTY] = llvl[i, 1, sc[L_BEST_ASK]] if a >= 0 else 0
+        ctx[base + InstCtx.MID_TICK] = 0.5 * (a + b) if a >= 0 and b >= 0 else np.nan
+        ctx[base + InstCtx.POSITION] = st[i, S_LPOS]
+        ctx[base + InstCtx.TICK_SIZE] = fp[i, 0]
+        ctx[base + InstCtx.LOT_SIZE] = fp[i, 1]
+        ctx[base + InstCtx.MULTIPLIER] = fp[i, 2]
+        ctx[base + InstCtx.IS_INVERSE] = fp[i, 7]
+        ctx[base + InstCtx.N_PENDING_HEDGE] = st[i, S_HEDGE_PENDING]
+        mp = cfg[i, C_MAX_POS]
+        ctx[base + InstCtx.MAX_POSITION] = mp if mp >= 0 else np.inf
+        npend += st[i, S_HEDGE_PENDING]
+    # every hedge order still working, whatever its instrument
+    ctx[Ctx.N_PENDING_HEDGE] = npend
+
+
+@nb.njit(cache=True, _nrt=False)
+def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
+    """Send the hedger's orders (``hout``, :data:`HedgeOut` layout), each on the instrument
+    it names; an order naming an instrument not in the run, or with no size, is ignored.
+    Hedges are taking orders (MARKET, or IOC at a limit) and obey that instrument's
+    position limit."""
+    ni = st2.shape[0]
+    nmax = cfg2[0, C_MAX_OURS]
+    nh = min(int(hout[HedgeOut.N]), MAX_HEDGE_ORDERS)
+    for k in range(nh):
+        base = HedgeOut.ORDER0 + HedgeOut.ORDER_SIZE * k
+        inst = int(hout[base + HedgeOut.INSTRUMENT])
+        side = int(hout[base + HedgeOut.SIDE])
+        q = np.int64(hout[base + HedgeOut.QTY])
+        tif = int(hout[base + HedgeOut.TIF])
+        lim = hout[base + HedgeOut.LIMIT_TICK]
+        if inst < 0 or inst >= ni or q <= 0 or (side != 1 and side != -1):
+            continue
+        if tif != TimeInForce.MARKET and tif != TimeInForce.IOC:
+            tif = TimeInForce.MARKET
+        maxp = cfg2[inst, C_MAX_POS]
+        if maxp >= 0:  # hedges obey the position limit too
+            r = maxp - side * st2[inst, S_LPOS] - _exposure(ours2[inst], nmax, side)
+            if q > r:
+                q = r
+            if q <= 0:
+                continue
+        if tif == TimeInForce.MARKET or np.isnan(lim):
+            pxi = np.int64(0)
+        else:
+            pxi = np.int64(np.floor(lim + 1e-9)) if side > 0 else np.int64(np.ceil(lim - 1e-9))
+        _new_order(ours2[inst], st2[inst], cfg2[inst], lat2[inst], olog, counts, now, side,
+                   pxi, q, tif, 1)
+
+
+@nb.njit(cache=True, _nrt=False)
 def _decide(
-    now, reason, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout, st, stf, cfg,
-    fp, lat, llvl, lsc, ours, olog, counts, scr,
+    now, reason, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout, st2, stf2,
+    cfg2, fp2, lat2, llvl2, lsc2, ours2, olog, counts, scr,
 ):
-    """Run the policy (and hedger) at local time ``now`` and act on their outputs."""
+    """Run the policy (and hedger) at local time ``now`` and act on their outputs.
+
+    The policy quotes instrument 0 (its context is that instrument's, plus one block per
+    instrument, :func:`_fill_ctx_legs`); the hedger's orders go to the instruments they name.
+    """
+    st = st2[0]
+    stf = stf2[0]
+    cfg = cfg2[0]
+    fp = fp2[0]
+    lat = lat2[0]
+    llvl = llvl2[0]
+    lsc = lsc2[0]
+    ours = ours2[0]
     st[S_NDEC] += 1
     tp = scr[0:MAX_LEVELS]
     tq = scr[MAX_LEVELS:2 * MAX_LEVELS]
@@ -1325,6 +1409,7 @@ def _decide(
             stf[F_LAST_MID] = mid
             stf[F_LAST_VOL_TS] = now
     _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q)
+    _fill_ctx_legs(ctx, st2, cfg2, fp2, llvl2, lsc2)
     warm = now - st[S_T0] >= cfg[C_WARMUP_NS]
     qout[:] = 0.0
     rc = policy(ctx, pparams, pstate, qout)
@@ -1332,9 +1417,10 @@ def _decide(
         st[S_ERR] = rc
         return ERR_POLICY
     if reason == 0:  # trade statistics run from one clock decision to the next
-        stf[F_TRADE_HI] = np.nan
-        stf[F_TRADE_LO] = np.nan
-        stf[F_TRADE_QTY] = 0.0
+        for i in range(stf2.shape[0]):
+            stf2[i, F_TRADE_HI] = np.nan
+            stf2[i, F_TRADE_LO] = np.nan
+            stf2[i, F_TRADE_QTY] = 0.0
     nbid = quote_levels_nb(qout, 1)
     nask = quote_levels_nb(qout, -1)
     if not warm or st[S_HALT] != 0:
@@ -1361,34 +1447,13 @@ def _decide(
                      matched, room)
     if cfg[C_HAS_HEDGER] != 0 and warm:
         _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q)
+        _fill_ctx_legs(ctx, st2, cfg2, fp2, llvl2, lsc2)
         hout[:] = 0.0
         rc = hedger(ctx, hparams, hstate, hout)
         if rc != 0:
             st[S_ERR] = rc
             return ERR_HEDGER
-        nh = min(int(hout[HedgeOut.N]), MAX_HEDGE_ORDERS)
-        for k in range(nh):
-            base = HedgeOut.ORDER0 + HedgeOut.ORDER_SIZE * k
-            inst = int(hout[base + HedgeOut.INSTRUMENT])
-            side = int(hout[base + HedgeOut.SIDE])
-            q = np.int64(hout[base + HedgeOut.QTY])
-            tif = int(hout[base + HedgeOut.TIF])
-            lim = hout[base + HedgeOut.LIMIT_TICK]
-            if inst != 0 or q <= 0 or (side != 1 and side != -1):
-                continue
-            if tif != TimeInForce.MARKET and tif != TimeInForce.IOC:
-                tif = TimeInForce.MARKET
-            if maxp >= 0:  # hedges obey the position limit too
-                r = maxp - side * pos - _exposure(ours, nmax, side)
-                if q > r:
-                    q = r
-                if q <= 0:
-                    continue
-            if tif == TimeInForce.MARKET or np.isnan(lim):
-                pxi = np.int64(0)
-            else:
-                pxi = np.int64(np.floor(lim + 1e-9)) if side > 0 else np.int64(np.ceil(lim - 1e-9))
-            _new_order(ours, st, cfg, lat, olog, counts, now, side, pxi, q, tif, 1)
+        _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts)
     return 0
 
 
@@ -1419,8 +1484,9 @@ def _charge_funding(st, stf, fp):
 
 
 @nb.njit(cache=True, _nrt=False)
-def _sample_equity(eq, counts, ts, st, stf, sc):
+def _sample_equity(eq, counts, ts, st, stf, sc, inst):
     j = counts[2]
+    eq[j].instrument = inst
     eq[j].ts = ts
     eq[j].position = st[S_POS]
     eq[j].mid_tick = _exch_mid(sc)
@@ -1448,54 +1514,88 @@ def _run_internal(
     ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp,
     st, stf, cfg, fp, lat, fills, olog, eq, counts, scr,
 ):
-    """Process every scheduled action before ``limit`` (or at it, when ``inclusive``)."""
-    nmax = cfg[C_MAX_OURS]
+    """Process every scheduled action before ``limit`` (or at it, when ``inclusive``).
+
+    Every array but the outputs and the policy's has a leading instrument axis. Among actions
+    due at the same time: feed updates, then responses, requests, the decision clock, funding
+    and the equity clock; within one kind the lower instrument index first.
+    """
+    ni = st.shape[0]
+    g = st[0]  # the run's clocks live with the quoted instrument
+    nmax = cfg[0, C_MAX_OURS]
     while True:
-        t_ring = ring[st[S_RING_HEAD]].ts if st[S_RING_N] > 0 else INF_TS
-        t_resp = st[S_NEXT_RESP]
-        t_req = st[S_NEXT_REQ]
-        t_dec = st[S_NEXT_DEC]
-        t_eq = st[S_NEXT_EQ]
-        t_fund = st[S_NEXT_FUND]
+        t_ring = INF_TS
+        t_resp = INF_TS
+        t_req = INF_TS
+        t_fund = INF_TS
+        j_ring = 0
+        j_resp = 0
+        j_req = 0
+        j_fund = 0
+        for j in range(ni):
+            if st[j, S_RING_N] > 0:
+                tr = ring[j, st[j, S_RING_HEAD]].ts
+                if tr < t_ring:
+                    t_ring = tr
+                    j_ring = j
+            if st[j, S_NEXT_RESP] < t_resp:
+                t_resp = st[j, S_NEXT_RESP]
+                j_resp = j
+            if st[j, S_NEXT_REQ] < t_req:
+                t_req = st[j, S_NEXT_REQ]
+                j_req = j
+            if st[j, S_NEXT_FUND] < t_fund:
+                t_fund = st[j, S_NEXT_FUND]
+                j_fund = j
+        t_dec = g[S_NEXT_DEC]
+        t_eq = g[S_NEXT_EQ]
         tmin = min(min(t_ring, t_resp, t_req, t_dec, t_eq), t_fund)
         if tmin > limit or (tmin == limit and not inclusive):
             return RET_DONE
         if _needs_flush(counts, fills, olog, eq):
             return RET_FLUSH
         if t_ring == tmin:
-            _ring_pop_apply(ring, st, stf, llvl, lsc)
+            j = j_ring
+            _ring_pop_apply(ring[j], st[j], stf[j], llvl[j], lsc[j])
         elif t_resp == tmin:
-            kind, slot = _response_arrives(resp, st, stf, ours)
-            if kind == OrderEvent.FILL and cfg[C_DECIDE_ON_FILL] != 0:
+            j = j_resp
+            kind, slot = _response_arrives(resp[j], st[j], stf[j], ours[j])
+            if kind == OrderEvent.FILL and cfg[0, C_DECIDE_ON_FILL] != 0:
                 rc = _decide(tmin, 1, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
                              hout, st, stf, cfg, fp, lat, llvl, lsc, ours, olog, counts,
                              scr)
                 if rc != 0:
                     return rc
-                _recompute_next_req(ours, st, nmax)
+                for i in range(ni):
+                    _recompute_next_req(ours[i], st[i], nmax)
         elif t_req == tmin:
             # the earliest request (ties: the one sent first)
+            j = j_req
+            oj = ours[j]
             best = -1
             for k in range(nmax):
-                if ours[k].req != 0 and ours[k].req_ts == tmin:
-                    if best < 0 or ours[k].req_seq < ours[best].req_seq:
+                if oj[k].req != 0 and oj[k].req_ts == tmin:
+                    if best < 0 or oj[k].req_seq < oj[best].req_seq:
                         best = k
-            _request_arrives(best, ours, st, stf, cfg, fp, lat, resp, fills, olog,
-                             counts, lvl, sc, bs)
-            _recompute_next_req(ours, st, nmax)
+            _request_arrives(best, oj, st[j], stf[j], cfg[j], fp[j], lat[j], resp[j], fills,
+                             olog, counts, lvl[j], sc[j], bs[j])
+            _recompute_next_req(oj, st[j], nmax)
         elif t_dec == tmin:
-            st[S_NEXT_DEC] = t_dec + cfg[C_DEC_NS]
+            g[S_NEXT_DEC] = t_dec + cfg[0, C_DEC_NS]
             rc = _decide(tmin, 0, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
                          hout, st, stf, cfg, fp, lat, llvl, lsc, ours, olog, counts,
                          scr)
             if rc != 0:
                 return rc
-            _recompute_next_req(ours, st, nmax)
+            for i in range(ni):
+                _recompute_next_req(ours[i], st[i], nmax)
         elif t_fund == tmin:
-            _charge_funding(st, stf, fp)
+            j = j_fund
+            _charge_funding(st[j], stf[j], fp[j])
         else:
-            st[S_NEXT_EQ] = t_eq + cfg[C_EQ_NS]
-            _sample_equity(eq, counts, tmin, st, stf, sc)
+            g[S_NEXT_EQ] = t_eq + cfg[0, C_EQ_NS]
+            for j in range(ni):
+                _sample_equity(eq, counts, tmin, st[j], stf[j], sc[j], j)
 
 
 def _arr(dtype, ndim=1):
@@ -1504,78 +1604,98 @@ def _arr(dtype, ndim=1):
 
 _I1 = _arr(np.int64)
 _I2 = _arr(np.int64, 2)
+_I3 = _arr(np.int64, 3)
 _F1 = _arr(np.float64)
+_F2 = _arr(np.float64, 2)
 #: The kernel's declared signature: policies and hedgers arrive as first-class function values,
 #: so one compiled (and disk-cached) engine serves every policy.
 RUN_SIG = nb.types.int64(
-    _arr(EVENT_DTYPE), nb.types.boolean,
+    _arr(EVENT_DTYPE), _arr(np.uint8), nb.types.boolean,
     POLICY_FTYPE, _F1, _F1, HEDGER_FTYPE, _F1, _F1, _F1, _F1, _F1,
-    _I2, _I1, _I1, _I1, _I1, _I2, _I2, _I1, _I2, _I1, _arr(FEED_DTYPE), _arr(OUR_ORDER_DTYPE),
-    _arr(RESPONSE_DTYPE),
-    _I1, _F1, _I1, _F1, _F1,
+    _I3, _I2, _I2, _I2, _I2, _I3, _I3, _I2, _I3, _I2, _arr(FEED_DTYPE, 2),
+    _arr(OUR_ORDER_DTYPE, 2), _arr(RESPONSE_DTYPE, 2),
+    _I2, _F2, _I2, _F2, _F2,
     _arr(FILL_DTYPE), _arr(ORDER_LOG_DTYPE), _arr(EQUITY_DTYPE), _I1, _I1,
 )
 
 
 @nb.njit(RUN_SIG, cache=True, _nrt=False)
 def run_nb(
-    events, final, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
+    events, inst_of, final, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
     ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp,
     st, stf, cfg, fp, lat, fills, olog, eq, counts, scr,
 ):
-    """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[S_I]``.
+    """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[0, S_I]``.
+
+    ``inst_of`` (uint8[n]) is the instrument index of each event; empty means every event
+    is the quoted instrument's (index 0). Every state array has a leading instrument axis
+    (``st[i]`` is instrument ``i``'s integer state, ``ours[i]`` its order slots, ``lvl[i]`` its
+    exchange ladder, …); the run's clocks live in ``st[0]``.
 
     Returns ``RET_DONE`` when the chunk is consumed (and, with ``final``, every action up to the
     last event's time has run), ``RET_FLUSH`` when an output buffer must be flushed before
     calling again, or a negative ``ERR_*`` code.
     """
     n = events.shape[0]
-    i = st[S_I]
-    if n > 0 and st[S_T0] < 0:
+    ni = st.shape[0]
+    multi = inst_of.shape[0] > 0
+    g = st[0]
+    i = g[S_I]
+    if n > 0 and g[S_T0] < 0:
         t0 = events[0].exch_ts
-        st[S_T0] = t0
-        st[S_NEXT_DEC] = t0 + cfg[C_DEC_NS]
-        st[S_NEXT_EQ] = t0
+        g[S_T0] = t0
+        g[S_NEXT_DEC] = t0 + cfg[0, C_DEC_NS]
+        g[S_NEXT_EQ] = t0
     while i < n:
         ts = events[i].exch_ts
         # fast path: feed updates due before this event, with nothing else scheduled earlier
-        t_other = min(min(st[S_NEXT_REQ], st[S_NEXT_RESP], st[S_NEXT_DEC], st[S_NEXT_EQ]),
-                      st[S_NEXT_FUND])
-        while st[S_RING_N] > 0:
-            tr = ring[st[S_RING_HEAD]].ts
-            if tr >= ts or tr > t_other:
-                break
-            _ring_pop_apply(ring, st, stf, llvl, lsc)
-        if st[S_NEXT_REQ] < ts or st[S_NEXT_RESP] < ts or st[S_NEXT_DEC] < ts or \
-                st[S_NEXT_EQ] < ts or st[S_NEXT_FUND] < ts or \
-                (st[S_RING_N] > 0 and ring[st[S_RING_HEAD]].ts < ts):
+        t_other = min(g[S_NEXT_DEC], g[S_NEXT_EQ])
+        for j in range(ni):
+            t_other = min(min(t_other, st[j, S_NEXT_REQ], st[j, S_NEXT_RESP]),
+                          st[j, S_NEXT_FUND])
+        due = t_other < ts
+        for j in range(ni):
+            while st[j, S_RING_N] > 0:
+                tr = ring[j, st[j, S_RING_HEAD]].ts
+                if tr >= ts or tr > t_other:
+                    break
+                _ring_pop_apply(ring[j], st[j], stf[j], llvl[j], lsc[j])
+            if st[j, S_RING_N] > 0 and ring[j, st[j, S_RING_HEAD]].ts < ts:
+                due = True
+        if due:
             rc = _run_internal(ts, False, policy, pparams, pstate, hedger, hparams, hstate, ctx,
                                qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
                                ring, ours, resp, st, stf, cfg, fp, lat, fills, olog,
                                eq, counts, scr)
             if rc != RET_DONE:
-                st[S_I] = i
+                g[S_I] = i
                 return rc
         if _needs_flush(counts, fills, olog, eq):
-            st[S_I] = i
+            g[S_I] = i
             return RET_FLUSH
-        rc = _market_event(events[i], ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
-                           ring, ours, st, stf, cfg, fp, lat, resp, fills, olog,
-                           counts)
+        k = inst_of[i] if multi else 0
+        rc = _market_event(events[i], ordt[k], free[k], hkeys[k], hvals[k], bs[k], lvl[k],
+                           anon[k], sc[k], llvl[k], lsc[k], ring[k], ours[k], st[k], stf[k],
+                           cfg[k], fp[k], lat[k], resp[k], fills, olog, counts)
         if rc != 0:
-            st[S_I] = i
+            g[S_I] = i
             return rc
         i += 1
-    st[S_I] = 0
+    g[S_I] = 0
     if final:
-        rc = _run_internal(st[S_LAST_TS], True, policy, pparams, pstate, hedger, hparams, hstate,
+        last = g[S_LAST_TS]
+        for j in range(ni):
+            if st[j, S_LAST_TS] > last:
+                last = st[j, S_LAST_TS]
+        rc = _run_internal(last, True, policy, pparams, pstate, hedger, hparams, hstate,
                            ctx, qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl,
                            lsc, ring, ours, resp, st, stf, cfg, fp, lat, fills,
                            olog, eq, counts, scr)
         if rc != RET_DONE:
-            st[S_I] = n
+            g[S_I] = n
             return rc
-        if st[S_LAST_EQ_TS] < st[S_LAST_TS]:
+        if g[S_LAST_EQ_TS] < last:
             # a closing sample at the last event, so the equity curve holds every fill
-            _sample_equity(eq, counts, st[S_LAST_TS], st, stf, sc)
+            for j in range(ni):
+                _sample_equity(eq, counts, last, st[j], stf[j], sc[j], j)
     return RET_DONE
