@@ -9,7 +9,7 @@ GRID   ?=
 MMSIM_DATA_ROOT ?= $(if $(wildcard ../shared/data),../shared/data,data)
 export MMSIM_DATA_ROOT
 
-.PHONY: install backtest sweep test bench bench-peer lint clean
+.PHONY: install backtest sweep test bench bench-ab bench-peer lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/run_all.py $(ARGS)
 	$(BIN)/python benchmarks/bench_modelmarket.py
+
+# old commit vs the working tree, interleaved in one run, as ratios new/old:
+# make bench-ab BASE=5ce342c ARGS="--rounds 5 --compile"
+BASE ?= HEAD
+bench-ab: $(VENV)/.installed
+	$(BIN)/python benchmarks/ab.py --base $(BASE) $(ARGS)
 
 # parity with hftbacktest (installed from PyPI into benchmarks/.peer-venv on first use)
 bench-peer: $(VENV)/.installed

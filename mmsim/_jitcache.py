@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import numba
+from numba.core import types
 
 _ROOT = Path(__file__).resolve().parent
 
@@ -53,6 +54,28 @@ def cache_dir() -> Path:
 
 CACHE_DIR = cache_dir()
 numba.config.CACHE_DIR = str(CACHE_DIR)
+
+
+def kernel(fn):
+    """``@numba.njit(cache=True, _nrt=False)``, compiled once for the argument types it is
+    called with, not once per constant.
+
+    numba types a constant argument at a call site from another kernel as a literal
+    (``Literal[int](0)``, ``Literal[bool](True)``) and compiles a version of the callee for
+    each pattern of constants: the engine's kernels had 135 versions of 60 functions, a third
+    of the cold compile. Calls to a ``kernel`` widen literal argument types first
+    (:func:`numba.types.unliteral`), so each kernel has one version per real signature (the
+    constant folding those versions bought is measured by ``make bench``).
+    """
+    d = numba.njit(cache=True, _nrt=False)(fn)
+    template = d.get_call_template
+
+    def get_call_template(args, kws):
+        return template(tuple(types.unliteral(a) for a in args),
+                        {k: types.unliteral(v) for k, v in kws.items()})
+
+    d.get_call_template = get_call_template
+    return d
 
 
 def engine_is_cached() -> bool:

@@ -398,8 +398,170 @@ class MetricsConfig(_Frozen):
     markout_horizons_s: tuple[float, ...] = (0.0, 0.1, 1.0, 10.0, 60.0, 300.0)
 
 
+#: instruments one experiment may declare in all (the quoted one included)
+MAX_INSTRUMENTS = 4
+
+
+def _instrument_fields_error(v: dict[str, Any]) -> None:
+    """Raise a :func:`fields_error` for each invalid :class:`Instrument` field of ``v``."""
+    try:
+        Instrument.model_validate(v)
+    except ValidationError as e:
+        raise fields_error([(tuple(err["loc"]), describe_error(err))
+                            for err in e.errors()]) from None
+
+
+class OtherInstrumentConfig(_Frozen):
+    """One entry of ``instruments:``: a further instrument of the experiment (e.g. the
+    perpetual a hedger trades on), besides the quoted one described by the top-level
+    ``data`` / ``instrument`` / ``latency`` / ``queue`` / ``matching`` / ``risk`` sections.
+
+    Attributes
+    ----------
+    name : str
+        Its name in outputs and in ``hedger.instrument`` (unique among all instruments, the
+        quoted one included).
+    data : DataConfig
+        Its market events (as the top-level ``data``).
+    instrument : dict
+        Fields of :class:`mmsim.instruments.Instrument`, checked at load; the reader's
+        defaults fill the rest (:meth:`instrument_spec`).
+    latency : LatencyConfig or None
+        Its feed and order latency; None: the top-level ``latency`` section.
+    queue : QueueConfig or None
+        Its queue-position model; None: ``QueueConfig()`` (``auto``: ``fifo`` on L3 data,
+        ``risk_averse`` on L2 data), not the top-level ``queue``.
+    partial_fills : bool or None
+        As ``matching.partial_fills``; None: the top-level value.
+    max_position_qty : float or None
+        Position limit on this instrument, instrument units (>= 0); None: no limit.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        (a :class:`ConfigError` through :func:`load_config`, naming e.g.
+        ``field 'instruments.0.instrument.tick_size'``) for an invalid field.
+    """
+
+    name: str = Field(min_length=1)
+    data: DataConfig
+    instrument: dict[str, Any] = Field(default_factory=dict)
+    latency: LatencyConfig | None = None
+    queue: QueueConfig | None = None
+    partial_fills: bool | None = None
+    max_position_qty: float | None = Field(None, ge=0)
+
+    @field_validator("instrument")
+    @classmethod
+    def _check_instrument(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _instrument_fields_error(v)
+        return v
+
+    def instrument_spec(self, defaults: dict[str, Any] | None = None,
+                        index: int = 0) -> Instrument:
+        """The instrument: vendor ``defaults`` overridden by this entry's ``instrument``.
+
+        Parameters
+        ----------
+        defaults : dict, optional
+            What the data gives (vendor defaults and reader metadata).
+        index : int
+            Position of this entry in ``instruments`` (0-based), for messages.
+
+        Raises
+        ------
+        ConfigError
+            If the merged fields are invalid
+            (``instruments.0: field 'instruments.0.instrument.tick_size': ...``).
+        """
+        merged = dict(defaults or {})
+        merged.update(self.instrument)
+        try:
+            return Instrument(**merged)
+        except ValidationError as e:
+            raise config_error(e, f"instruments.{index}",
+                               prefix=("instruments", index, "instrument")) from None
+
+
+def instrument_index(ref: Any, names: list[str | None] | tuple[str | None, ...]) -> int:
+    """The index of the instrument ``ref`` names: 0 = the quoted one, 1.. = ``instruments``.
+
+    Parameters
+    ----------
+    ref : str or int
+        An instrument name (one of ``names``) or an index (an int, an integral float or a
+        numeric string).
+    names : sequence of str or None
+        The instrument names by index (:meth:`ExperimentConfig.instrument_names`; None for a
+        quoted instrument whose name is only known once the data is read).
+
+    Returns
+    -------
+    int
+        In ``0 .. len(names) - 1``.
+
+    Raises
+    ------
+    ValueError
+        If ``ref`` is a name none of the instruments has (the message lists the known
+        names), or an index out of range or not a whole number.
+    """
+    if isinstance(ref, str) and not NUMBER_TEXT.match(ref):
+        if ref in names:
+            return list(names).index(ref)
+        known = ", ".join(f"{n!r} ({i})" for i, n in enumerate(names) if n is not None)
+        if names and names[0] is None:
+            known += ("; " if known else "") + ("the quoted instrument (0) has no name at "
+                                                "load: set instrument_name or "
+                                                "instrument.symbol")
+        raise ValueError(f"unknown instrument {ref!r} (known: {known or 'none'})")
+    try:
+        x = float(str(ref).replace("_", "")) if isinstance(ref, str) else float(ref)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be an instrument name or index, got {show_value(ref)}") from None
+    if isinstance(ref, bool) or not math.isfinite(x) or not x.is_integer() or not (
+            0 <= x < len(names)):
+        raise ValueError(f"instrument index must be a whole number in 0..{len(names) - 1} "
+                         f"(0 = quoted, 1.. = instruments), got {show_value(ref)}")
+    return int(x)
+
+
+def _raw_instrument_names(data: dict[str, Any]) -> list[str | None]:
+    """:meth:`ExperimentConfig.instrument_names` of a raw (unvalidated) config mapping."""
+    inst = data.get("instrument")
+    sym = inst.get("symbol") if isinstance(inst, dict) else None
+    first = data.get("instrument_name") or sym
+    names: list[str | None] = [first if isinstance(first, str) else None]
+    others = data.get("instruments")
+    if isinstance(others, (list, tuple)):
+        for o in others:
+            n = o.get("name") if isinstance(o, dict) else None
+            names.append(n if isinstance(n, str) else None)
+    return names
+
+
+def _kernel_declares(kind: str, name: Any, param: str) -> bool:
+    """True if the registered policy or hedger ``name`` declares parameter ``param`` (False
+    for an unknown or unhashable name: its own check reports it)."""
+    from mmsim.policies.registry import UnknownKernelError
+
+    try:
+        return param in _kernel_spec(kind, name).params
+    except (UnknownKernelError, TypeError):
+        return False
+
+
 class ExperimentConfig(_Frozen):
-    """A whole experiment: data, instrument, latency, engine, risk, policy, hedger, metrics."""
+    """A whole experiment: data, instrument, latency, engine, risk, policy, hedger, metrics.
+
+    The top-level ``data`` / ``instrument`` / ``latency`` / ``queue`` / ``matching`` /
+    ``risk`` sections describe the instrument the policy quotes (index 0, named
+    ``instrument_name``, else its symbol); ``instruments`` lists up to
+    ``MAX_INSTRUMENTS - 1`` further ones (indices 1..), e.g. the perpetual a hedger trades
+    on. A hedger parameter ``instrument`` may name its target by index or by instrument name
+    (mapped to the index at load). Unused, ``instrument_name`` and ``instruments`` are left
+    out of :meth:`as_dict` (so a single-instrument config keeps its :meth:`digest`).
+    """
 
     name: str = "experiment"
     description: str = ""
@@ -418,25 +580,88 @@ class ExperimentConfig(_Frozen):
     metrics: MetricsConfig = MetricsConfig()
     #: parameter grid for ``mmsim sweep`` (ignored by a single backtest)
     grid: dict[str, Any] | None = None
+    #: the quoted instrument's name in outputs (None: its ``instrument.symbol`` if the YAML
+    #: sets one, else the symbol the data gives; decided by :func:`mmsim.resolve.resolve`)
+    instrument_name: str | None = Field(None, min_length=1)
+    #: further instruments (indices 1..), at most ``MAX_INSTRUMENTS - 1``
+    instruments: tuple[OtherInstrumentConfig, ...] = ()
 
     @field_validator("instrument")
     @classmethod
     def _check_instrument(cls, v: dict[str, Any]) -> dict[str, Any]:
-        try:
-            Instrument.model_validate(v)
-        except ValidationError as e:
-            raise fields_error([(tuple(err["loc"]), describe_error(err))
-                                 for err in e.errors()]) from None
+        _instrument_fields_error(v)
         return v
+
+    @field_validator("instruments")
+    @classmethod
+    def _check_instruments(
+        cls, v: tuple[OtherInstrumentConfig, ...]
+    ) -> tuple[OtherInstrumentConfig, ...]:
+        if len(v) > MAX_INSTRUMENTS - 1:
+            raise PydanticCustomError(
+                "mmsim_value", "at most {n} further instruments ({total} in all), got {got}",
+                {"n": MAX_INSTRUMENTS - 1, "total": MAX_INSTRUMENTS, "got": len(v)})
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _map_hedger_instrument(cls, data: Any) -> Any:
+        """``hedger.instrument: <name>`` → its index, before the hedger's parameter check."""
+        if not isinstance(data, dict):
+            return data
+        h = data.get("hedger")
+        if not isinstance(h, dict) or "instrument" not in h:
+            return data
+        ref = h["instrument"]
+        if not isinstance(ref, str) or NUMBER_TEXT.match(ref):
+            return data  # an index: checked (range included) after validation
+        if not _kernel_declares("hedger", h.get("name"), "instrument"):
+            return data  # the hedger's own check reports the unknown parameter
+        try:
+            idx = instrument_index(ref, _raw_instrument_names(data))
+        except ValueError as e:
+            raise fields_error([(("hedger", "instrument"), str(e))]) from None
+        return {**data, "hedger": {**h, "instrument": idx}}
 
     @model_validator(mode="after")
     def _check_required(self) -> ExperimentConfig:
         errors = missing_param_errors(self.policy, ("policy",))
         if self.hedger is not None:
             errors += missing_param_errors(self.hedger, ("hedger",))
+            errors += self._hedger_instrument_errors()
+        seen = self.instrument_names()[:1]
+        for i, o in enumerate(self.instruments):
+            if o.name in seen:
+                errors.append((("instruments", i, "name"),
+                               f"duplicate instrument name {o.name!r}"))
+            seen.append(o.name)
         if errors:
             raise fields_error(errors)
         return self
+
+    def _hedger_instrument_errors(self) -> list[tuple[tuple[Any, ...], str]]:
+        """The range check of an index in ``hedger.instrument`` (given or the default)."""
+        assert self.hedger is not None
+        spec = self.hedger.spec()
+        p = spec.params.get("instrument")
+        if p is None:
+            return []
+        ref = self.hedger.params().get("instrument", p.default)
+        if ref is None:
+            return []  # missing and required: reported by missing_param_errors
+        try:
+            instrument_index(ref, self.instrument_names())
+        except ValueError as e:
+            return [(("hedger", "instrument"), str(e))]
+        return []
+
+    def instrument_names(self) -> list[str | None]:
+        """The instrument names known at load, by index: ``instrument_name`` (else the YAML's
+        ``instrument.symbol``, else None: known once the data is read) for the quoted
+        instrument, then ``instruments[*].name``."""
+        first = self.instrument_name or self.instrument.get("symbol")
+        return [first if isinstance(first, str) else None,
+                *(o.name for o in self.instruments)]
 
     def instrument_spec(self, defaults: dict[str, Any] | None = None) -> Instrument:
         """The instrument: vendor ``defaults`` overridden by the YAML ``instrument`` section.
@@ -454,7 +679,14 @@ class ExperimentConfig(_Frozen):
             raise config_error(e, "instrument", prefix=("instrument",)) from None
 
     def as_dict(self) -> dict[str, Any]:
-        return json.loads(self.model_dump_json())
+        """The config as a JSON-able mapping (what :func:`config_from_dict` reads back);
+        ``instrument_name`` and ``instruments`` are left out when unused."""
+        out = json.loads(self.model_dump_json())
+        if self.instrument_name is None:
+            out.pop("instrument_name", None)
+        if not self.instruments:
+            out.pop("instruments", None)
+        return out
 
     def digest(self) -> str:
         """sha256 of the canonical JSON of the whole config (the run's identity)."""
@@ -639,6 +871,8 @@ def describe_error(err: dict[str, Any]) -> str:
         return "required"
     if t == "extra_forbidden":
         return "unknown field"
+    if t == "string_too_short":
+        return f"must not be empty{got}"
     if t in _BOUNDS:
         bound = next(iter(ctx.values()), "?")
         b = fmt_number(bound) if isinstance(bound, float) else str(bound)

@@ -11,6 +11,13 @@
 and ``report.html`` with the charts embedded as base64 data URIs and the metrics table (no
 file it refers to: the page can be mailed on its own).
 
+A run of several instruments (MODELS.md §12) gets, instead of the first two charts, one
+``equity_inventory_<i>_<name>.png`` and one ``fills_<i>_<name>.png`` per instrument (equity in
+its own settlement currency), ``book.png`` (PnL of each instrument and of the book in the
+quoted instrument's settlement currency, delta per instrument and net, and the basis in bps:
+:func:`mmsim.metrics.book_equity`) and a per-instrument table; the markout curve and the PnL
+split are those of the quoted instrument. A single-instrument report is as before.
+
 ``report_sweep(SWEEP_DIR, metric="pnl")`` draws ``heatmap_<metric>.png`` (the metric over two
 swept parameters, averaged over the other axes; a line over one parameter if only one is
 swept) and writes ``report.html`` with it, the best runs by the metric and the failed runs.
@@ -194,6 +201,72 @@ def plot_pnl_split(metrics: dict[str, Any], path: Path, unit: str = "quote curre
     return _save(fig, path)
 
 
+def plot_book(book: pd.DataFrame, names: list[str], path: Path,
+              unit: str = "quote currency") -> Path:
+    """The book of a run of several instruments (three panels, shared time axis) → ``path``:
+    PnL of each instrument and the total (``value_<name>`` and ``total`` of
+    :func:`mmsim.metrics.book_equity` minus their first value, in ``unit``), delta per
+    instrument and net (units of the underlying), and the basis ``basis_bps`` (bps of the
+    quoted instrument's mid; absent with one instrument)."""
+    plt = _plt()
+    fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    if len(book):
+        sl = _stride(len(book), _MAX_LINE_POINTS)
+        ts = book.index.to_numpy()[sl]
+        x, label = _time_axis(ts, int(ts[0]))
+        def _from_start(v: np.ndarray) -> np.ndarray:
+            ok = np.flatnonzero(np.isfinite(v))
+            return v - v[ok[0]] if len(ok) else v
+
+        for name in names:
+            a1.plot(x, _from_start(book[f"value_{name}"].to_numpy()[sl]), lw=0.9, label=name)
+            a2.plot(x, book[f"delta_{name}"].to_numpy()[sl], lw=0.9, label=name,
+                    drawstyle="steps-post")
+        a1.plot(x, _from_start(book["total"].to_numpy()[sl]), lw=1.4, color="black",
+                label="book")
+        a2.plot(x, book["delta"].to_numpy()[sl], lw=1.4, color="black", label="net",
+                drawstyle="steps-post")
+        if "basis_bps" in book.columns:
+            a3.plot(x, book["basis_bps"].to_numpy()[sl], lw=0.8, color="tab:brown",
+                    marker="." if len(x) <= 2_000 else None, ms=3)
+        a3.set_xlabel(label)
+        a1.legend(fontsize=8, loc="best")
+        a2.legend(fontsize=8, loc="best")
+    a1.set_ylabel(f"PnL ({unit})")
+    a1.set_title("PnL per instrument and of the book (marked to mid)")
+    a2.set_ylabel("delta (underlying units)")
+    a2.set_title("Delta per instrument and net")
+    a3.set_ylabel("basis (bps)")
+    a3.set_title("Basis: (mid[1] − mid[0]) / mid[0]" if len(names) > 1 else "Basis (n/a)")
+    for a in (a1, a2, a3):
+        a.axhline(0, color="grey", lw=0.5)
+        a.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+#: Per-instrument metrics shown in the instruments table of a multi-instrument report.
+_INSTRUMENT_TABLE_KEYS = ("pnl", "fees", "spread_pnl", "inventory_pnl", "n_fills",
+                          "n_hedge_fills", "traded_qty", "final_position", "max_abs_position",
+                          "sharpe", "max_drawdown")
+#: Book metrics of a multi-instrument report.
+_BOOK_KEYS = ("book_pnl", "book_sharpe", "book_max_drawdown", "book_final_delta",
+              "basis_mean_bps", "basis_last_bps")
+
+
+def _instrument_frame(names: list[str], specs: list[dict[str, Any]],
+                      metrics: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for i, (name, spec) in enumerate(zip(names, specs, strict=True)):
+        row: dict[str, Any] = {"instrument": name, "index": str(i),
+                               "contract": spec.get("contract", "linear"),
+                               "money": money_unit(spec)}
+        for k in _INSTRUMENT_TABLE_KEYS:
+            row[k] = metrics.get(f"inst.{name}.{k}", math.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------------------------
 # HTML
 # --------------------------------------------------------------------------------------------
@@ -270,13 +343,19 @@ def report_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None)
     horizons = (run.config.get("metrics") or {}).get("markout_horizons_s") \
         or DEFAULT_MARKOUT_HORIZONS_S
     unit = money_unit(run.manifest.get("instrument"))
-    charts = [
-        (plot_equity_inventory(run.equity, od / "equity_inventory.png", unit),
-         "Equity and inventory"),
-        (plot_fills(run.equity, run.fills, od / "fills.png"), "Fills on the price path"),
-        (plot_markout(run.fills, run.equity, horizons, od / "markout.png"), "Markout curve"),
-        (plot_pnl_split(run.metrics, od / "pnl_split.png", unit), "PnL split"),
-    ]
+    names = list(run.instruments)
+    extra: list[str] = []
+    if len(names) <= 1:
+        charts = [
+            (plot_equity_inventory(run.equity, od / "equity_inventory.png", unit),
+             "Equity and inventory"),
+            (plot_fills(run.equity, run.fills, od / "fills.png"), "Fills on the price path"),
+            (plot_markout(run.fills, run.equity, horizons, od / "markout.png"),
+             "Markout curve"),
+            (plot_pnl_split(run.metrics, od / "pnl_split.png", unit), "PnL split"),
+        ]
+    else:
+        charts, extra = _multi_charts(run, names, horizons, od)
     man = run.manifest
     meta = man.get("data_meta", {}) or {}
     name = run.config.get("name", Path(run_dir).name)
@@ -294,6 +373,7 @@ def report_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None)
         f"replay {timing.get('replay_s', 'n/a')} s<br>"
         f"run directory: {html.escape(str(Path(run_dir).resolve()))}</p>",
     ]
+    parts += extra
     for p, title in charts:
         parts += [f"<h2>{html.escape(title)}</h2>", _img(p, title)]
     parts += ["<h2>Metrics</h2>", _kv_table(run.metrics),
@@ -302,6 +382,37 @@ def report_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None)
     page = od / "report.html"
     page.write_text(_page(f"mmsim run {name}", parts))
     return page
+
+
+def _multi_charts(run, names: list[str], horizons, od: Path
+                  ) -> tuple[list[tuple[Path, str]], list[str]]:
+    """Charts and HTML tables of a run of several instruments."""
+    specs = [s.model_dump() for s in run.instrument_specs]
+    q = names[0]
+    unit0 = money_unit(specs[0])
+    charts: list[tuple[Path, str]] = []
+    book = run.book_equity()
+    charts.append((plot_book(book, names, od / "book.png", unit0),
+                   f"Book: PnL, delta and basis (in {unit0} of {q})"))
+    for i, (name, spec) in enumerate(zip(names, specs, strict=True)):
+        tag = f"{i}_{_safe(name)}"
+        eq, fills = run.equity_of(name), run.fills_of(name)
+        role = "quoted" if i == 0 else f"instrument {i}"
+        charts.append((plot_equity_inventory(eq, od / f"equity_inventory_{tag}.png",
+                                             money_unit(spec)),
+                       f"{name} ({role}): equity and inventory"))
+        charts.append((plot_fills(eq, fills, od / f"fills_{tag}.png"),
+                       f"{name} ({role}): fills on the price path"))
+    charts.append((plot_markout(run.fills_of(q), run.equity_of(q), horizons,
+                                od / "markout.png"), f"{q} (quoted): markout curve"))
+    charts.append((plot_pnl_split(run.metrics, od / "pnl_split.png", unit0),
+                   f"{q} (quoted): PnL split"))
+    tables = [
+        "<h2>Instruments</h2>", _frame_table(_instrument_frame(names, specs, run.metrics)),
+        "<h2>Book</h2>",
+        _kv_table({k: run.metrics.get(k, math.nan) for k in _BOOK_KEYS}),
+    ]
+    return charts, tables
 
 
 def _ordered_unique(s: pd.Series) -> list[Any]:

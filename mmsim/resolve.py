@@ -12,6 +12,11 @@
   :class:`FeedMode`, :class:`QuoteTif`, :class:`ReplaceMode`, :class:`FillMode`);
 * every quantity is converted to the engine's units (lots, ticks, nanoseconds).
 
+An experiment may declare further instruments (``instruments:``, e.g. the perpetual a hedger
+trades on): each is resolved by the same code path as the quoted one, from its own dataset,
+into a :class:`LegSpec`; :attr:`EngineSpec.legs` lists the quoted instrument's leg (index 0,
+built from the spec's top-level fields) followed by :attr:`EngineSpec.others`.
+
 The result, an :class:`EngineSpec`, is immutable and hashable and holds only named, typed
 fields; :class:`mmsim.engine.backtest.Engine` copies them into the kernel's arrays and decides
 nothing. This module imports neither numba nor the engine, so a run checks everything before
@@ -25,13 +30,19 @@ benchmarks): what the dataset would tell is given as arguments.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmsim.config import ConfigError, ExperimentConfig
+from mmsim.config import (
+    ConfigError,
+    ExperimentConfig,
+    LatencyConfig,
+    OtherInstrumentConfig,
+    QueueConfig,
+)
 from mmsim.data.registry import book_of, default_instrument
 from mmsim.instruments import Instrument
 
@@ -283,8 +294,52 @@ class CapacitySpec:
 
 
 @dataclass(frozen=True)
+class LegSpec:
+    """One instrument as the engine needs it, resolved (immutable, hashable).
+
+    Attributes
+    ----------
+    name : str
+        The instrument's name in outputs (unique within the experiment).
+    instrument : mmsim.instruments.Instrument
+        The merged instrument (tick and lot size, multiplier, contract, fees).
+    queue : QueueSpec
+        ``auto`` decided by ``book``.
+    latency : LatencySpec
+        Its order latency.
+    feed : FeedSpec
+        Its market feed's receive times.
+    fills : FillMode
+    max_position_lots : int or None
+        Position limit in lots of ``instrument`` (rounded); None = no limit.
+    ref_price_tick : int
+        Centre of its price ladders, in ``instrument``'s ticks.
+    grid : mmsim.data.grid.GridScaling
+        Rescaling of its data's ticks and lots to ``instrument``'s.
+    book : BookKind
+        What its data's book is made of.
+    """
+
+    name: str
+    instrument: Instrument
+    queue: QueueSpec
+    latency: LatencySpec
+    feed: FeedSpec
+    fills: FillMode
+    max_position_lots: int | None
+    ref_price_tick: int
+    grid: GridScaling
+    book: BookKind
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     """Everything one replay needs, resolved (immutable, hashable).
+
+    The top-level instrument fields (``instrument``, ``queue``, ``latency``, ``feed``,
+    ``orders.fills``, ``limits.max_position_lots``, ``ref_price_tick``, ``grid``, ``book``,
+    ``instrument_name``) describe the quoted instrument (index 0); ``others`` the further
+    instruments of the experiment (indices 1..); :attr:`legs` lists them all.
 
     Attributes
     ----------
@@ -311,6 +366,12 @@ class EngineSpec:
         What the data's book is made of.
     seed : int
         The experiment's seed (random latency draws).
+    instrument_name : str
+        The quoted instrument's name in outputs (``instrument_name`` of the config, else the
+        resolved instrument's symbol).
+    others : tuple of LegSpec
+        The further instruments, in the order of the config's ``instruments`` (empty for a
+        single-instrument experiment).
     """
 
     instrument: Instrument
@@ -329,6 +390,26 @@ class EngineSpec:
     grid: GridScaling
     book: BookKind
     seed: int
+    instrument_name: str = ""
+    others: tuple[LegSpec, ...] = ()
+
+    @property
+    def legs(self) -> tuple[LegSpec, ...]:
+        """Every instrument, by index: the quoted one (built from the top-level fields), then
+        :attr:`others`."""
+        quoted = LegSpec(
+            name=self.instrument_name or self.instrument.symbol,
+            instrument=self.instrument,
+            queue=self.queue,
+            latency=self.latency,
+            feed=self.feed,
+            fills=self.orders.fills,
+            max_position_lots=self.limits.max_position_lots,
+            ref_price_tick=self.ref_price_tick,
+            grid=self.grid,
+            book=self.book,
+        )
+        return (quoted, *self.others)
 
 
 # --- resolution ---------------------------------------------------------------------------------
@@ -349,15 +430,74 @@ def instrument_defaults(kind: str, meta: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class _LegConfig:
+    """The config sections of one instrument (the quoted one's come from the top level)."""
+
+    name: str | None
+    latency: LatencyConfig
+    queue: QueueConfig
+    partial_fills: bool
+    max_position_qty: float | None
+
+
+@dataclass(frozen=True)
+class _LegData:
+    """What one instrument's data tells (from a dataset, or given by hand)."""
+
+    instrument: Instrument
+    book: BookKind
+    ref_price_tick: int
+    suggested_feed_offset_ns: int
+    grid: GridScaling
+
+
+def _quoted_leg_config(cfg: ExperimentConfig) -> _LegConfig:
+    return _LegConfig(cfg.instrument_name, cfg.latency, cfg.queue,
+                      cfg.matching.partial_fills, cfg.risk.max_position_qty)
+
+
+def _other_leg_config(cfg: ExperimentConfig, o: OtherInstrumentConfig) -> _LegConfig:
+    return _LegConfig(
+        o.name,
+        cfg.latency if o.latency is None else o.latency,
+        QueueConfig() if o.queue is None else o.queue,
+        cfg.matching.partial_fills if o.partial_fills is None else o.partial_fills,
+        o.max_position_qty,
+    )
+
+
+def _data_of_dataset(dataset: Dataset, instrument_spec: Any, data_path: str | None,
+                     root: Path) -> _LegData:
+    """:class:`_LegData` of an opened dataset; ``instrument_spec(defaults)`` merges the
+    YAML's instrument fields over the data's."""
+    from mmsim.data.grid import grid_scaling
+
+    meta = dataset.meta
+    defaults = instrument_defaults(dataset.kind, meta)
+    inst = instrument_spec(defaults)
+    source = str(root / data_path) if data_path else str(dataset.path)
+    # the data's grid: what the reader recorded, else the vendor's default
+    scaling = grid_scaling(dataset.path, defaults, inst.tick_size, inst.lot_size, source=source)
+    return _LegData(
+        instrument=inst,
+        book=book_kind(dataset.kind, meta),
+        ref_price_tick=dataset.ref_price_tick * scaling.tick_num // scaling.tick_den,
+        suggested_feed_offset_ns=int(meta.get("suggested_feed_offset_ns", 0)),
+        grid=scaling,
+    )
+
+
 def resolve(
     cfg: ExperimentConfig,
     dataset: Dataset,
     data_root: str | os.PathLike | None = None,
+    others: Sequence[Dataset] = (),
 ) -> EngineSpec:
     """The engine spec of experiment ``cfg`` on ``dataset``.
 
-    Pure apart from reading the inputs: the dataset's canonical file is scanned only when the
-    instrument's grid differs from the data's (to prove the data lies on it), and
+    Pure apart from reading the inputs: a dataset's canonical file is scanned only when its
+    instrument's grid differs from the data's (to prove the data lies on it), and each
     ``latency.series_path`` is read with ``latency.model: interpolated``. Imports no kernel.
 
     Parameters
@@ -365,10 +505,17 @@ def resolve(
     cfg : mmsim.config.ExperimentConfig
         A validated experiment.
     dataset : mmsim.data.sources.Dataset
-        Its opened dataset (kind, reader ``meta``, ``last_ts``, ``ref_price_tick``, ``path``).
+        The quoted instrument's opened dataset (kind, reader ``meta``, ``last_ts``,
+        ``ref_price_tick``, ``path``). ``engine.horizon: end`` is its ``last_ts``.
     data_root : path, optional
         Folder ``data.path`` and ``latency.series_path`` are relative to (default
         ``MMSIM_DATA_ROOT``, else ``data/``).
+    others : sequence of mmsim.data.sources.Dataset
+        The opened datasets of ``cfg.instruments``, in order
+        (:func:`mmsim.data.sources.datasets_for_config`); each is resolved as the quoted one
+        is (instrument defaults from its reader under its YAML, grid scaling, queue ``auto``,
+        feed mode and latency vector from its latency section, ladder centre, book kind,
+        position limit in its lots) into :attr:`EngineSpec.others`.
 
     Returns
     -------
@@ -376,33 +523,33 @@ def resolve(
 
     Raises
     ------
+    ValueError
+        If ``len(others) != len(cfg.instruments)``.
     mmsim.config.ConfigError
-        The merged instrument is invalid (``field 'instrument.tick_size': ...``), or a policy
-        or hedger parameter (``field 'policy.gamma': ...``).
+        A merged instrument is invalid (``field 'instrument.tick_size': ...``,
+        ``field 'instruments.0.instrument.tick_size': ...``), a policy or hedger parameter
+        (``field 'policy.gamma': ...``), or the quoted instrument's resolved name equals
+        another instrument's.
     mmsim.data.DataError
-        The data is off the instrument's grid (file, event row and field ``price`` / ``qty``),
-        or the latency series is missing or bad (file, row and field).
+        A dataset is off its instrument's grid (file, event row and field ``price`` /
+        ``qty``), or a latency series is missing or bad (file, row and field).
     """
-    from mmsim.data.grid import grid_scaling
     from mmsim.data.sources import data_root_from
 
+    if len(others) != len(cfg.instruments):
+        raise ValueError(f"resolve: {len(others)} other dataset(s) for "
+                         f"{len(cfg.instruments)} entries of instruments")
     root = data_root_from(data_root)
-    meta = dataset.meta
-    defaults = instrument_defaults(dataset.kind, meta)
-    inst = cfg.instrument_spec(defaults)
-    source = str(root / cfg.data.path) if cfg.data.path else str(dataset.path)
-    # the data's grid: what the reader recorded, else the vendor's default
-    scaling = grid_scaling(dataset.path, defaults, inst.tick_size, inst.lot_size, source=source)
-    return _resolve(
-        cfg,
-        inst,
-        book=book_kind(dataset.kind, meta),
-        ref_price_tick=dataset.ref_price_tick * scaling.tick_num // scaling.tick_den,
-        last_ts=dataset.last_ts,
-        suggested_feed_offset_ns=int(meta.get("suggested_feed_offset_ns", 0)),
-        grid=scaling,
-        latency_series=_load_series(cfg, root),
-    )
+    quoted = _data_of_dataset(dataset, cfg.instrument_spec, cfg.data.path, root)
+    legs = [(_quoted_leg_config(cfg), quoted)]
+    for i, (o, ds) in enumerate(zip(cfg.instruments, others, strict=True)):
+        legs.append((_other_leg_config(cfg, o),
+                     _data_of_dataset(ds, _indexed_spec(o, i), o.data.path, root)))
+    return _resolve(cfg, legs, last_ts=dataset.last_ts, root=root)
+
+
+def _indexed_spec(o: OtherInstrumentConfig, i: int) -> Any:
+    return lambda defaults: o.instrument_spec(defaults, i)
 
 
 def resolve_for_events(
@@ -415,6 +562,7 @@ def resolve_for_events(
     suggested_feed_offset_ns: int = 0,
     latency_series: Mapping[int, Any] | None = None,
     data_root: str | os.PathLike | None = None,
+    others: Sequence[Mapping[str, Any]] = (),
 ) -> EngineSpec:
     """:func:`resolve` for hand-built event arrays (no dataset): the dataset's answers are
     arguments. Events are taken to be on the instrument's grid (no rescaling).
@@ -430,8 +578,8 @@ def resolve_for_events(
     book : BookKind or ``"L2"`` / ``"L3"``
         Decides ``queue.model: auto``.
     last_ts : int, optional
-        Last exchange timestamp of the events (ns), for ``engine.horizon: end``; None: no
-        horizon.
+        Last exchange timestamp of the (quoted instrument's) events (ns), for
+        ``engine.horizon: end``; None: no horizon.
     suggested_feed_offset_ns : int
         What ``latency.feed_offset_nanos: auto`` becomes (ns).
     latency_series : mapping, optional
@@ -439,6 +587,17 @@ def resolve_for_events(
         ``latency.model: interpolated``, instead of reading ``latency.series_path``.
     data_root : path, optional
         Folder ``latency.series_path`` is relative to.
+    others : sequence of mapping
+        The further instruments' data, one mapping each: ``ref_price_tick`` (int, its
+        ticks), ``instrument`` (Instrument or mapping of its data's fields, optional),
+        ``book`` (``"L2"`` / ``"L3"``, default L3), optionally ``suggested_feed_offset_ns``
+        (int, ns) and ``name``. If the config has ``instruments`` entries they pair up in
+        order and supply the rest (name, instrument section on top, latency, queue, fills,
+        position limit; a ``name`` given must agree). If it has none, each mapping is a leg
+        with the top-level ``latency``, ``queue`` and ``matching`` sections, no position
+        limit, and ``name`` (str) is required. A latency section with ``model:
+        interpolated`` reads its series from ``data_root`` (only the quoted one may be
+        given as ``latency_series``).
 
     Returns
     -------
@@ -446,44 +605,82 @@ def resolve_for_events(
 
     Raises
     ------
+    ValueError
+        If the config has ``instruments`` entries and ``len(others)`` differs, or a
+        mapping misses ``ref_price_tick`` (or ``name`` when the config has no
+        ``instruments``), or names another instrument than its entry.
     mmsim.config.ConfigError
         As :func:`resolve`, or ``book`` is not L2 / L3.
     mmsim.data.DataError
-        The latency series is missing or bad.
+        A latency series is missing or bad.
     """
     from mmsim.data.grid import GridScaling
     from mmsim.data.sources import data_root_from
 
-    if isinstance(instrument, Instrument):
-        defaults = instrument.model_dump()
-    else:
-        defaults = dict(instrument or {})
-    try:
-        bk = BookKind(book)
-    except ValueError:
-        raise ConfigError(f"book: must be 'L2' or 'L3', got {book!r}") from None
-    series = latency_series
-    if series is None:
-        series = _load_series(cfg, data_root_from(data_root))
-    return _resolve(
-        cfg,
-        cfg.instrument_spec(defaults),
-        book=bk,
-        ref_price_tick=int(ref_price_tick),
-        last_ts=last_ts,
-        suggested_feed_offset_ns=int(suggested_feed_offset_ns),
-        grid=GridScaling(),
-        latency_series=series,
-    )
+    root = data_root_from(data_root)
+    if cfg.instruments and len(others) != len(cfg.instruments):
+        raise ValueError(f"resolve_for_events: {len(others)} mapping(s) in others for "
+                         f"{len(cfg.instruments)} entries of instruments")
+
+    def data(instr: Any, bk: Any, ref: Any, offset: Any, spec: Any, where: str) -> _LegData:
+        if isinstance(instr, Instrument):
+            defaults = instr.model_dump()
+        else:
+            defaults = dict(instr or {})
+        try:
+            kind = BookKind(bk)
+        except ValueError:
+            raise ConfigError(f"{where}: must be 'L2' or 'L3', got {bk!r}") from None
+        return _LegData(spec(defaults), kind, int(ref), int(offset), GridScaling())
+
+    legs = [(_quoted_leg_config(cfg),
+             data(instrument, book, ref_price_tick, suggested_feed_offset_ns,
+                  cfg.instrument_spec, "book"))]
+    for i, m in enumerate(others):
+        where = f"others[{i}]"
+        if "ref_price_tick" not in m:
+            raise ValueError(f"resolve_for_events: {where}: 'ref_price_tick' is required")
+        if cfg.instruments:
+            o = cfg.instruments[i]
+            if m.get("name") is not None and m["name"] != o.name:
+                raise ValueError(f"resolve_for_events: {where}: name {m['name']!r} is not "
+                                 f"instruments.{i}.name {o.name!r}")
+            lc, spec = _other_leg_config(cfg, o), _indexed_spec(o, i)
+        else:
+            if not isinstance(m.get("name"), str) or not m["name"]:
+                raise ValueError(f"resolve_for_events: {where}: 'name' (str) is required "
+                                 f"when the config has no instruments")
+            lc = _LegConfig(m["name"], cfg.latency, cfg.queue, cfg.matching.partial_fills,
+                            None)
+            spec = _plain_spec(i)
+        legs.append((lc, data(m.get("instrument"), m.get("book", BookKind.L3),
+                              m["ref_price_tick"], m.get("suggested_feed_offset_ns", 0),
+                              spec, f"{where}.book")))
+    return _resolve(cfg, legs, last_ts=last_ts, root=root, quoted_series=latency_series)
 
 
-def _load_series(cfg: ExperimentConfig, root: Path) -> Mapping[int, Any] | None:
+def _plain_spec(i: int) -> Any:
+    """An ``instrument_spec`` for a hand-given leg without a config entry."""
+    from pydantic import ValidationError
+
+    from mmsim.config import config_error
+
+    def spec(defaults: dict[str, Any]) -> Instrument:
+        try:
+            return Instrument(**defaults)
+        except ValidationError as e:
+            raise config_error(e, f"others[{i}]", prefix=("instrument",)) from None
+
+    return spec
+
+
+def _load_series(lat: LatencyConfig, root: Path) -> Mapping[int, Any] | None:
     """The recorded latency series of ``latency.model: interpolated`` (None otherwise)."""
-    if cfg.latency.model != LatencyModel.INTERPOLATED.value:
+    if lat.model != LatencyModel.INTERPOLATED.value:
         return None
     from mmsim.models.latency import load_latency_series
 
-    return load_latency_series(root / cfg.latency.series_path)
+    return load_latency_series(root / lat.series_path)
 
 
 def _binding(spec: KernelSpec, values: Mapping[str, Any], where: str) -> KernelBinding:
@@ -500,36 +697,20 @@ def _lots(qty: float, lot_size: float) -> int:
     return int(round(qty / lot_size))
 
 
-def _resolve(
-    cfg: ExperimentConfig,
-    inst: Instrument,
-    *,
-    book: BookKind,
-    ref_price_tick: int,
-    last_ts: int | None,
-    suggested_feed_offset_ns: int,
-    grid: GridScaling,
-    latency_series: Mapping[int, Any] | None,
-) -> EngineSpec:
-    from mmsim.hedgers.registry import get_hedger
-    from mmsim.policies.registry import get_policy
-
-    e, lat = cfg.engine, cfg.latency
-    policy = _binding(get_policy(cfg.policy.name), cfg.policy.params(), "policy")
-    if cfg.hedger is not None:
-        hedger = _binding(get_hedger(cfg.hedger.name), cfg.hedger.params(), "hedger")
+def _resolve_leg(lc: _LegConfig, d: _LegData,
+                 latency_series: Mapping[int, Any] | None) -> LegSpec:
+    """One instrument's :class:`LegSpec`: its ``auto`` decided, its strings mapped to enums,
+    its quantities in its units (``lc.name`` None: the instrument's symbol)."""
+    lat = lc.latency
+    if lc.queue.model == "auto":
+        qm = QueueModel.RISK_AVERSE if d.book is BookKind.L2 else QueueModel.FIFO
     else:
-        hedger = _binding(get_hedger("none"), {}, "hedger")
-
-    if cfg.queue.model == "auto":
-        qm = QueueModel.RISK_AVERSE if book is BookKind.L2 else QueueModel.FIFO
-    else:
-        qm = QueueModel(cfg.queue.model)
+        qm = QueueModel(lc.queue.model)
 
     if lat.feed_nanos is None:
         off = lat.feed_offset_nanos
         feed = FeedSpec(FeedMode.DATA_LOCAL_TS,
-                        int(suggested_feed_offset_ns) if off == "auto" else int(off))
+                        int(d.suggested_feed_offset_ns) if off == "auto" else int(off))
     else:
         feed = FeedSpec(FeedMode.EXCHANGE_PLUS_LATENCY, int(lat.feed_nanos))
 
@@ -542,18 +723,69 @@ def _resolve(
 
         vector = tuple(float(x) for x in latency_vector(np.asarray(vector, dtype=np.float64),
                                                         dict(latency_series or {})))
+    mp = lc.max_position_qty
+    return LegSpec(
+        name=lc.name or d.instrument.symbol,
+        instrument=d.instrument,
+        queue=QueueSpec(qm, float(lc.queue.power_n), qm is not QueueModel.FIFO),
+        latency=LatencySpec(lm, vector,
+                            lat.series_path if lm is LatencyModel.INTERPOLATED else None),
+        feed=feed,
+        fills=FillMode.PARTIAL if lc.partial_fills else FillMode.WHOLE_ORDER,
+        max_position_lots=None if mp is None else _lots(mp, d.instrument.lot_size),
+        ref_price_tick=int(d.ref_price_tick),
+        grid=d.grid,
+        book=d.book,
+    )
 
-    mp = cfg.risk.max_position_qty
+
+def _resolve(
+    cfg: ExperimentConfig,
+    legs: Sequence[tuple[_LegConfig, _LegData]],
+    *,
+    last_ts: int | None,
+    root: Path,
+    quoted_series: Mapping[int, Any] | None = None,
+) -> EngineSpec:
+    """The spec from each instrument's config and data (``legs[0]``: the quoted one);
+    ``quoted_series``: the quoted leg's latency series, already loaded."""
+    from mmsim.hedgers.registry import get_hedger
+    from mmsim.policies.registry import get_policy
+
+    e = cfg.engine
+    policy = _binding(get_policy(cfg.policy.name), cfg.policy.params(), "policy")
+    if cfg.hedger is not None:
+        hedger = _binding(get_hedger(cfg.hedger.name), cfg.hedger.params(), "hedger")
+    else:
+        hedger = _binding(get_hedger("none"), {}, "hedger")
+
+    resolved = []
+    for k, (lc, d) in enumerate(legs):
+        series = quoted_series if k == 0 and quoted_series is not None else \
+            _load_series(lc.latency, root)
+        resolved.append(_resolve_leg(lc, d, series))
+    q, rest = resolved[0], tuple(resolved[1:])
+    for i, leg in enumerate(rest):
+        if leg.name == q.name:
+            raise ConfigError(f"field 'instruments.{i}.name': duplicate instrument name "
+                              f"{leg.name!r} (the quoted instrument's symbol; set "
+                              f"instrument_name)")
+    # names of the others are unique by config validation (or by hand: checked here)
+    names = [leg.name for leg in rest]
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            raise ConfigError(f"field 'instruments.{i}.name': duplicate instrument name {n!r}")
+
     end_ts = int(last_ts) if e.horizon == "end" and last_ts is not None else None
+    inst = q.instrument
     return EngineSpec(
         instrument=inst,
         policy=policy,
         hedger=hedger,
         has_hedger=hedger.name != "none",
-        queue=QueueSpec(qm, float(cfg.queue.power_n), qm is not QueueModel.FIFO),
-        latency=LatencySpec(lm, vector,
-                            lat.series_path if lm is LatencyModel.INTERPOLATED else None),
-        feed=feed,
+        queue=q.queue,
+        latency=q.latency,
+        feed=q.feed,
         clocks=ClockSpec(
             decision_interval_ns=int(e.decision_interval_nanos),
             equity_interval_ns=int(e.equity_interval_nanos),
@@ -564,10 +796,10 @@ def _resolve(
         orders=OrderSpec(
             quote_tif=QuoteTif(e.quote_tif),
             replace=ReplaceMode(e.replace),
-            fills=FillMode.PARTIAL if cfg.matching.partial_fills else FillMode.WHOLE_ORDER,
+            fills=q.fills,
         ),
         limits=LimitSpec(
-            max_position_lots=None if mp is None else _lots(mp, inst.lot_size),
+            max_position_lots=q.max_position_lots,
             target_position_lots=_lots(cfg.risk.target_position_qty, inst.lot_size),
         ),
         volatility=VolatilitySpec(float(e.vol_halflife_s), float(e.vol_init_tick)),
@@ -577,8 +809,10 @@ def _resolve(
             max_our_orders=int(e.max_our_orders),
             feed_buffer=int(e.feed_buffer),
         ),
-        ref_price_tick=int(ref_price_tick),
-        grid=grid,
-        book=book,
+        ref_price_tick=q.ref_price_tick,
+        grid=q.grid,
+        book=q.book,
         seed=int(cfg.seed),
+        instrument_name=q.name,
+        others=rest,
     )

@@ -5,6 +5,13 @@ A run directory holds ``fills.parquet``, ``orders.parquet``, ``equity.parquet``,
 ``manifest.json`` (mmsim version, data file hashes, seed, config digest; written last) and
 ``timing.json`` (wall time, events per second: the only file that differs between reruns).
 
+Runs of several instruments (MODELS.md §12): every row of the three logs is converted with
+the :class:`~mmsim.instruments.Instrument` of its kernel ``instrument`` index and carries the
+instrument's name in a last ``instrument`` column (one value in single-instrument runs). The
+manifest's ``instruments`` lists them in index order (index 0 = the quoted instrument), each
+as ``{"name": ..., "instrument": <Instrument fields>}``; :func:`load` reads it into
+:attr:`RunResult.instruments`.
+
 It is written under ``<run_dir>.partial`` and renamed into place only when complete (every
 file and the folder fsynced first), so a run that fails halfway leaves nothing that looks
 complete (the partial folder is removed) and :func:`load` refuses a ``*.partial`` folder.
@@ -22,6 +29,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -69,6 +77,7 @@ FILLS_SCHEMA = pa.schema(
         ("position", pa.float64()),
         ("cash", pa.float64()),
         ("queue_ahead", pa.float64()),
+        ("instrument", pa.string()),
     ]
 )
 ORDERS_SCHEMA = pa.schema(
@@ -85,6 +94,7 @@ ORDERS_SCHEMA = pa.schema(
         ("tif", pa.string()),
         ("reason", pa.string()),
         ("is_hedge", pa.bool_()),
+        ("instrument", pa.string()),
     ]
 )
 EQUITY_SCHEMA = pa.schema(
@@ -98,8 +108,11 @@ EQUITY_SCHEMA = pa.schema(
         ("traded_qty", pa.float64()),
         ("n_fills", pa.int64()),
         ("funding", pa.float64()),
+        ("instrument", pa.string()),
     ]
 )
+#: Name of the column (last in each log) holding the instrument's name.
+INSTRUMENT_COLUMN = "instrument"
 
 
 def _names(codes: np.ndarray, table: dict[int, str]) -> pa.Array:
@@ -115,8 +128,25 @@ def equity_values(inst: Instrument, position_units, mid_px, cash):
     return cash + position_units * mid_px * inst.multiplier
 
 
-def fills_table(rec: np.ndarray, inst: Instrument) -> pa.Table:
-    """Engine fill records (``FILL_DTYPE``) → user units (:data:`FILLS_SCHEMA`)."""
+def _name_column(n: int, name: str) -> pa.Array:
+    return pa.repeat(pa.scalar(name, pa.string()), n)
+
+
+def fills_table(rec: np.ndarray, inst: Instrument, name: str | None = None) -> pa.Table:
+    """Engine fill records (``FILL_DTYPE``) of ONE instrument → user units
+    (:data:`FILLS_SCHEMA`).
+
+    Parameters
+    ----------
+    rec : numpy.ndarray
+        ``FILL_DTYPE`` records, all of ``inst`` (their ``instrument`` field, if any, is not
+        read: split several instruments with :func:`records_table`).
+    inst : Instrument
+        Gives the tick size and lot size (``price = price_tick·tick_size``, quantities in
+        instrument units ``= lots·lot_size``); fees and cash stay in its settlement currency.
+    name : str, optional
+        Value of the ``instrument`` column (default ``inst.symbol``).
+    """
     t, lot = inst.tick_size, inst.lot_size
     return pa.Table.from_arrays(
         [
@@ -133,15 +163,18 @@ def fills_table(rec: np.ndarray, inst: Instrument) -> pa.Table:
             pa.array(rec["position"] * lot),
             pa.array(rec["cash"]),
             pa.array(rec["queue_ahead"] * lot),
+            _name_column(len(rec), inst.symbol if name is None else name),
         ],
         schema=FILLS_SCHEMA,
     )
 
 
-def orders_table(rec: np.ndarray, inst: Instrument) -> pa.Table:
-    """Engine order-log records (``ORDER_LOG_DTYPE``) → user units (:data:`ORDERS_SCHEMA`).
+def orders_table(rec: np.ndarray, inst: Instrument, name: str | None = None) -> pa.Table:
+    """Engine order-log records (``ORDER_LOG_DTYPE``) of ONE instrument → user units
+    (:data:`ORDERS_SCHEMA`).
 
-    Market orders carry no price (NaN).
+    Market orders carry no price (NaN). ``name`` is the value of the ``instrument`` column
+    (default ``inst.symbol``); as :func:`fills_table`.
     """
     t, lot = inst.tick_size, inst.lot_size
     price = rec["price_tick"] * t
@@ -160,6 +193,7 @@ def orders_table(rec: np.ndarray, inst: Instrument) -> pa.Table:
             _names(rec["tif"], TIF_NAMES),
             _names(rec["reason"], REJECT_NAMES),
             pa.array(rec["is_hedge"].astype(bool)),
+            _name_column(len(rec), inst.symbol if name is None else name),
         ],
         schema=ORDERS_SCHEMA,
     )
@@ -173,12 +207,16 @@ def _ffill(x: np.ndarray, first: float) -> np.ndarray:
     return x[idx][1:]
 
 
-def equity_table(rec: np.ndarray, inst: Instrument, last_mid: float = np.nan) -> pa.Table:
-    """Engine equity samples (``EQUITY_DTYPE``) → user units (:data:`EQUITY_SCHEMA`).
+def equity_table(rec: np.ndarray, inst: Instrument, last_mid: float = np.nan,
+                 name: str | None = None) -> pa.Table:
+    """Engine equity samples (``EQUITY_DTYPE``) of ONE instrument → user units
+    (:data:`EQUITY_SCHEMA`).
 
     ``mid`` is the exchange mid at the sample (NaN while a side of the book is empty);
-    ``equity`` marks the position at the last known mid (``last_mid`` carries it across
-    chunks) and is the cash alone while flat.
+    ``equity`` (settlement currency of ``inst``: quote currency, coin for inverse) marks
+    the position at the last known mid (``last_mid`` carries it across chunks) and is the
+    cash alone while flat. ``name`` is the value of the ``instrument`` column (default
+    ``inst.symbol``).
     """
     mid = rec["mid_tick"] * inst.tick_size
     pos = rec["position"] * inst.lot_size
@@ -196,9 +234,75 @@ def equity_table(rec: np.ndarray, inst: Instrument, last_mid: float = np.nan) ->
             pa.array(rec["traded_qty"] * inst.lot_size),
             pa.array(rec["n_fills"]),
             pa.array(rec["funding"]),
+            _name_column(len(rec), inst.symbol if name is None else name),
         ],
         schema=EQUITY_SCHEMA,
     )
+
+
+def instrument_index(rec: np.ndarray, n_instruments: int) -> np.ndarray | None:
+    """The kernel ``instrument`` index of each record (int64), or None when every record
+    is of instrument 0 (or the dtype has no ``instrument`` field: a single-instrument run).
+
+    Raises
+    ------
+    ValueError
+        If an index is ``>= n_instruments`` (the writer does not know that instrument).
+    """
+    if "instrument" not in (rec.dtype.names or ()) or len(rec) == 0:
+        return None
+    idx = rec["instrument"].astype(np.int64)
+    top = int(idx.max())
+    if top >= n_instruments:
+        raise ValueError(f"record of instrument index {top}, but only {n_instruments} "
+                         "instrument(s) set (RunWriter.set_instruments)")
+    return idx if top > 0 else None
+
+
+def records_table(
+    rec: np.ndarray,
+    n_instruments: int,
+    convert: Callable[[np.ndarray, int], pa.Table],
+) -> pa.Table:
+    """Convert records of several instruments, each with its own instrument, keeping the
+    records' order.
+
+    Parameters
+    ----------
+    rec : numpy.ndarray
+        Kernel records (``FILL_DTYPE``, ``ORDER_LOG_DTYPE`` or ``EQUITY_DTYPE``), with or
+        without an ``instrument`` (uint8) field.
+    n_instruments : int
+        Number of instruments known.
+    convert : callable
+        ``convert(records_of_one_instrument, index) -> pyarrow.Table`` (e.g. a
+        :func:`fills_table` with that instrument); called once per instrument present, in
+        index order, with the records in their original order.
+
+    Returns
+    -------
+    pyarrow.Table
+        The converted rows in the order of ``rec``. With one instrument present this is
+        ``convert(rec, i)`` itself.
+
+    Raises
+    ------
+    ValueError
+        As :func:`instrument_index`.
+    """
+    idx = instrument_index(rec, n_instruments)
+    if idx is None:
+        return convert(rec, 0)
+    present = np.unique(idx)
+    if len(present) == 1:
+        return convert(rec, int(present[0]))
+    order = np.argsort(idx, kind="stable")
+    bounds = np.searchsorted(idx[order], np.arange(n_instruments + 1))
+    parts = [convert(rec[order[bounds[i]:bounds[i + 1]]], i)
+             for i in range(n_instruments) if bounds[i] < bounds[i + 1]]
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return pa.concat_tables(parts).take(pa.array(inverse)).combine_chunks()
 
 
 # --------------------------------------------------------------------------------------------
@@ -533,7 +637,8 @@ class RunWriter:
         at :meth:`commit`; with ``overwrite=False`` it must not exist).
     instrument : Instrument, optional
         For the conversion of ticks and lots to prices and quantities; may be set later
-        (:attr:`instrument`), but before :meth:`append`.
+        (:attr:`instrument`, :meth:`set_instrument` or, for several instruments,
+        :meth:`set_instruments`), but before :meth:`append`.
     overwrite : bool
         Replace an existing mmsim run directory at ``run_dir``.
 
@@ -550,6 +655,12 @@ class RunWriter:
     def __init__(self, run_dir: str | Path, instrument: Instrument | None = None,
                  overwrite: bool = False):
         self.run_dir = Path(run_dir)
+        self.insts: list[Instrument] = []
+        self.names: list[str] = []
+        self._last_mid = np.empty(0)
+        self._appended = False
+        if instrument is not None:  # checked before the target is claimed
+            self.set_instrument(instrument)
         self.claim = claim_output(self.run_dir, "run", replace=overwrite)
         try:
             self.tmp = self.claim.new_partial()
@@ -566,46 +677,109 @@ class RunWriter:
             shutil.rmtree(self.claim.partial, ignore_errors=True)
             self.claim.release()
             raise
-        self.inst = instrument
         self.overwrite = overwrite
-        self._last_mid = np.nan
         self._frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None
         self._done = False
 
     @property
+    def inst(self) -> Instrument | None:
+        """The quoted instrument (index 0), or None while none is set."""
+        return self.insts[0] if self.insts else None
+
+    @property
     def instrument(self) -> Instrument | None:
-        """The instrument the logs are converted with (set it before :meth:`append`)."""
+        """The quoted instrument (index 0) the logs are converted with (set it before
+        :meth:`append`); setting it is :meth:`set_instrument`."""
         return self.inst
 
     @instrument.setter
     def instrument(self, inst: Instrument) -> None:
-        self.inst = inst
+        self.set_instrument(inst)
 
     def set_instrument(self, inst: Instrument) -> None:
-        """Set the instrument the logs are converted with (before :meth:`append`)."""
-        self.inst = inst
+        """Set the one instrument the logs are converted with (before :meth:`append`):
+        ``set_instruments([inst], [inst.symbol])``."""
+        self.set_instruments([inst], [inst.symbol])
+
+    def set_instruments(self, instruments: Sequence[Instrument], names: Sequence[str]) -> None:
+        """Set the instruments of the run (before :meth:`append`).
+
+        Parameters
+        ----------
+        instruments : sequence of Instrument
+            In kernel index order: record ``instrument == i`` is converted with
+            ``instruments[i]`` (index 0 = the quoted instrument).
+        names : sequence of str
+            Their names, the values of the ``instrument`` column (distinct, non-empty);
+            written to the manifest's ``instruments`` at :meth:`commit`.
+
+        Raises
+        ------
+        ValueError
+            If there is no instrument or more than 256, the lengths differ, or a name is
+            empty or repeated.
+        RuntimeError
+            If records were appended already.
+        """
+        instruments, names = list(instruments), [str(n) for n in names]
+        if not 1 <= len(instruments) <= 256:
+            raise ValueError(f"RunWriter.set_instruments: 1 to 256 instruments, got "
+                             f"{len(instruments)}")
+        if len(names) != len(instruments):
+            raise ValueError(f"RunWriter.set_instruments: {len(instruments)} instruments but "
+                             f"{len(names)} names")
+        if any(not n for n in names) or len(set(names)) != len(names):
+            raise ValueError(f"RunWriter.set_instruments: names must be distinct and "
+                             f"non-empty, got {names}")
+        if self._appended:
+            raise RuntimeError("RunWriter.set_instruments: records were appended already")
+        self.insts, self.names = instruments, names
+        self._last_mid = np.full(len(instruments), np.nan)
 
     def append(self, fills: np.ndarray, orders: np.ndarray, equity: np.ndarray) -> None:
         """Append engine records (any of them may be empty).
+
+        Each record is converted with the instrument of its ``instrument`` field (index into
+        :meth:`set_instruments`; records without the field are of instrument 0), rows kept
+        in the order given. The equity ``mid`` carried across chunks (to mark a position
+        while a side of the book is empty) is kept per instrument.
 
         Raises
         ------
         RuntimeError
             If no instrument is set, or the writer was committed or aborted.
+        ValueError
+            If a record's instrument index is not one of the instruments set.
         """
-        if self.inst is None:
+        if not self.insts:
             raise RuntimeError("RunWriter.append: set the instrument first")
         if self._done:
             raise RuntimeError("RunWriter.append: the run was committed or aborted")
+        n = len(self.insts)
+        insts, names = self.insts, self.names
         if len(fills):
-            self._w["fills"].write_table(fills_table(fills, self.inst))
+            self._w["fills"].write_table(records_table(
+                fills, n, lambda r, i: fills_table(r, insts[i], names[i])))
+            self._appended = True
         if len(orders):
-            self._w["orders"].write_table(orders_table(orders, self.inst))
+            self._w["orders"].write_table(records_table(
+                orders, n, lambda r, i: orders_table(r, insts[i], names[i])))
+            self._appended = True
         if len(equity):
-            self._w["equity"].write_table(equity_table(equity, self.inst, self._last_mid))
-            mids = equity["mid_tick"][~np.isnan(equity["mid_tick"])]
-            if len(mids):
-                self._last_mid = float(mids[-1]) * self.inst.tick_size
+            self._w["equity"].write_table(records_table(equity, n, self._equity_part))
+            self._appended = True
+
+    def _equity_part(self, rec: np.ndarray, i: int) -> pa.Table:
+        inst = self.insts[i]
+        table = equity_table(rec, inst, float(self._last_mid[i]), self.names[i])
+        mids = rec["mid_tick"][~np.isnan(rec["mid_tick"])]
+        if len(mids):
+            self._last_mid[i] = float(mids[-1]) * inst.tick_size
+        return table
+
+    def _manifest_instruments(self) -> list[dict[str, Any]]:
+        return [{"name": n, "instrument": inst.model_dump()}
+                for n, inst in zip(self.names, self.insts, strict=True)]
 
     def close_logs(self) -> None:
         """Close the three Parquet logs (before :meth:`read_back`)."""
@@ -632,7 +806,9 @@ class RunWriter:
         """Write metrics, config, manifest (last), fsync everything and move the run into
         place (replacing the mmsim run that was there); release the lock.
 
-        The manifest gets ``complete: true`` and ``files`` (the run's file names).
+        The manifest gets ``instruments`` (``[{"name", "instrument"}]`` in index order, from
+        :meth:`set_instruments`; replacing any given), ``complete: true`` and ``files`` (the
+        run's file names).
 
         Returns
         -------
@@ -654,7 +830,7 @@ class RunWriter:
         (self.tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (self.tmp / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
         names = sorted(n for n in os.listdir(self.tmp) if n != PARTIAL_MARKER)
-        manifest = dict(manifest, complete=True,
+        manifest = dict(manifest, instruments=self._manifest_instruments(), complete=True,
                         files=sorted({*names, "manifest.json"}))
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         try:
@@ -674,6 +850,7 @@ class RunWriter:
             metrics=_metrics_from_json(metrics),
             config=config,
             manifest=json.loads(json.dumps(manifest)),
+            instruments=list(self.names),
         )
 
     def abort(self) -> None:
@@ -721,11 +898,19 @@ class RunResult:
     run_dir : Path
     fills, orders, equity : pandas.DataFrame
         See :data:`FILLS_SCHEMA`, :data:`ORDERS_SCHEMA`, :data:`EQUITY_SCHEMA` (timestamps are
-        int64 UNIX ns, prices in quote currency, quantities in instrument units).
+        int64 UNIX ns, prices in quote currency, quantities in instrument units, money in
+        the settlement currency of the row's instrument). All instruments' rows together;
+        the last column ``instrument`` names the row's instrument (:meth:`fills_of`,
+        :meth:`orders_of`, :meth:`equity_of` select one). The equity clock has one row per
+        instrument per sample time (same ``ts``, in index order).
     metrics : dict
-        Flat metrics (MODELS.md §9); ``metrics_frame()`` gives them as one-row DataFrame.
+        Flat metrics (MODELS.md §9; several instruments: also ``inst.<name>.<metric>`` and
+        ``book_*``, see :func:`mmsim.metrics.compute_run_metrics`); ``metrics_frame()``
+        gives them as one-row DataFrame.
     config : dict
     manifest : dict
+    instruments : list of str
+        The instruments' names in kernel index order (0 = the quoted instrument).
     """
 
     run_dir: Path
@@ -735,9 +920,77 @@ class RunResult:
     metrics: dict[str, Any]
     config: dict[str, Any]
     manifest: dict[str, Any]
+    instruments: list[str] = field(default_factory=list)
 
     def metrics_frame(self) -> pd.DataFrame:
         return pd.DataFrame([self.metrics])
+
+    @property
+    def instrument_specs(self) -> list[Instrument]:
+        """The :class:`Instrument` of each of :attr:`instruments` (from the manifest's
+        ``instruments``; for runs written before it, the manifest's ``instrument``)."""
+        return _manifest_specs(self.manifest)
+
+    def _select(self, df: pd.DataFrame, instrument: str | int) -> pd.DataFrame:
+        if isinstance(instrument, (int, np.integer)) and not isinstance(instrument, bool):
+            if not 0 <= int(instrument) < len(self.instruments):
+                raise KeyError(f"instrument index {instrument} out of range "
+                               f"(run has {self.instruments})")
+            instrument = self.instruments[int(instrument)]
+        if instrument not in self.instruments:
+            raise KeyError(f"no instrument {instrument!r} in this run (has {self.instruments})")
+        if len(self.instruments) == 1:
+            return df
+        return df[df[INSTRUMENT_COLUMN] == instrument].reset_index(drop=True)
+
+    def fills_of(self, instrument: str | int) -> pd.DataFrame:
+        """The fills of one instrument (by name or index), index reset.
+
+        Raises
+        ------
+        KeyError
+            If the run has no such instrument.
+        """
+        return self._select(self.fills, instrument)
+
+    def orders_of(self, instrument: str | int) -> pd.DataFrame:
+        """The order log of one instrument (by name or index); raises as :meth:`fills_of`."""
+        return self._select(self.orders, instrument)
+
+    def equity_of(self, instrument: str | int) -> pd.DataFrame:
+        """The equity samples of one instrument (by name or index), in its settlement
+        currency; raises as :meth:`fills_of`."""
+        return self._select(self.equity, instrument)
+
+    def book_equity(self, report_currency_index: int = 0) -> pd.DataFrame:
+        """:func:`mmsim.metrics.book_equity` of this run (all instruments, converted to the
+        settlement currency of instrument ``report_currency_index``)."""
+        from mmsim.metrics import book_equity
+
+        return book_equity(self.equity, self.instrument_specs, self.instruments,
+                           report_currency_index)
+
+
+def _manifest_specs(manifest: dict[str, Any]) -> list[Instrument]:
+    entries = manifest.get("instruments")
+    if entries:
+        return [Instrument(**e["instrument"]) for e in entries]
+    if manifest.get("instrument"):
+        return [Instrument(**manifest["instrument"])]
+    return []
+
+
+def _manifest_names(manifest: dict[str, Any], equity: pd.DataFrame) -> list[str]:
+    """Instrument names of a run: the manifest's ``instruments``; for runs written before
+    it, the manifest instrument's symbol (or the one name of the ``instrument`` column)."""
+    entries = manifest.get("instruments")
+    if entries:
+        return [str(e["name"]) for e in entries]
+    if INSTRUMENT_COLUMN in equity.columns and len(equity):
+        return [str(v) for v in pd.unique(equity[INSTRUMENT_COLUMN])]
+    if manifest.get("instrument"):
+        return [str(manifest["instrument"].get("symbol", Instrument().symbol))]
+    return []
 
 
 def check_run(run_dir: str | os.PathLike[str], digest: str | None = None) -> dict[str, Any]:
@@ -789,6 +1042,10 @@ def check_run(run_dir: str | os.PathLike[str], digest: str | None = None) -> dic
 def load(run_dir: str | Path) -> RunResult:
     """Load a run directory written by :func:`mmsim.backtest`.
 
+    :attr:`RunResult.instruments` comes from the manifest's ``instruments``; a run written
+    before it (one instrument, no ``instrument`` column) gets the column added, holding the
+    manifest instrument's symbol.
+
     Raises
     ------
     FileNotFoundError
@@ -800,14 +1057,22 @@ def load(run_dir: str | Path) -> RunResult:
     d = Path(run_dir)
     manifest = check_run(d)
     metrics = _metrics_from_json(json.loads((d / "metrics.json").read_text()))
+    frames = [pd.read_parquet(d / f"{n}.parquet") for n in ("fills", "orders", "equity")]
+    names = _manifest_names(manifest, frames[2])
+    if len(names) == 1:  # written before the instrument column: add it
+        for df in frames:
+            if INSTRUMENT_COLUMN not in df.columns:
+                df[INSTRUMENT_COLUMN] = pd.Series([names[0]] * len(df), dtype="str",
+                                                  index=df.index)
     return RunResult(
         run_dir=d,
-        fills=pd.read_parquet(d / "fills.parquet"),
-        orders=pd.read_parquet(d / "orders.parquet"),
-        equity=pd.read_parquet(d / "equity.parquet"),
+        fills=frames[0],
+        orders=frames[1],
+        equity=frames[2],
         metrics=metrics,
         config=yaml.safe_load((d / "config.yaml").read_text()),
         manifest=manifest,
+        instruments=names,
     )
 
 

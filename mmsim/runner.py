@@ -114,7 +114,7 @@ def backtest(
     mmsim.engine.backtest.PolicyError, mmsim.engine.backtest.EngineCapacityError
         During the replay.
     """
-    from mmsim.data.sources import dataset_for_config
+    from mmsim.data.sources import dataset_for_config, datasets_for_config
     from mmsim.resolve import FeedMode, resolve
     from mmsim.results import RunWriter
 
@@ -125,15 +125,22 @@ def backtest(
     writer = RunWriter(run_dir, overwrite=overwrite)  # claims and locks it, before any work
     try:
         ds = dataset_for_config(cfg, data_root, cache_dir)
-        spec = resolve(cfg, ds, data_root)  # every auto and every name, checked: no kernel yet
+        others = datasets_for_config(cfg, data_root, cache_dir) if cfg.instruments else []
+        # every auto and every name, checked: no kernel yet
+        spec = resolve(cfg, ds, data_root, others=others)
         inst = spec.instrument
-        meta = ds.meta
+        legs = spec.legs
+        datasets = [ds, *others]
         say(f"experiment: {cfg.name}" + (f"  ({cfg.description})" if cfg.description else ""))
-        say(f"data: {ds.kind}  {meta.get('symbol', '')}  {ds.n_events:,} events")
-        if meta.get("note"):
-            say(f"note: {meta['note']}")
-        for w in data_warnings(ds.report):
-            say(f"warning: {w}")
+        for leg, d in zip(legs, datasets, strict=True):
+            meta = d.meta
+            label = f"{leg.name}: " if len(legs) > 1 else ""
+            say(f"data: {label}{d.kind}  {meta.get('symbol', '')}  {d.n_events:,} events")
+            if meta.get("note"):
+                say(f"note: {meta['note']}")
+            for w in data_warnings(d.report):
+                say(f"warning: {label}{w}")
+        meta = ds.meta
 
         from mmsim._jitcache import engine_is_cached
 
@@ -142,23 +149,32 @@ def backtest(
             say("compiling kernels (first run only)...")
         t_compile = time.perf_counter()
         from mmsim.engine.backtest import Engine
-        from mmsim.metrics import compute_metrics
+        from mmsim.metrics import compute_run_metrics
 
         engine = Engine(spec)
         compile_s = time.perf_counter() - t_compile
-        writer.set_instrument(inst)
+        writer.set_instruments([leg.instrument for leg in legs], [leg.name for leg in legs])
 
         t_replay0 = time.perf_counter()
-        chunks = ds.chunks(cfg.engine.chunk_events)
-        scaling = spec.grid
-        if not scaling.identity:
-            chunks = (scaling.apply(c) for c in chunks)
+        streams = []
+        for leg, d in zip(legs, datasets, strict=True):
+            c = d.chunks(cfg.engine.chunk_events)
+            if not leg.grid.identity:  # rescaled in place: before any merge
+                c = _scaled(c, leg.grid)
+            streams.append(c)
+        if len(streams) == 1:
+            chunks = streams[0]
+        else:
+            from mmsim.data.merge import merge_chunks
+
+            # by exchange time; at equal times the quoted instrument first (merge_chunks)
+            chunks = merge_chunks(streams, cfg.engine.chunk_events)
         bar = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=ds.n_events, unit="ev", unit_scale=True, desc=cfg.name,
-                       file=sys.stderr)
+            bar = tqdm(total=sum(d.n_events for d in datasets), unit="ev", unit_scale=True,
+                       desc=cfg.name, file=sys.stderr)
             chunks = _counted(chunks, bar)
         try:
             engine.run(chunks, writer.append)
@@ -168,19 +184,24 @@ def backtest(
         t_replay = time.perf_counter()
         writer.close_logs()
         fills, orders, equity = writer.read_back()
-        metrics = compute_metrics(
+        metrics = compute_run_metrics(
             fills,
             equity,
             orders,
-            multiplier=inst.multiplier,
-            contract=inst.contract,
+            [leg.instrument for leg in legs],
+            [leg.name for leg in legs],
             sharpe_clock_s=cfg.metrics.sharpe_clock_s,
             periods_per_year=cfg.metrics.periods_per_year,
-            max_position=cfg.risk.max_position_qty,
+            max_position=[cfg.risk.max_position_qty]
+            + [o.max_position_qty for o in cfg.instruments],
             markout_horizons_s=cfg.metrics.markout_horizons_s,
         )
         stats = engine.stats()
         metrics = {**metrics, **{f"engine_{k}": v for k, v in stats.items()}}
+        if len(legs) > 1:
+            for i, leg in enumerate(legs):
+                metrics.update({f"inst.{leg.name}.engine_{k}": v
+                                for k, v in engine.instrument_stats(i).items()})
         manifest = {
             "mmsim_version": __version__,
             "name": cfg.name,
@@ -197,6 +218,13 @@ def backtest(
             + ("from data" if spec.feed.mode is FeedMode.DATA_LOCAL_TS
                else f"= exch_ts + {spec.feed.nanos} ns"),
         }
+        if len(legs) > 1:
+            manifest["instrument_data"] = [
+                {"name": leg.name, "data_kind": d.kind, "data_inputs": d.inputs,
+                 "data_canonical": {"file": d.path.name, "sha256": d.canonical_sha256},
+                 "data_events": d.n_events, "data_report": d.report}
+                for leg, d in zip(legs, datasets, strict=True)
+            ]
         replay_s = t_replay - t_replay0
         timing = {
             "prepare_s": round(t_compile - t_start, 4),
@@ -212,7 +240,12 @@ def backtest(
         raise
 
 
+def _scaled(chunks, grid):
+    for c in chunks:
+        yield grid.apply(c)
+
+
 def _counted(chunks, bar):
     for c in chunks:
         yield c
-        bar.update(len(c))
+        bar.update(len(c[0]) if isinstance(c, tuple) else len(c))

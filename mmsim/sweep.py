@@ -931,8 +931,9 @@ class SweepResult:
 
 
 def _resolve_datasets(plan_runs: Iterable[RunSpec], data_root, cache_dir) -> float:
-    """Ingest/generate each distinct dataset once, here, before the workers need it."""
-    from mmsim.data.sources import dataset_for_config
+    """Ingest/generate each distinct dataset once, here, before the workers need it (the
+    quoted instrument's and those of ``instruments``)."""
+    from mmsim.data.sources import dataset_for_config, datasets_for_config
 
     t0 = time.perf_counter()
     done: set[str] = set()
@@ -942,14 +943,18 @@ def _resolve_datasets(plan_runs: Iterable[RunSpec], data_root, cache_dir) -> flo
         data = spec.config["data"]
         k = _sha({"data": data, "seed": spec.config.get("seed") if data.get("kind") ==
                   "synthetic" else None})
-        if k in done:
-            continue
-        done.add(k)
-        try:
-            cfg = config_from_dict(spec.config)
-            dataset_for_config(cfg, data_root, cache_dir)
-        except Exception:  # noqa: BLE001 - the runs using it report the error
-            pass
+        others = [o for o in spec.config.get("instruments") or [] if isinstance(o, dict)]
+        ko = _sha({"others": [(o.get("data"), o.get("instrument")) for o in others],
+                   "seed": spec.config.get("seed")})
+        todo = [(key, fn) for key, fn in ((k, dataset_for_config),
+                                          (ko if others else None, datasets_for_config))
+                if key is not None and key not in done]
+        for key, fn in todo:
+            done.add(key)
+            try:
+                fn(config_from_dict(spec.config), data_root, cache_dir)
+            except Exception:  # noqa: BLE001 - the runs using it report the error
+                pass
     return time.perf_counter() - t0
 
 

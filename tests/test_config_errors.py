@@ -100,7 +100,7 @@ def test_set_non_number_names_the_field_and_the_override(tmp_path, capsys):
          "field 'hedger.tif': must be market (3) or ioc (2), got 'fok'"),
         ("threshold: 30", "threshold: -1", "field 'hedger.threshold': must be >= 0, got -1"),
         ("name: threshold", "name: delta",
-         "field 'hedger.name': unknown hedger 'delta' (known: none, threshold)"),
+         "field 'hedger.name': unknown hedger 'delta' (known: cross_delta, none, threshold)"),
         ("tick_size: 0.01", "tick_size: 0", "field 'instrument.tick_size': must be > 0, got 0"),
         ("tick_size: 0.01", "tick_size: 0.01, tick: 1", "field 'instrument.tick': unknown field"),
         ("feed_nanos: 100000", "feed_nanos: -1",

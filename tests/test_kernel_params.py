@@ -283,7 +283,8 @@ def test_the_registry_lists_policies_and_hedgers_separately(monkeypatch):
 
     with pytest.raises(UnknownKernelError, match=r"^unknown policy 'threshold' \(known: "):
         get_policy("threshold")
-    with pytest.raises(UnknownKernelError, match=r"^unknown hedger 'glft' \(known: none, "):
+    with pytest.raises(UnknownKernelError,
+                       match=r"^unknown hedger 'glft' \(known: cross_delta, none, "):
         get_hedger("glft")
     with pytest.raises(ValueError, match="kind must be one of policy, hedger"):
         REGISTRY.get("strategy", "x")

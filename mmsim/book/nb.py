@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-import mmsim._jitcache  # noqa: F401  (before any cached kernel)
+from mmsim._jitcache import kernel  # (before any cached kernel)
 
 # ---- ladder scalars -------------------------------------------------------------------------
 L_BASE = 0  # price tick of column 0
@@ -61,7 +61,7 @@ def row_of(side):
     return 0 if side > 0 else 1
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def ladder_change_nb(lvl_qty, sc, side, price_tick, delta):
     """Add ``delta`` lots at ``price_tick`` on ``side``; keep best prices and counts.
 
@@ -112,7 +112,7 @@ def ladder_change_nb(lvl_qty, sc, side, price_tick, delta):
     return new
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def ladder_recenter_nb(lvl_qty, sc, new_base):
     """Move the ladder window to start at ``new_base`` (ticks), keeping the levels that stay
     inside it; levels that fall outside are dropped (counted in ``sc[L_OOW]``)."""
@@ -152,7 +152,7 @@ def ladder_recenter_nb(lvl_qty, sc, new_base):
     sc[L_BEST_ASK] = ba
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def ladder_clear_nb(lvl_qty, sc, side):
     """Empty one side (+1 bids, -1 asks) or both (0) of a ladder."""
     for r in range(2):
@@ -190,7 +190,7 @@ def level_qty_nb(lvl_qty, sc, side, price_tick):
     return lvl_qty[row_of(side), idx]
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def ladder_top_nb(lvl_qty, sc, side, n, px_out, qty_out):
     """Write the best ``n`` levels of ``side`` into ``px_out``/``qty_out`` (ticks, lots).
 
@@ -228,7 +228,7 @@ def _hash(key, mask):
     return h & mask
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def find_order_nb(hkeys, hvals, bs, oid):
     """Slot of order ``oid``, or -1 if it is not in the book."""
     mask = bs[B_MASK]
@@ -242,7 +242,7 @@ def find_order_nb(hkeys, hvals, bs, oid):
         i = (i + 1) & mask
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _hash_insert(hkeys, hvals, bs, oid, slot):
     mask = bs[B_MASK]
     i = _hash(oid, mask)
@@ -252,7 +252,7 @@ def _hash_insert(hkeys, hvals, bs, oid, slot):
     hvals[i] = slot
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _hash_delete(hkeys, hvals, bs, oid):
     mask = bs[B_MASK]
     i = _hash(oid, mask)
@@ -279,7 +279,7 @@ def _hash_delete(hkeys, hvals, bs, oid):
 # ---- L3 book ---------------------------------------------------------------------------------
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def l3_add_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, oid, side, price_tick, qty,
               check_dup=True):
     """Add order ``oid`` at the back of its level (``oid == 0``: anonymous volume).
@@ -318,7 +318,7 @@ def l3_add_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, oid, side, price_
     return slot
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot):
     """Remove the order in ``slot`` entirely; returns the quantity it had."""
     q = ordt[slot, O_QTY]
@@ -332,7 +332,7 @@ def l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot):
     return q
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot, qty):
     """Reduce the order in ``slot`` by ``qty`` lots (removed at 0); returns the lots removed."""
     q = ordt[slot, O_QTY]
@@ -343,7 +343,7 @@ def l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot, qty):
     return qty
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def l3_anon_reduce_nb(lvl_qty, anon, sc, side, price_tick, qty):
     """Reduce anonymous volume at a level by up to ``qty``; returns the lots removed."""
     idx = price_tick - sc[L_BASE]
@@ -359,7 +359,7 @@ def l3_anon_reduce_nb(lvl_qty, anon, sc, side, price_tick, qty):
     return take
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot, side, price_tick, qty):
     """Change the order in ``slot`` to (side, price, qty).
 
@@ -391,7 +391,7 @@ def l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot, side, price_ti
     return 1
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def l3_clear_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, side):
     """Remove every order (and anonymous volume) of one side, or of both when ``side == 0``."""
     m = ordt.shape[0]
@@ -412,7 +412,7 @@ def l3_clear_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, side):
     ladder_clear_nb(lvl_qty, sc, side)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def rehash_nb(ordt, hkeys, hvals, bs):
     """Rebuild the hash map from the order slots (after the table was enlarged)."""
     hvals[:] = _EMPTY

@@ -54,7 +54,7 @@ from mmsim.enums import EventKind
 
 __all__ = [
     "READER_VERSION", "Dataset", "cache_dir_from", "data_root_from", "dataset_for_config",
-    "ingest_to", "open_dataset", "read_raw", "sha256_file",
+    "datasets_for_config", "ingest_to", "open_dataset", "read_raw", "sha256_file",
 ]
 
 #: Bump when a reader's output changes, so caches are rebuilt (3: page checksums + hash
@@ -457,10 +457,79 @@ def events_table(events: np.ndarray) -> pa.Table:
     return events_to_table(events)
 
 
+def _instrument_hints(instrument: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an ``instrument`` section the readers take (grid and symbol hints)."""
+    return {k: instrument.get(k)
+            for k, o in READER_OPTIONS.items() if o.source == "instrument"}
+
+
 def dataset_for_config(cfg, data_root=None, cache_dir=None) -> Dataset:
     """:func:`open_dataset` for an :class:`~mmsim.config.ExperimentConfig`: the instrument's
     tick size, lot size and symbol go to the readers that need them (and into the cache key),
     so a backtest and a sweep's pre-ingest resolve the same cached file."""
-    hints = {k: cfg.instrument.get(k)
-             for k, o in READER_OPTIONS.items() if o.source == "instrument"}
-    return open_dataset(cfg.data, data_root, cache_dir, seed=cfg.seed, grid_hints=hints)
+    return open_dataset(cfg.data, data_root, cache_dir, seed=cfg.seed,
+                        grid_hints=_instrument_hints(cfg.instrument))
+
+
+def datasets_for_config(cfg, data_root=None, cache_dir=None) -> list[Dataset]:
+    """The datasets of ``cfg.instruments`` (the further instruments of an
+    :class:`~mmsim.config.ExperimentConfig`), in order, each opened as
+    :func:`dataset_for_config` opens the quoted one: :func:`open_dataset` of its ``data``
+    section with its own ``instrument`` section's hints (and the experiment's seed).
+
+    Every entry's input files are checked to exist (and its format and companion files to
+    fit) before any of them is ingested.
+
+    Parameters
+    ----------
+    cfg : mmsim.config.ExperimentConfig
+    data_root, cache_dir : path, optional
+        As :func:`open_dataset`.
+
+    Returns
+    -------
+    list of Dataset
+        One per ``cfg.instruments`` entry (empty for a single-instrument experiment).
+
+    Raises
+    ------
+    mmsim.data.DataError
+        If an input file is missing or malformed (file, row and field named), as
+        :func:`open_dataset`.
+    ValueError
+        As :func:`open_dataset` (format not told by the file name, companion files that do
+        not fit the format).
+    """
+    root = data_root_from(data_root)
+    for o in cfg.instruments:  # cheap checks first: no entry waits for another's ingest
+        _check_inputs(o.data, root)
+    return [open_dataset(o.data, data_root, cache_dir, seed=cfg.seed,
+                         grid_hints=_instrument_hints(o.instrument))
+            for o in cfg.instruments]
+
+
+def _check_inputs(data: DataConfig, root: Path) -> None:
+    """The checks :func:`open_dataset` makes before reading anything: the format is known,
+    its companion files fit, every input file exists.
+
+    Raises
+    ------
+    mmsim.data.DataError
+        A missing input file (path and data root named).
+    ValueError
+        As :func:`open_dataset`.
+    """
+    spec = get_reader(data.resolved_kind())
+    if spec.role == "generated":
+        return
+    src = root / data.path
+    if not src.is_file():
+        raise DataError(src, None, None, f"data file not found (data root: {root})")
+    if spec.role == "canonical":
+        return
+    spec.check_inputs(bool(data.orderbook), len(data.files))
+    for f, what in ([(data.orderbook, "orderbook")] if data.orderbook else []) + [
+            (f, "data") for f in data.files]:
+        fp = root / f
+        if not fp.is_file():
+            raise DataError(fp, None, None, f"{what} file not found (data root: {root})")

@@ -111,7 +111,7 @@ class Engine:
     def __init__(self, spec: EngineSpec):
         self.spec = spec
         cap, clk = spec.capacities, spec.clocks
-        legs = _legs_of(spec)
+        legs = spec.legs  # the quoted instrument first
         self.legs = legs
         ni = len(legs)
         if ni > MAX_INSTRUMENTS:
@@ -349,15 +349,3 @@ class Engine:
             "submits_dropped_no_slot": int(st[enb.S_SLOT_FULL]),
         }
 
-
-def _legs_of(spec: EngineSpec):
-    """The spec's instruments, the quoted one first (:attr:`EngineSpec.legs`)."""
-    if hasattr(spec, "legs"):
-        return spec.legs
-    from types import SimpleNamespace  # TEMP until resolve has legs
-
-    return (SimpleNamespace(name=spec.instrument.symbol, instrument=spec.instrument,
-                            queue=spec.queue, latency=spec.latency, feed=spec.feed,
-                            fills=spec.orders.fills,
-                            max_position_lots=spec.limits.max_position_lots,
-                            ref_price_tick=spec.ref_price_tick),)

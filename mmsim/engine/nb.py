@@ -39,7 +39,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-import mmsim._jitcache  # noqa: F401  (before any cached kernel)
+from mmsim._jitcache import kernel  # (before any cached kernel)
 from mmsim.book.nb import (
     B_NFREE,
     B_SEQ,
@@ -246,7 +246,7 @@ def _open_list(st, cfg, side):
     return ST_LIST + cfg[C_MAX_OURS], st[S_NOPEN_ASK]
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _recompute_bounds(ours, st, nmax):
     nb_ = 0
     na_ = 0
@@ -271,7 +271,7 @@ def _recompute_bounds(ours, st, nmax):
     st[S_DIRTY] = 0
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _recompute_next_req(ours, st, nmax):
     t = INF_TS
     for k in range(nmax):
@@ -280,7 +280,7 @@ def _recompute_next_req(ours, st, nmax):
     st[S_NEXT_REQ] = t
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _recompute_next_resp(resp, st):
     t = INF_TS
     for j in range(st[S_NRESP]):
@@ -289,7 +289,7 @@ def _recompute_next_resp(resp, st):
     st[S_NEXT_RESP] = t
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _resp_time(st, cfg, lat, action, te):
     """Local arrival of a response sent at exchange time ``te`` (one session: FIFO)."""
     t = te + response_latency_nb(cfg[C_LAT_KIND], lat, action, te, st, S_RNG)
@@ -299,7 +299,7 @@ def _resp_time(st, cfg, lat, action, te):
     return t
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _push_resp(resp, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta):
     j = st[S_NRESP]
     if j >= resp.shape[0]:
@@ -323,7 +323,7 @@ def _push_resp(resp, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta
         st[S_NEXT_RESP] = ts
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leaves, fill, reason):
     j = counts[1]
     olog[j].local_ts = local_ts
@@ -342,7 +342,7 @@ def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leav
     counts[1] = j + 1
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _answer(olog, counts, resp, st, ours, slot, local_ts, exch_ts, event, px, qty,
             leaves, fill, reason, cash_delta):
     """The exchange answers a request or reports a fill for ``slot``: one orders-log row
@@ -352,7 +352,7 @@ def _answer(olog, counts, resp, st, ours, slot, local_ts, exch_ts, event, px, qt
     _push_resp(resp, st, ours, local_ts, event, slot, px, qty, leaves, fill, cash_delta)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _exch_mid(sc):
     b = best_bid_tick_nb(sc)
     a = best_ask_tick_nb(sc)
@@ -361,7 +361,7 @@ def _exch_mid(sc):
     return 0.5 * (b + a)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _fill(
     ours, slot, ts, px, qty, liq, st, stf, cfg, fp, lat, resp, fills, olog, counts,
     sc,
@@ -403,7 +403,7 @@ def _fill(
         st[S_DIRTY] = 1
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _fill_priority(
     ours, side, px_limit, at_px, at_px_seq_behind, budget, ts, st, stf, cfg, fp, lat,
     resp, fills, olog, counts, sc, hidden_at_px,
@@ -464,7 +464,7 @@ def _fill_priority(
     return budget
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat, resp,
                       fills, olog, counts, sc):
     """``q`` lots of new resting volume on ``side`` at ``px`` (an order added or moved, an L2
@@ -478,7 +478,7 @@ def _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat, r
                         fills, olog, counts, sc, False)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _reduce_ahead(ours, cfg, st, side, px, seq, amount):
     """A book order (``seq``; -1 for anonymous volume) at ``px`` lost ``amount`` lots."""
     base, cnt = _open_list(st, cfg, side)
@@ -490,7 +490,7 @@ def _reduce_ahead(ours, cfg, st, side, px, seq, amount):
                 ours[k].queue_ahead = a if a > 0.0 else 0.0
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _ring_push(ring, st, ts, code, px, dq):
     cap = ring.shape[0]
     if st[S_RING_N] == cap:
@@ -504,7 +504,7 @@ def _ring_push(ring, st, ts, code, px, dq):
     return True
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _ring_pop_apply(ring, st, stf, llvl, lsc):
     cap = ring.shape[0]
     j = st[S_RING_HEAD]
@@ -532,7 +532,7 @@ def _ring_pop_apply(ring, st, stf, llvl, lsc):
     st[S_RING_N] -= 1
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _feed(ring, st, stf, llvl, lsc, ts, code, px, dq):
     """Queue a change of the exchange book for the local view at local time ``ts``."""
     if ts < st[S_RING_LAST]:
@@ -545,7 +545,7 @@ def _feed(ring, st, stf, llvl, lsc, ts, code, px, dq):
         _ring_push(ring, st, ts, code, px, dq)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _l2_trade_at(ours, cfg, st, side, px, q):
     """L2: a trade of ``q`` lots at our price ``px`` reduces the queue ahead of our orders."""
     base, cnt = _open_list(st, cfg, side)
@@ -557,7 +557,7 @@ def _l2_trade_at(ours, cfg, st, side, px, q):
             ours[k].traded_since_depth += q
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _l2_level_change(ours, cfg, fp, st, side, px, old_q, new_q):
     """Our orders at ``px`` when its level goes ``old_q`` → ``new_q`` lots: the queue model
     (:func:`mmsim.models.queue.queue_front_nb`) moves each one's ``ahead``, the lots traded
@@ -615,7 +615,7 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
     return 0
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _recenter(center_px, lvl, sc, llvl, lsc, ring, st, stf, lts):
     """Centre the exchange ladder on ``center_px``; the local ladder follows via the feed."""
     new_base = center_px - sc[1] // 2
@@ -718,7 +718,7 @@ def _market_event(
     if kind == EventKind.MODIFY:
         slot = find_order_nb(hkeys, hvals, bs, oid) if oid != 0 else -1
         if slot < 0:
-            s2 = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q)
+            s2 = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q, True)
             if s2 == -2:
                 return ERR_BOOK_FULL
             _feed(ring, st, stf, llvl, lsc, lts, side, px, q)
@@ -805,7 +805,7 @@ def _market_event(
     return 0
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, fills, olog, counts,
                 lvl, sc):
     """Take liquidity for our order in ``slot`` from the opposite side of the exchange book.
@@ -846,7 +846,7 @@ def _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, fills, olog, counts
             j -= 1
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _crosses(side, px, tif, sc):
     if tif == TimeInForce.MARKET:
         return True
@@ -857,7 +857,7 @@ def _crosses(side, px, tif, sc):
     return b >= 0 and px <= b
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, fills, olog, counts,
                      lvl, sc, bs):
     """Our request for ``slot`` reaches the exchange (at ``ours[slot].req_ts``)."""
@@ -954,7 +954,7 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, fills, olog, count
                 ours[slot].queue_ahead = level_qty_nb(lvl, sc, side, npx)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _response_arrives(resp, st, stf, ours):
     """Apply the earliest response to the strategy's view; returns (kind, slot)."""
     n = st[S_NRESP]
@@ -1015,7 +1015,7 @@ def _response_arrives(resp, st, stf, ours):
     return kind, slot
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
     """Send a request for ``slot`` from the strategy at local time ``ts``.
 
@@ -1060,7 +1060,7 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
         _log_order(olog, counts, ours, slot, ts, ts + e, ev, px, total, qty, 0, 0)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _exposure(ours, nmax, side):
     """Lots our live orders on ``side`` (quotes and hedges) could still fill, worst case,
     beyond the fills the strategy knows of: open quantity as last reported, or, with a modify
@@ -1080,7 +1080,7 @@ def _exposure(ours, nmax, side):
     return tot
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _reset_order(ours, slot):
     """Every field of our order slot ``slot`` back to zero (a fresh order); the slot's
     ``instrument`` stays."""
@@ -1114,7 +1114,7 @@ def _reset_order(ours, slot):
     o.queue_ahead = 0.0
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _new_order(ours, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedge):
     nmax = cfg[C_MAX_OURS]
     slot = -1
@@ -1159,7 +1159,7 @@ def _fit(q, open_qty, room):
     return open_qty + inc, room - inc
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, matched,
                  room):
     """Turn target quotes of one side into submits, modifies and cancels.
@@ -1221,7 +1221,7 @@ def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, ma
                        cfg[C_QUOTE_TIF], 0)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q):
     t0 = st[S_T0]
     ctx[Ctx.TIME_S] = (now - t0) * 1e-9
@@ -1301,7 +1301,7 @@ def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, dep
     ctx[Ctx.N_OPEN_ASK] = noa
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _fill_ctx_legs(ctx, st, cfg, fp, llvl, lsc):
     """The per-instrument blocks of ``ctx`` (:data:`mmsim.contracts.InstCtx`): each
     instrument's local top of book, mid, our position there, its grid and contract, its
@@ -1333,7 +1333,7 @@ def _fill_ctx_legs(ctx, st, cfg, fp, llvl, lsc):
     ctx[Ctx.N_PENDING_HEDGE] = npend
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
     """Send the hedger's orders (``hout``, :data:`HedgeOut` layout), each on the instrument
     it names; an order naming an instrument not in the run, or with no size, is ignored.
@@ -1368,7 +1368,7 @@ def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
                    pxi, q, tif, 1)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _decide(
     now, reason, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout, st2, stf2,
     cfg2, fp2, lat2, llvl2, lsc2, ours2, olog, counts, scr,
@@ -1462,7 +1462,7 @@ def cfgf_halflife(fp):
     return fp[CF_VOL_HALFLIFE_S]
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _charge_funding(st, stf, fp):
     """Perpetual funding at ``st[S_NEXT_FUND]`` (MODELS.md §8): linear
     ``cash −= q·mark·rate·multiplier``; inverse (coin) ``cash −= q·multiplier/mark·rate``.
@@ -1483,7 +1483,7 @@ def _charge_funding(st, stf, fp):
     st[S_NFUND] += 1
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _sample_equity(eq, counts, ts, st, stf, sc, inst):
     j = counts[2]
     eq[j].instrument = inst
@@ -1499,7 +1499,7 @@ def _sample_equity(eq, counts, ts, st, stf, sc, inst):
     st[S_LAST_EQ_TS] = ts
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _needs_flush(counts, fills, olog, eq):
     return (
         counts[0] > fills.shape[0] - _FLUSH_MARGIN
@@ -1508,7 +1508,7 @@ def _needs_flush(counts, fills, olog, eq):
     )
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _run_internal(
     limit, inclusive, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
     ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp,

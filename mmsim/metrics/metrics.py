@@ -21,6 +21,10 @@ instrument units):
 
 The equity curve is assumed to cover the run: a sample before the first fill and one after
 the last (the backtest writes both ends).
+
+The frames are of ONE instrument: an ``instrument`` column (what a backtest writes) is
+ignored when it holds one value; runs of several instruments go through
+:func:`mmsim.metrics.compute_run_metrics`, which selects each instrument's rows.
 """
 
 from __future__ import annotations
@@ -209,6 +213,76 @@ def _clock_returns(ts: np.ndarray, eq: np.ndarray, clock_s: float) -> np.ndarray
     return np.diff(values)
 
 
+def _check_one_instrument(df: pd.DataFrame | None, what: str) -> None:
+    """Refuse a frame whose ``instrument`` column holds several instruments."""
+    if df is None or len(df) == 0 or "instrument" not in df.columns:
+        return
+    col = df["instrument"].to_numpy()
+    if np.any(col != col[0]):
+        names = list(dict.fromkeys(col.tolist()))
+        raise ValueError(f"{what}: rows of several instruments {names}; select one "
+                         "(RunResult.fills_of, ...) or use compute_run_metrics")
+
+
+def periods(sharpe_clock_s: float, periods_per_year: float | None = None,
+            periods_per_day: float | None = None) -> tuple[float, float]:
+    """The annualisation of :func:`compute_metrics`: ``(periods_per_year, periods_per_day)``
+    with their defaults filled in (see there).
+
+    Raises
+    ------
+    ValueError
+        If ``sharpe_clock_s`` is not positive.
+    """
+    if not sharpe_clock_s > 0:
+        raise ValueError(f"sharpe_clock_s must be > 0, got {sharpe_clock_s}")
+    if periods_per_year is None:
+        periods_per_year = EQUITY_DAYS_PER_YEAR * EQUITY_SESSION_S / sharpe_clock_s
+    if periods_per_day is None:
+        periods_per_day = min(periods_per_year / EQUITY_DAYS_PER_YEAR, 86400.0 / sharpe_clock_s)
+    return periods_per_year, periods_per_day
+
+
+def curve_risk(
+    ts: np.ndarray,
+    eq: np.ndarray,
+    sharpe_clock_s: float,
+    periods_per_year: float,
+    periods_per_day: float,
+) -> dict[str, float]:
+    """Sharpe, Sortino and drawdown of an equity curve, exactly as :func:`compute_metrics`.
+
+    Parameters
+    ----------
+    ts : numpy.ndarray
+        int64 UNIX ns, non-decreasing, shape ``(n,)``.
+    eq : numpy.ndarray
+        float64 equity (any one currency), shape ``(n,)``.
+    sharpe_clock_s, periods_per_year, periods_per_day : float
+        The clock (seconds) and annualisation (:func:`periods`).
+
+    Returns
+    -------
+    dict[str, float]
+        ``sharpe``, ``sharpe_daily``, ``sortino`` (NaN with fewer than 2 returns or no
+        dispersion), ``n_periods`` (int), ``max_drawdown`` (>= 0, NaN if ``n == 0``).
+    """
+    r = _clock_returns(ts, eq, sharpe_clock_s)
+    sharpe = sharpe_daily = sortino = math.nan
+    if r.shape[0] >= 2:
+        mean = float(r.mean())
+        std = float(r.std(ddof=1))
+        if std > 0:
+            sharpe = mean / std * math.sqrt(periods_per_year)
+            sharpe_daily = mean / std * math.sqrt(periods_per_day)
+        downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+        if downside > 0:
+            sortino = mean / downside * math.sqrt(periods_per_year)
+    mdd = float(np.max(np.maximum.accumulate(eq) - eq)) if eq.shape[0] else math.nan
+    return {"sharpe": sharpe, "sharpe_daily": sharpe_daily, "sortino": sortino,
+            "n_periods": int(r.shape[0]), "max_drawdown": mdd}
+
+
 def compute_metrics(
     fills: pd.DataFrame | None,
     equity: pd.DataFrame | None,
@@ -314,17 +388,16 @@ def compute_metrics(
     KeyError
         If a needed column is missing.
     ValueError
-        If ``sharpe_clock_s`` is not positive or the equity ``ts`` decrease.
+        If ``sharpe_clock_s`` is not positive, the equity ``ts`` decrease, or a frame's
+        ``instrument`` column holds several instruments.
     """
-    if not sharpe_clock_s > 0:
-        raise ValueError(f"sharpe_clock_s must be > 0, got {sharpe_clock_s}")
+    periods_per_year, periods_per_day = periods(sharpe_clock_s, periods_per_year,
+                                                periods_per_day)
     if contract not in ("linear", "inverse"):
         raise ValueError(f"contract must be 'linear' or 'inverse', got {contract!r}")
     inverse = contract == "inverse"
-    if periods_per_year is None:
-        periods_per_year = EQUITY_DAYS_PER_YEAR * EQUITY_SESSION_S / sharpe_clock_s
-    if periods_per_day is None:
-        periods_per_day = min(periods_per_year / EQUITY_DAYS_PER_YEAR, 86400.0 / sharpe_clock_s)
+    for df, what in ((fills, "fills"), (equity, "equity"), (orders, "orders")):
+        _check_one_instrument(df, what)
     out: dict[str, float] = {}
 
     # --- equity curve -------------------------------------------------------------------
@@ -354,25 +427,15 @@ def compute_metrics(
     out["inventory_pnl"] = pnl_before_fees - spread_pnl
 
     # --- Sharpe, Sortino, drawdown -------------------------------------------------------
-    r = _clock_returns(eq_ts, eq, sharpe_clock_s)
-    sharpe = sharpe_daily = sortino = math.nan
-    if r.shape[0] >= 2:
-        mean = float(r.mean())
-        std = float(r.std(ddof=1))
-        if std > 0:
-            sharpe = mean / std * math.sqrt(periods_per_year)
-            sharpe_daily = mean / std * math.sqrt(periods_per_day)
-        downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-        if downside > 0:
-            sortino = mean / downside * math.sqrt(periods_per_year)
-    out["sharpe"] = sharpe
-    out["sharpe_daily"] = sharpe_daily
-    out["sortino"] = sortino
-    out["n_periods"] = int(r.shape[0])
+    risk = curve_risk(eq_ts, eq, sharpe_clock_s, periods_per_year, periods_per_day)
+    out["sharpe"] = risk["sharpe"]
+    out["sharpe_daily"] = risk["sharpe_daily"]
+    out["sortino"] = risk["sortino"]
+    out["n_periods"] = risk["n_periods"]
     out["sharpe_clock_s"] = float(sharpe_clock_s)
     out["periods_per_year"] = float(periods_per_year)
     out["periods_per_day"] = float(periods_per_day)
-    mdd = float(np.max(np.maximum.accumulate(eq) - eq)) if n_eq else math.nan
+    mdd = risk["max_drawdown"]
     out["max_drawdown"] = mdd
     out["return_over_max_drawdown"] = pnl / mdd if mdd > 0 else math.nan
     duration_s = float(eq_ts[-1] - eq_ts[0]) / _NS if n_eq else math.nan

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-import mmsim._jitcache  # noqa: F401  (before any cached kernel)
+from mmsim._jitcache import kernel  # (before any cached kernel)
 
 
 class _Action(NamedTuple):
@@ -73,14 +73,14 @@ def _next_u64(st, k):
     return x * 2685821657736338717
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def uniform_nb(st, k):
     """Uniform in (0, 1) from the xorshift64* state ``st[k]``."""
     v = (_next_u64(st, k) >> 11) & 0x1FFFFFFFFFFFFF
     return (v + 0.5) * (1.0 / 9007199254740992.0)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def normal_nb(st, k):
     """Standard normal by Box–Muller from two uniforms of ``st[k]``."""
     u1 = uniform_nb(st, k)
@@ -88,7 +88,7 @@ def normal_nb(st, k):
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def interp_latency_nb(params, action, col, ts):
     """Latency of ``action`` at time ``ts`` from the recorded series (col 1 entry, 2 response)."""
     start = int(params[12 + action])
@@ -118,7 +118,7 @@ def interp_latency_nb(params, action, col, ts):
     return v0 + (v1 - v0) * (ts - t0) / (t1 - t0)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _latency(kind, params, idx, st, rng_k, ts):
     if kind == 1:
         return int(params[idx] * np.exp(params[6 + idx] * normal_nb(st, rng_k)))
@@ -129,13 +129,13 @@ def _latency(kind, params, idx, st, rng_k, ts):
     return int(params[idx])
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def entry_latency_nb(kind, params, action, ts, st, rng_k):
     """Nanoseconds from our local send at ``ts`` to the exchange, for ``action``."""
     return _latency(kind, params, action, st, rng_k, ts)
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def response_latency_nb(kind, params, action, ts, st, rng_k):
     """Nanoseconds from the exchange at ``ts`` back to the strategy, for ``action``."""
     return _latency(kind, params, 3 + action, st, rng_k, ts)

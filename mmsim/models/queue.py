@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-import mmsim._jitcache  # noqa: F401  (before any cached kernel)
+from mmsim._jitcache import kernel  # (before any cached kernel)
 
 #: L3 market-by-order: exact FIFO (no model)
 QUEUE_FIFO = 0
@@ -37,7 +37,7 @@ def queue_f_nb(x, model, n):
     return x ** n
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def queue_front_nb(model, n, front, old_q, new_q, traded):
     """Lots ahead of our order after its level goes ``old_q`` → ``new_q`` lots (MODELS.md §6).
 
