@@ -1647,40 +1647,57 @@ def run_nb(
         g[S_NEXT_DEC] = t0 + cfg[0, C_DEC_NS]
         g[S_NEXT_EQ] = t0
     while i < n:
-        ts = events[i].exch_ts
-        # fast path: feed updates due before this event, with nothing else scheduled earlier
-        t_other = min(g[S_NEXT_DEC], g[S_NEXT_EQ])
-        for j in range(ni):
-            t_other = min(min(t_other, st[j, S_NEXT_REQ], st[j, S_NEXT_RESP]),
-                          st[j, S_NEXT_FUND])
-        due = t_other < ts
-        for j in range(ni):
-            while st[j, S_RING_N] > 0:
-                tr = ring[j, st[j, S_RING_HEAD]].ts
+        # a run of events of one instrument k: its arrays are taken once for the run
+        k = inst_of[i] if multi else 0
+        end = n
+        if multi:
+            end = i + 1
+            while end < n and inst_of[end] == k:
+                end += 1
+        o_k, f_k, hk_k, hv_k, bs_k = ordt[k], free[k], hkeys[k], hvals[k], bs[k]
+        lv_k, an_k, sc_k, ll_k, ls_k = lvl[k], anon[k], sc[k], llvl[k], lsc[k]
+        ri_k, ou_k, st_k, sf_k = ring[k], ours[k], st[k], stf[k]
+        cf_k, fp_k, la_k, re_k = cfg[k], fp[k], lat[k], resp[k]
+        while i < end:
+            ts = events[i].exch_ts
+            # fast path: instrument k's feed updates due before this event, with nothing
+            # else scheduled earlier
+            if ni == 1:
+                t_other = min(min(g[S_NEXT_REQ], g[S_NEXT_RESP], g[S_NEXT_DEC],
+                                  g[S_NEXT_EQ]), g[S_NEXT_FUND])
+            else:
+                t_other = min(g[S_NEXT_DEC], g[S_NEXT_EQ])
+                for j in range(ni):
+                    t_other = min(min(t_other, st[j, S_NEXT_REQ], st[j, S_NEXT_RESP]),
+                                  st[j, S_NEXT_FUND])
+            while st_k[S_RING_N] > 0:
+                tr = ri_k[st_k[S_RING_HEAD]].ts
                 if tr >= ts or tr > t_other:
                     break
-                _ring_pop_apply(ring[j], st[j], stf[j], llvl[j], lsc[j])
-            if st[j, S_RING_N] > 0 and ring[j, st[j, S_RING_HEAD]].ts < ts:
-                due = True
-        if due:
-            rc = _run_internal(ts, False, policy, pparams, pstate, hedger, hparams, hstate, ctx,
-                               qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
-                               ring, ours, resp, st, stf, cfg, fp, lat, fills, olog,
-                               eq, counts, scr)
-            if rc != RET_DONE:
+                _ring_pop_apply(ri_k, st_k, sf_k, ll_k, ls_k)
+            due = t_other < ts or (st_k[S_RING_N] > 0 and ri_k[st_k[S_RING_HEAD]].ts < ts)
+            if multi and not due:  # the other instruments' feed updates
+                for j in range(ni):
+                    if j != k and st[j, S_RING_N] > 0 and ring[j, st[j, S_RING_HEAD]].ts < ts:
+                        due = True
+            if due:
+                rc = _run_internal(ts, False, policy, pparams, pstate, hedger, hparams, hstate,
+                                   ctx, qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc,
+                                   llvl, lsc, ring, ours, resp, st, stf, cfg, fp, lat, fills,
+                                   olog, eq, counts, scr)
+                if rc != RET_DONE:
+                    g[S_I] = i
+                    return rc
+            if _needs_flush(counts, fills, olog, eq):
+                g[S_I] = i
+                return RET_FLUSH
+            rc = _market_event(events[i], o_k, f_k, hk_k, hv_k, bs_k, lv_k, an_k, sc_k, ll_k,
+                               ls_k, ri_k, ou_k, st_k, sf_k, cf_k, fp_k, la_k, re_k, fills,
+                               olog, counts)
+            if rc != 0:
                 g[S_I] = i
                 return rc
-        if _needs_flush(counts, fills, olog, eq):
-            g[S_I] = i
-            return RET_FLUSH
-        k = inst_of[i] if multi else 0
-        rc = _market_event(events[i], ordt[k], free[k], hkeys[k], hvals[k], bs[k], lvl[k],
-                           anon[k], sc[k], llvl[k], lsc[k], ring[k], ours[k], st[k], stf[k],
-                           cfg[k], fp[k], lat[k], resp[k], fills, olog, counts)
-        if rc != 0:
-            g[S_I] = i
-            return rc
-        i += 1
+            i += 1
     g[S_I] = 0
     if final:
         last = g[S_LAST_TS]
