@@ -28,12 +28,15 @@ _CONSTANT_MODULES = {"enums.py", "dtypes.py", "contracts.py", "kernels.py",
                      "policies/params.py", "hedgers/params.py"}
 
 
-_IMPORTS_NUMBA = re.compile(rb"^\s*(import numba|from numba)", re.MULTILINE)
+#: a kernel module: it imports numba, or this module's decorators
+_IMPORTS_NUMBA = re.compile(
+    rb"^\s*(import numba|from numba|from mmsim._jitcache|import mmsim._jitcache)", re.MULTILINE)
 
 
 def source_digest() -> str:
     """sha256 (16 hex) over the relative paths and bytes of the kernel sources: every
-    ``mmsim/**/*.py`` that imports numba, plus the modules whose constants kernels fold."""
+    ``mmsim/**/*.py`` that imports numba or this module, plus the modules whose constants
+    kernels fold."""
     h = hashlib.sha256()
     for p in sorted(_ROOT.rglob("*.py")):
         data = p.read_bytes()
@@ -82,3 +85,27 @@ def engine_is_cached() -> bool:
     """True if the replay engine's compiled kernel is already in :data:`CACHE_DIR` (processes
     started now load it instead of compiling)."""
     return CACHE_DIR.is_dir() and any(CACHE_DIR.rglob("nb.run_nb-*.nbi"))
+
+
+def declared(sig):
+    """``@numba.njit(cache=True)`` for a policy or hedger kernel of the declared signature
+    ``sig`` (:data:`mmsim.contracts.POLICY_SIG`), compiled (or loaded from the disk cache)
+    for it on first use, :attr:`mmsim.kernels.KernelSpec.kernel`, not when its module is
+    imported: a run compiles only the policy and hedger it uses."""
+
+    def wrap(fn):
+        d = numba.njit(cache=True)(fn)
+        d.mmsim_signature = sig
+        return d
+
+    return wrap
+
+
+def compiled(dispatcher):
+    """``dispatcher`` compiled for its declared signature (:func:`declared`), if it has one
+    and is not yet: a first-class function value of that type needs it."""
+    sig = getattr(dispatcher, "mmsim_signature", None)
+    if sig is not None and sig.args not in dispatcher.overloads:
+        dispatcher.compile(sig)
+    return dispatcher
+

@@ -573,12 +573,16 @@ class KernelSpec:
 
     @property
     def kernel(self) -> Any:
-        """The numba dispatcher (imported, and so compiled or loaded from the disk cache, on
-        first access when registered as a ``"module:attribute"`` string)."""
+        """The numba dispatcher (imported and compiled for its declared signature, or loaded
+        from the disk cache, on first access when registered as a ``"module:attribute"``
+        string: only the kernels a run uses are compiled)."""
         k = self._kernel
         if isinstance(k, str):
             mod, _, attr = k.partition(":")
             k = getattr(importlib.import_module(mod), attr)
+            from mmsim._jitcache import compiled  # numba only now
+
+            k = compiled(k)  # a @declared kernel compiles for its signature on first use
             object.__setattr__(self, "_kernel", k)
         return k
 

@@ -9,10 +9,9 @@ code.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
-import mmsim._jitcache  # noqa: F401  (before any cached kernel)
+from mmsim._jitcache import declared, kernel  # (before any cached kernel)
 from mmsim.contracts import HEDGER_SIG, Ctx, HedgeOut, InstCtx, inst_ctx_base
 from mmsim.enums import TimeInForce
 from mmsim.hedgers.params import TH, TS, XH
@@ -22,7 +21,7 @@ __all__ = ["TH", "TS", "XH", "cross_delta_hedger_nb", "delta_units_nb", "no_hedg
            "threshold_hedger_nb"]
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def _threshold_order_nb(ctx, state, out, excess, threshold, size, small, max_wait_s, tif,
                         slippage_ticks, inst, bid_tick, ask_tick):
     """The rule both hedgers share: while ``|excess| <= threshold`` nothing (the excess's
@@ -61,7 +60,7 @@ def _threshold_order_nb(ctx, state, out, excess, threshold, size, small, max_wai
 
 # ---- threshold delta hedger ---------------------------------------------------------------
 # params: TH (mmsim.hedgers.params.TH_PARAMS); state: TS (TS_LAYOUT)
-@nb.njit(HEDGER_SIG, cache=True)
+@declared(HEDGER_SIG)
 def threshold_hedger_nb(ctx, params, state, out):
     """Threshold delta hedger (seed 001): trade ``ratio × excess`` back toward the target.
 
@@ -81,7 +80,7 @@ def threshold_hedger_nb(ctx, params, state, out):
     return OK
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def units_per_lot_nb(ctx, i):
     """Units of the underlying one lot of instrument ``i`` is worth (MODELS.md §12): linear
     ``lot·multiplier``; inverse ``lot·multiplier / mid`` (coin; NaN without a mid)."""
@@ -95,7 +94,7 @@ def units_per_lot_nb(ctx, i):
     return u
 
 
-@nb.njit(cache=True, _nrt=False)
+@kernel
 def delta_units_nb(ctx, i):
     """Our delta on instrument ``i`` in units of its underlying, from the position the
     strategy knows (MODELS.md §12: linear ``q·lot·multiplier``, inverse
@@ -109,7 +108,7 @@ def delta_units_nb(ctx, i):
 
 # ---- cross-instrument delta hedger -------------------------------------------------------------
 # params: XH (mmsim.hedgers.params.XH_PARAMS); state: TS (TS_LAYOUT)
-@nb.njit(HEDGER_SIG, cache=True)
+@declared(HEDGER_SIG)
 def cross_delta_hedger_nb(ctx, params, state, out):
     """Delta hedge of the quoted instrument (0) on instrument ``h = params[XH.instrument]``
     (seed 001; MODELS.md §12).
@@ -149,7 +148,7 @@ def cross_delta_hedger_nb(ctx, params, state, out):
     return OK
 
 
-@nb.njit(HEDGER_SIG, cache=True)
+@declared(HEDGER_SIG)
 def no_hedger_nb(ctx, params, state, out):
     """The hedger of a run without one: never sends anything."""
     out[HedgeOut.N] = 0.0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-import mmsim._jitcache  # noqa: F401  (before any cached kernel)
+from mmsim._jitcache import declared  # (before any cached kernel)
 from mmsim.contracts import POLICY_SIG, Ctx, Quote
 from mmsim.kernels import OK
 from mmsim.policies.params import (
@@ -79,7 +79,7 @@ def write_two_sided(ctx, out, bid_tick, ask_tick, bid_qty, ask_qty):
 # params: FS (mmsim.policies.params.FS_PARAMS)
 
 
-@nb.njit(POLICY_SIG, cache=True)
+@declared(POLICY_SIG)
 def fixed_spread_nb(ctx, params, state, out):
     """Fixed spread in bps around the reference price with linear inventory skew.
 
@@ -103,7 +103,7 @@ def fixed_spread_nb(ctx, params, state, out):
 # params: AS (mmsim.policies.params.AS_PARAMS)
 
 
-@nb.njit(POLICY_SIG, cache=True)
+@declared(POLICY_SIG)
 def avellaneda_stoikov_nb(ctx, params, state, out):
     """Avellaneda & Stoikov (2008), Quant. Finance 8(3), eqs. (29)–(30) (MODELS.md §1).
 
@@ -138,7 +138,7 @@ def avellaneda_stoikov_nb(ctx, params, state, out):
 # params: ST (mmsim.policies.params.ST_PARAMS)
 
 
-@nb.njit(POLICY_SIG, cache=True)
+@declared(POLICY_SIG)
 def static_quotes_nb(ctx, params, state, out):
     """Quote fixed absolute prices (ticks) and sizes (lots), whatever the book does.
 
@@ -159,7 +159,7 @@ def static_quotes_nb(ctx, params, state, out):
 # params: SY (mmsim.policies.params.SY_PARAMS)
 
 
-@nb.njit(POLICY_SIG, cache=True)
+@declared(POLICY_SIG)
 def symmetric_nb(ctx, params, state, out):
     """Quote ``s ± half_spread``, whatever the inventory (Avellaneda & Stoikov 2008, §3.3).
 
@@ -194,7 +194,7 @@ def glft_half_spread_skew(gamma, k, a_int, sigma, delta):
 # params: GL (mmsim.policies.params.GL_PARAMS)
 
 
-@nb.njit(POLICY_SIG, cache=True)
+@declared(POLICY_SIG)
 def glft_nb(ctx, params, state, out):
     """Guéant–Lehalle–Fernandez-Tapia (2013) / Guéant (2017) asymptotic quotes (MODELS.md §2).
 
@@ -303,7 +303,7 @@ def _glft_fit(params, state):
                 state[GS.nfit] += 1.0
 
 
-@nb.njit(POLICY_SIG, cache=True)
+@declared(POLICY_SIG)
 def glft_calibrated_nb(ctx, params, state, out):
     """GLFT quotes (Guéant–Lehalle–Fernandez-Tapia 2013; Guéant 2017) with A, k, σ calibrated
     online from the feed (MODELS.md §2), in ticks.
@@ -365,7 +365,7 @@ def glft_calibrated_nb(ctx, params, state, out):
 # params: OT (mmsim.policies.params.OT_PARAMS)
 
 
-@nb.njit(POLICY_SIG, cache=True)
+@declared(POLICY_SIG)
 def offset_ticks_nb(ctx, params, state, out):
     """Quote ``round(mid ∓ offset − skew·q)`` ticks, q = position / order size, with the bid
     no higher than the best bid and the ask no lower than the best ask (the parity policy of
