@@ -207,14 +207,13 @@ def align_clock(engine, t0: int) -> None:
     k >= 1, as hftbacktest's. ``t0`` must not precede the first event (the engine would have
     to run decisions before any data).
     """
-    from mmsim.engine import nb as enb
 
     st = engine.st
-    if st[enb.S_T0] >= 0:
+    if st["t0"] >= 0:
         raise RuntimeError("align_clock: the engine's clock has already started")
-    st[enb.S_T0] = int(t0)
-    st[enb.S_NEXT_DEC] = int(t0) + int(engine.cfg[enb.C_DEC_NS])
-    st[enb.S_NEXT_EQ] = int(t0)
+    st["t0"] = int(t0)
+    st["next_decision_ts"] = int(t0) + int(engine.cfg["decision_ns"])
+    st["next_equity_ts"] = int(t0)
 
 
 # --- mmsim ---------------------------------------------------------------------------------------
@@ -266,11 +265,11 @@ def run_mmsim(events: np.ndarray, cfg_dict: dict, ref_price_tick: int, feed_offs
         if k > 0:
             best = min(best, dt)
         f = np.concatenate(fills) if fills else np.zeros(0)
-        pos = int(eng.st[enb.S_POS])
+        pos = int(eng.st["position"])
         sc = eng.book["sc"]
         mid = 0.5 * (enb.best_bid_tick_nb(sc) + enb.best_ask_tick_nb(sc)) * tick
-        cash = float(eng.stf[enb.F_CASH])
-        funding = float(eng.stf[enb.F_FUNDING])
+        cash = float(eng.st["cash"])
+        funding = float(eng.st["funding"])
         if inst.is_inverse:
             value = -pos * lot * inst.multiplier / mid
         else:
@@ -281,12 +280,12 @@ def run_mmsim(events: np.ndarray, cfg_dict: dict, ref_price_tick: int, feed_offs
             "traded_qty": float(f["qty"].sum() * lot) if len(f) else 0.0,
             "final_position": pos * lot,
             "pnl": cash + funding + value,  # funding is paid out of cash: add it back
-            "fees": float(eng.stf[enb.F_FEES]),
+            "fees": float(eng.st["fees"]),
             "warm_wall_s": best if best < float("inf") else dt,
             "events": int(len(events)),
             "funding": -funding,  # cash received from funding (negative: paid)
             "pnl_with_funding": cash + value,
-            "decisions": int(eng.st[enb.S_NDEC]),
+            "decisions": int(eng.st["n_decisions"]),
         }
     out["events_per_s"] = len(events) / out["warm_wall_s"]
     return out, f

@@ -211,3 +211,107 @@ FEED_DTYPE = np.dtype(
     ],
     align=True,
 )
+
+#: Most order slots of ours per instrument (``engine.max_our_orders`` is at most this).
+MAX_OUR_ORDERS = 1024
+
+#: The engine's state of one instrument (``Engine.state``, one record per instrument; the
+#: run's clocks, resume index and decision counters live in instrument 0's record). Integer
+#: fields are int64, money and prices float64; ``*_ts`` exchange or local ns as named.
+ENGINE_STATE_DTYPE = np.dtype(
+    [
+        ("resume_index", np.int64),  # where run_nb resumes in the current chunk
+        ("t0", np.int64),  # first event's exch_ts (-1 before any)
+        ("next_decision_ts", np.int64),  # local clock
+        ("next_equity_ts", np.int64),
+        ("next_request_ts", np.int64),  # earliest request arrival at the exchange
+        ("next_response_ts", np.int64),  # earliest response arrival at the strategy
+        ("n_responses", np.int64),  # responses in flight
+        ("response_seq", np.int64),  # tie-break sequence of responses
+        ("request_seq", np.int64),  # tie-break sequence of requests
+        ("last_order_id", np.int64),  # order ids given so far
+        ("position", np.int64),  # true position, lots
+        ("local_position", np.int64),  # position as the strategy knows it, lots
+        ("halted", np.int64),  # 1 after a STATUS halt
+        ("in_snapshot", np.int64),  # 1 between SNAPSHOT_BEGIN and SNAPSHOT_END
+        ("feed_head", np.int64),  # feed queue: oldest entry
+        ("feed_count", np.int64),  # feed queue: entries
+        ("feed_last_ts", np.int64),  # last local time queued (keeps the feed FIFO ordered)
+        ("n_fills", np.int64),
+        ("traded_lots", np.int64),
+        ("last_event_ts", np.int64),  # exch_ts of the last event applied
+        ("error_code", np.int64),  # a policy's or hedger's non-zero return code
+        ("n_feed_clamped", np.int64),  # local_ts moved up to keep the feed ordered
+        ("n_feed_overflows", np.int64),  # feed queue full: oldest entry applied early
+        ("n_events", np.int64),
+        ("n_decisions", np.int64),
+        ("dirty", np.int64),  # our exchange-side orders changed: recompute the bounds below
+        ("n_open_bids", np.int64),  # entries of open_bid_slots in use
+        ("n_open_asks", np.int64),
+        ("open_bid_hi_tick", np.int64),  # highest price of our open bids
+        ("open_ask_lo_tick", np.int64),  # lowest price of our open asks
+        ("n_pending_hedges", np.int64),  # hedge orders sent and not finished
+        ("n_slot_full", np.int64),  # submits dropped: no free order slot
+        ("next_funding_ts", np.int64),  # next funding time (exchange ns)
+        ("last_funding_ts", np.int64),  # last funding time charged
+        ("n_funding", np.int64),  # funding payments made
+        ("rng", np.int64),  # xorshift64* state of the random latency draws
+        ("last_request_ts", np.int64),  # last request arrival: one order-entry session
+        ("last_response_ts", np.int64),  # last response arrival
+        ("n_recenters", np.int64),  # ladder window moves
+        ("last_equity_ts", np.int64),  # time of the last equity sample
+        ("cash", np.float64),  # settlement currency
+        ("fees", np.float64),
+        ("local_cash", np.float64),  # as the strategy knows it
+        ("vol_var", np.float64),  # online variance of the mid, ticks² per second
+        ("vol_last_mid", np.float64),  # ticks
+        ("last_fill_ts", np.float64),  # local ns of the last fill report (0 = none)
+        ("vol_last_ts", np.float64),  # local ns of the last volatility sample
+        ("funding", np.float64),  # cumulative funding paid, settlement currency
+        ("mark_price", np.float64),  # last mark price, quote currency (NaN if none)
+        ("funding_rate", np.float64),  # rate announced for the next funding time
+        ("trade_hi_tick", np.float64),  # local view since the last clock decision: highest
+        ("trade_lo_tick", np.float64),  # buyer- and lowest seller-initiated trade price
+        ("trade_qty", np.float64),  # and the lots traded
+        ("open_bid_slots", np.int64, (MAX_OUR_ORDERS,)),  # our open bids' slots (bounds)
+        ("open_ask_slots", np.int64, (MAX_OUR_ORDERS,)),
+    ],
+    align=True,
+)
+
+#: The engine's settings of one instrument (``Engine.params``, one record per instrument),
+#: copied from the resolved spec (:mod:`mmsim.resolve`); the codes are the engine's
+#: (:mod:`mmsim.engine.nb`: FEED_*, REPLACE_*, QUEUE_*; :data:`mmsim.enums.TimeInForce`).
+ENGINE_PARAMS_DTYPE = np.dtype(
+    [
+        ("decision_ns", np.int64),  # decision clock period, local ns
+        ("equity_ns", np.int64),  # equity clock period
+        ("feed_mode", np.int64),  # FEED_DATA_LOCAL or FEED_EXCH_PLUS
+        ("feed_ns", np.int64),  # feed offset or latency, ns
+        ("latency_model", np.int64),  # mmsim.models.nb.LatencyModel
+        ("quote_tif", np.int64),  # TimeInForce of the policy's quotes
+        ("max_position_lots", np.int64),  # -1 = no limit
+        ("replace_mode", np.int64),  # REPLACE_MODIFY or REPLACE_CANCEL
+        ("has_hedger", np.int64),
+        ("target_position_lots", np.int64),  # the hedger's target
+        ("end_ts", np.int64),  # horizon, exchange ns (0 = none)
+        ("decide_on_fill", np.int64),
+        ("warmup_ns", np.int64),
+        ("max_ours", np.int64),  # order slots in use (<= MAX_OUR_ORDERS)
+        ("queue_model", np.int64),  # QUEUE_*: L3 FIFO or an L2 model
+        ("ladder_follows_touch", np.int64),  # 1: the ladder window follows the touch (L2)
+        ("whole_fills", np.int64),  # 1: an execution reaching an order fills all of it
+        ("tick_size", np.float64),  # quote currency per tick
+        ("lot_size", np.float64),  # instrument units per lot
+        ("multiplier", np.float64),
+        ("maker_fee_bps", np.float64),
+        ("taker_fee_bps", np.float64),
+        ("maker_fee_per_lot", np.float64),
+        ("taker_fee_per_lot", np.float64),
+        ("is_inverse", np.float64),  # 1.0 for an inverse (coin-margined) contract
+        ("vol_halflife_s", np.float64),  # the online volatility's half-life
+        ("vol_init_tick", np.float64),
+        ("queue_power_n", np.float64),  # exponent of the power queue model
+    ],
+    align=True,
+)

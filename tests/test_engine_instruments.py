@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmsim.config import config_from_dict
-from mmsim.engine import nb as enb
 from mmsim.engine.backtest import Engine
 from mmsim.enums import EventKind as K
 from mmsim.enums import Liquidity
@@ -125,7 +124,7 @@ def test_accounting_holds_per_instrument():
         pos = int((f["side"].astype(np.int64) * f["qty"]).sum())
         cash = float((-f["side"] * f["price_tick"] * inst.tick_size * f["qty"]
                       * inst.lot_size).sum() - f["fee"].sum())
-        assert e["position"][-1] == pos == eng.st_all[i][enb.S_POS]
+        assert e["position"][-1] == pos == eng.state[i]["position"]
         np.testing.assert_allclose(e["cash"][-1], cash, rtol=0, atol=1e-9)
         np.testing.assert_allclose(e["fees"][-1], f["fee"].sum(), rtol=0, atol=1e-12)
     # one equity row per instrument per sample time, instrument 0 first

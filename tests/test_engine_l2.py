@@ -114,13 +114,13 @@ def test_funding_paid_by_longs_at_funding_time():
             (700, K.FUNDING, 0, 0, 0, T0 + 500 * MS, 0.0001)], final=True)
     f = h.all_fills()
     assert int(f["qty"].sum()) == 10
-    assert h.engine.stf[enb.F_FUNDING] == pytest.approx(0.10)
+    assert h.engine.st["funding"] == pytest.approx(0.10)
     assert h.engine.stats()["funding_payments"] == 1  # charged once
     eq = np.concatenate(h.equity)
     after = eq[eq["ts"] >= T0 + 500 * MS]
     assert after["funding"][0] == pytest.approx(0.10)
     cash_before_funding = -10 * 100.05
-    assert h.engine.stf[enb.F_CASH] == pytest.approx(cash_before_funding - 0.10)
+    assert h.engine.st["cash"] == pytest.approx(cash_before_funding - 0.10)
 
 
 def test_inverse_contract_round_trip_pnl_in_coin():
@@ -138,9 +138,9 @@ def test_inverse_contract_round_trip_pnl_in_coin():
            final=True)
     f = h.all_fills()
     assert list(f["side"]) == [1, -1]
-    assert h.engine.st[enb.S_POS] == 0
+    assert h.engine.st["position"] == 0
     expected = 10 * 100 * (1 / 20000 - 1 / 21000)
-    assert h.engine.stf[enb.F_CASH] == pytest.approx(expected, rel=1e-12)
+    assert h.engine.st["cash"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_lognormal_latency_is_seeded_and_varies():
@@ -149,7 +149,7 @@ def test_lognormal_latency_is_seeded_and_varies():
         h = Harness(policy="fixed_spread", params={"spread_bps": 20.0, "order_qty": 1},
                     latency={"model": "lognormal", "entry_nanos": MS, "entry_sigma": 0.5,
                              "feed_nanos": 0})
-        h.engine.st[enb.S_RNG] = seed
+        h.engine.st["rng"] = seed
         rows = BOOK + [(0, K.LEVEL_SET, -1, 10009, 100, 0)]
         rows += [(100 * i + 50, K.LEVEL_SET, -1, 10005, 100 * (i % 2), 0)  # touch 10005/10009
                  for i in range(1, 200)]

@@ -210,7 +210,6 @@ def test_order_table_grows_without_losing_orders():
 
 
 def test_executions_reach_the_strategy_as_trades_once():
-    from mmsim.engine import nb as enb
     from mmsim.enums import EventFlag
 
     h = Harness(params={})
@@ -223,8 +222,8 @@ def test_executions_reach_the_strategy_as_trades_once():
     ev = mk(rows)
     ev[3]["flags"] |= EventFlag.INFO
     h.engine.feed(ev, h.sink)
-    stf = h.engine.stf
-    assert stf[enb.F_TRADE_HI] == 10005 and stf[enb.F_TRADE_LO] == 9999
-    assert stf[enb.F_TRADE_QTY] == 14
+    stf = h.engine.st
+    assert stf["trade_hi_tick"] == 10005 and stf["trade_lo_tick"] == 9999
+    assert stf["trade_qty"] == 14
     h.feed([(150, K.ADD, 1, 9991, 1, 8)], final=True)  # the 100 ms decision resets them
-    assert np.isnan(stf[enb.F_TRADE_HI]) and stf[enb.F_TRADE_QTY] == 0
+    assert np.isnan(stf["trade_hi_tick"]) and stf["trade_qty"] == 0

@@ -259,12 +259,12 @@ def test_every_enum_member_has_a_kernel_code_and_the_engine_copies_the_spec():
                    _ds("binance", {"suggested_feed_offset_ns": 99}))
     eng = bt.Engine(spec)
     c = eng.cfg
-    assert c[enb.C_QUEUE] == enb.QUEUE_POWER and c[enb.C_FOLLOW] == 1
-    assert eng.fp[enb.CF_QUEUE_N] == 3.0
-    assert c[enb.C_QUOTE_TIF] == TimeInForce.GTC and c[enb.C_REPLACE] == 1
-    assert c[enb.C_WHOLE_FILLS] == 1 and c[enb.C_MAX_POS] == 7
-    assert c[enb.C_FEED_MODE] == 0 and c[enb.C_FEED_NS] == 99
-    assert c[enb.C_END_TS] == LAST and c[enb.C_HAS_HEDGER] == 0
+    assert c["queue_model"] == enb.QUEUE_POWER and c["ladder_follows_touch"] == 1
+    assert c["queue_power_n"] == 3.0
+    assert c["quote_tif"] == TimeInForce.GTC and c["replace_mode"] == 1
+    assert c["whole_fills"] == 1 and c["max_position_lots"] == 7
+    assert c["feed_mode"] == 0 and c["feed_ns"] == 99
+    assert c["end_ts"] == LAST and c["has_hedger"] == 0
     assert eng.pparams.tolist() == list(spec.policy.params)
     eng.pparams[0] = 9.0  # the engine's copy, not the spec's
     assert spec.policy.params[0] == 2.0

@@ -25,16 +25,19 @@ from mmsim.book.nb import (
 )
 from mmsim.contracts import CTX_SIZE, HEDGE_OUT_SIZE, MAX_INSTRUMENTS, QUOTE_SIZE
 from mmsim.dtypes import (
+    ENGINE_PARAMS_DTYPE,
+    ENGINE_STATE_DTYPE,
     EQUITY_DTYPE,
     FEED_DTYPE,
     FILL_DTYPE,
+    MAX_OUR_ORDERS,
     ORDER_LOG_DTYPE,
     OUR_ORDER_DTYPE,
     RESPONSE_DTYPE,
 )
 from mmsim.engine import nb as enb
 from mmsim.enums import TimeInForce
-from mmsim.models.nb import FEE_PARAMS, LATENCY_PARAMS
+from mmsim.models.nb import LATENCY_PARAMS
 from mmsim.models.nb import LatencyModel as KernelLatencyModel
 from mmsim.resolve import (
     EngineSpec,
@@ -99,8 +102,19 @@ class Engine:
         The kernels' parameter vectors (a copy of the spec's: may be changed between chunks).
     pstate, hstate : numpy.ndarray of float64
         The kernels' state vectors.
-    cfg, fp, lat : numpy.ndarray
-        The kernel's integer settings, float settings and latency vector.
+    legs : tuple of mmsim.resolve.LegSpec
+        The instruments, the quoted one first.
+    state : numpy.ndarray of ENGINE_STATE_DTYPE, shape (n_instruments,)
+        The kernel's state, one named record per instrument (``state[0]["position"]``); the
+        run's clocks and counters of decisions live in instrument 0's.
+    params : numpy.ndarray of ENGINE_PARAMS_DTYPE, shape (n_instruments,)
+        The kernel's settings per instrument (``params[1]["taker_fee_bps"]``).
+    lat_all : numpy.ndarray of float64, shape (n_instruments, L)
+        Each instrument's latency vector (:mod:`mmsim.models.nb`).
+    st, cfg, lat, ours, resp, ring, book, llvl, lsc
+        The quoted instrument's rows of the above (views): ``st["cash"]``, ``cfg["max_ours"]``.
+    books : list of dict
+        Each instrument's book arrays (views of the stacked ones the kernel reads).
     """
 
     FILL_BUF = 1 << 15
@@ -119,6 +133,8 @@ class Engine:
         w = cap.book_width_ticks
         self.max_book_orders = cap.max_book_orders
         nmax = cap.max_our_orders
+        if not 1 <= nmax <= MAX_OUR_ORDERS:
+            raise ValueError(f"max_our_orders: 1..{MAX_OUR_ORDERS}, got {nmax}")
         resp_cap = max(self.RESP_CAP, 16 * nmax)
         # one book per instrument, stacked on a leading instrument axis; they start small
         # (a hash table that fits in cache) and double together on demand
@@ -134,71 +150,64 @@ class Engine:
         self.ours_all = np.zeros((ni, nmax), dtype=OUR_ORDER_DTYPE)
         self.ours_all["instrument"] = np.arange(ni)[:, None]
         self.resp_all = np.zeros((ni, resp_cap), dtype=RESPONSE_DTYPE)
-        st = np.zeros((ni, enb.ST_SIZE + 2 * nmax), dtype=np.int64)
-        st[:, enb.S_T0] = -1
-        for k in (enb.S_NEXT_DEC, enb.S_NEXT_EQ, enb.S_NEXT_REQ, enb.S_NEXT_RESP):
-            st[:, k] = enb.INF_TS
-        st[:, enb.S_RING_LAST] = -enb.INF_TS
-        st[:, enb.S_DIRTY] = 1
-        st[:, enb.S_NEXT_FUND] = enb.INF_TS
-        st[:, enb.S_LAST_EQ_TS] = -enb.INF_TS
+        st = np.zeros(ni, dtype=ENGINE_STATE_DTYPE)
+        st["t0"] = -1
+        for k in ("next_decision_ts", "next_equity_ts", "next_request_ts", "next_response_ts",
+                  "next_funding_ts"):
+            st[k] = enb.INF_TS
+        st["feed_last_ts"] = -enb.INF_TS
+        st["last_equity_ts"] = -enb.INF_TS
+        st["dirty"] = 1
         for i in range(ni):  # one random stream per instrument (instrument 0: the seed's)
             seed = spec.seed + i * 0x632BE59BD9B4E019
-            st[i, enb.S_RNG] = (seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 63) or 1
-        self.st_all = st
-        stf = np.zeros((ni, enb.STF_SIZE), dtype=np.float64)
-        stf[:, enb.F_VOL_VAR] = spec.volatility.init_tick ** 2
-        stf[:, enb.F_LAST_MID] = np.nan
-        stf[:, enb.F_MARK] = np.nan
-        stf[:, enb.F_TRADE_HI] = np.nan
-        stf[:, enb.F_TRADE_LO] = np.nan
-        self.stf_all = stf
-        cfgi = np.zeros((ni, enb.CFG_SIZE), dtype=np.int64)
-        fp = np.zeros((ni, enb.CFGF_SIZE), dtype=np.float64)
+            st["rng"][i] = (seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 63) or 1
+        st["vol_var"] = spec.volatility.init_tick ** 2
+        for k in ("vol_last_mid", "mark_price", "trade_hi_tick", "trade_lo_tick"):
+            st[k] = np.nan
+        self.state = st
+        cfg = np.zeros(ni, dtype=ENGINE_PARAMS_DTYPE)
         lats = []
         for i, leg in enumerate(legs):
-            c = cfgi[i]
-            c[enb.C_DEC_NS] = clk.decision_interval_ns
-            c[enb.C_EQ_NS] = clk.equity_interval_ns
-            c[enb.C_FEED_MODE] = FEED_MODE_CODES[leg.feed.mode]
-            c[enb.C_FEED_NS] = leg.feed.nanos
-            c[enb.C_LAT_KIND] = LATENCY_CODES[leg.latency.model]
-            c[enb.C_QUEUE] = QUEUE_CODES[leg.queue.model]
-            c[enb.C_FOLLOW] = 1 if leg.queue.ladder_follows_touch else 0
-            c[enb.C_QUOTE_TIF] = QUOTE_TIF_CODES[spec.orders.quote_tif]
-            mp = leg.max_position_lots
-            c[enb.C_MAX_POS] = -1 if mp is None else mp
-            c[enb.C_REPLACE] = REPLACE_CODES[spec.orders.replace]
-            c[enb.C_HAS_HEDGER] = 1 if spec.has_hedger else 0
-            c[enb.C_TARGET_POS] = spec.limits.target_position_lots if i == 0 else 0
-            c[enb.C_END_TS] = 0 if clk.end_ts is None else clk.end_ts
-            c[enb.C_DECIDE_ON_FILL] = 1 if clk.decide_on_fill else 0
-            c[enb.C_WARMUP_NS] = clk.warmup_ns
-            c[enb.C_MAX_OURS] = nmax
-            c[enb.C_WHOLE_FILLS] = FILL_MODE_CODES[leg.fills]
             inst = leg.instrument
-            fp[i, :FEE_PARAMS] = [
-                inst.tick_size,
-                inst.lot_size,
-                inst.multiplier,
-                inst.maker_fee_bps,
-                inst.taker_fee_bps,
-                inst.maker_fee_per_lot,
-                inst.taker_fee_per_lot,
-                1.0 if inst.is_inverse else 0.0,
-            ]
-            fp[i, enb.CF_VOL_HALFLIFE_S] = spec.volatility.halflife_s
-            fp[i, enb.CF_VOL_INIT_TICK] = spec.volatility.init_tick
-            fp[i, enb.CF_QUEUE_N] = leg.queue.power_n
+            mp = leg.max_position_lots
+            cfg[i] = tuple({
+                "decision_ns": clk.decision_interval_ns,
+                "equity_ns": clk.equity_interval_ns,
+                "feed_mode": FEED_MODE_CODES[leg.feed.mode],
+                "feed_ns": leg.feed.nanos,
+                "latency_model": LATENCY_CODES[leg.latency.model],
+                "quote_tif": QUOTE_TIF_CODES[spec.orders.quote_tif],
+                "max_position_lots": -1 if mp is None else mp,
+                "replace_mode": REPLACE_CODES[spec.orders.replace],
+                "has_hedger": 1 if spec.has_hedger else 0,
+                "target_position_lots": spec.limits.target_position_lots if i == 0 else 0,
+                "end_ts": 0 if clk.end_ts is None else clk.end_ts,
+                "decide_on_fill": 1 if clk.decide_on_fill else 0,
+                "warmup_ns": clk.warmup_ns,
+                "max_ours": nmax,
+                "queue_model": QUEUE_CODES[leg.queue.model],
+                "ladder_follows_touch": 1 if leg.queue.ladder_follows_touch else 0,
+                "whole_fills": FILL_MODE_CODES[leg.fills],
+                "tick_size": inst.tick_size,
+                "lot_size": inst.lot_size,
+                "multiplier": inst.multiplier,
+                "maker_fee_bps": inst.maker_fee_bps,
+                "taker_fee_bps": inst.taker_fee_bps,
+                "maker_fee_per_lot": inst.maker_fee_per_lot,
+                "taker_fee_per_lot": inst.taker_fee_per_lot,
+                "is_inverse": 1.0 if inst.is_inverse else 0.0,
+                "vol_halflife_s": spec.volatility.halflife_s,
+                "vol_init_tick": spec.volatility.init_tick,
+                "queue_power_n": leg.queue.power_n,
+            }[name] for name in ENGINE_PARAMS_DTYPE.names)
             lats.append(leg.latency.vector)
-        self.cfg_all = cfgi
-        self.fp_all = fp
+        self.params = cfg
         lat = np.zeros((ni, max([LATENCY_PARAMS] + [len(v) for v in lats])), dtype=np.float64)
         for i, vec in enumerate(lats):
             lat[i, : len(vec)] = vec
         self.lat_all = lat
         # the quoted instrument's rows (views), as a single-instrument engine has them
-        self.st, self.stf, self.cfg, self.fp = st[0], stf[0], cfgi[0], fp[0]
+        self.st, self.cfg = st[0], cfg[0]
         self.lat, self.ours, self.resp, self.ring = lat[0], self.ours_all[0], \
             self.resp_all[0], self.ring_all[0]
         self.llvl, self.lsc = self.llvl_all[0], self.lsc_all[0]
@@ -243,7 +252,7 @@ class Engine:
             self.qout, self.hout,
             b["ordt"], b["free"], b["hkeys"], b["hvals"], b["bs"], b["lvl"], b["anon"], b["sc"],
             self.llvl_all, self.lsc_all, self.ring_all, self.ours_all, self.resp_all,
-            self.st_all, self.stf_all, self.cfg_all, self.fp_all, self.lat_all, self.fills,
+            self.state, self.params, self.lat_all, self.fills,
             self.olog, self.eq, self.counts, self.scratch,
         )
 
@@ -290,9 +299,9 @@ class Engine:
                 self._flush(sink)
                 continue
             if rc == enb.ERR_POLICY:
-                raise PolicyError(self.policy.spec.describe_error(self.st[enb.S_ERR]))
+                raise PolicyError(self.policy.spec.describe_error(int(self.st["error_code"])))
             if rc == enb.ERR_HEDGER:
-                raise PolicyError(self.hedger.spec.describe_error(self.st[enb.S_ERR]))
+                raise PolicyError(self.hedger.spec.describe_error(int(self.st["error_code"])))
             if rc == enb.ERR_BOOK_FULL:
                 if self.B["ordt"].shape[1] * 2 > self.max_book_orders:
                     raise EngineCapacityError(
@@ -325,27 +334,27 @@ class Engine:
         instruments (:meth:`instrument_stats` gives them one by one)."""
         per = [self.instrument_stats(i) for i in range(len(self.legs))]
         out = {k: sum(p[k] for p in per) for k in per[0]}
-        out["decisions"] = int(self.st[enb.S_NDEC])
+        out["decisions"] = int(self.st["n_decisions"])
         # money is in each instrument's settlement currency: not summed across them
         out["funding_paid"] = per[0]["funding_paid"]
         return out
 
     def instrument_stats(self, i: int) -> dict[str, int]:
         """The counters of instrument ``i`` (``decisions`` is the run's, on instrument 0)."""
-        st, stf, b = self.st_all[i], self.stf_all[i], self.books[i]
+        st, b = self.state[i], self.books[i]
         return {
-            "events": int(st[enb.S_NEVENTS]),
-            "decisions": int(st[enb.S_NDEC]),
-            "fills": int(st[enb.S_NFILLS]),
+            "events": int(st["n_events"]),
+            "decisions": int(st["n_decisions"]),
+            "fills": int(st["n_fills"]),
             "unknown_order_refs": int(b["bs"][B_UNKNOWN]),
             "book_full_drops": int(b["bs"][B_FULL]),
             "out_of_window_events": int(b["sc"][L_OOW]),
             "negative_level_clamps": int(b["sc"][L_NEG]),
-            "feed_clamped": int(st[enb.S_FEED_CLAMPED]),
-            "feed_buffer_overflows": int(st[enb.S_RING_OVF]),
-            "window_moves": int(st[enb.S_RECENTER]),
-            "funding_payments": int(st[enb.S_NFUND]),
-            "funding_paid": float(stf[enb.F_FUNDING]),
-            "submits_dropped_no_slot": int(st[enb.S_SLOT_FULL]),
+            "feed_clamped": int(st["n_feed_clamped"]),
+            "feed_buffer_overflows": int(st["n_feed_overflows"]),
+            "window_moves": int(st["n_recenters"]),
+            "funding_payments": int(st["n_funding"]),
+            "funding_paid": float(st["funding"]),
+            "submits_dropped_no_slot": int(st["n_slot_full"]),
         }
 

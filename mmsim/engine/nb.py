@@ -3,7 +3,10 @@
 One resumable kernel, :func:`run_nb`, consumes a chunk of canonical events (``EVENT_DTYPE``) and
 returns when the chunk is done (0) or an output buffer needs flushing (1); every piece of state
 lives in arrays owned by :class:`mmsim.engine.backtest.Engine`, so chunking never changes
-results. Negative return values are errors (see ``ERR_*``).
+results. Negative return values are errors (see ``ERR_*``). The state and settings are named
+records, one per instrument (``st[k].position``, ``cfg[k].tick_size``:
+:data:`mmsim.dtypes.ENGINE_STATE_DTYPE`, :data:`mmsim.dtypes.ENGINE_PARAMS_DTYPE`); books,
+feed queues, order slots and responses are stacked on the same leading instrument axis.
 
 Timelines (MODELS.md §7)
     * The **exchange** applies market events at ``exch_ts`` to the book (L3 orders, or L2
@@ -27,7 +30,7 @@ Queue position, L3 FIFO (MODELS.md §6)
     to the quantity of that event, shared among our orders in price-time priority. A hidden
     trade (``TRADE``) at our price fills us only beyond the volume ahead.
 
-Queue position, L2 (MODELS.md §6; ``C_QUEUE``)
+Queue position, L2 (MODELS.md §6; ``cfg.queue_model``)
     ``ahead`` starts at the level's size on arrival. Trades at our price reduce it (and fill us
     beyond it); the depth decrease that follows a trade is netted against it; an unexplained
     decrease moves it by the risk-averse or probabilistic (power, log) rule, see
@@ -82,6 +85,8 @@ from mmsim.contracts import (
     quote_levels_nb,
 )
 from mmsim.dtypes import (
+    ENGINE_PARAMS_DTYPE,
+    ENGINE_STATE_DTYPE,
     EQUITY_DTYPE,
     EVENT_DTYPE,
     FEED_DTYPE,
@@ -127,104 +132,19 @@ FEED_CLEAR_ASKS = -11  # the asks are cleared
 RING_RECENTER = 30  # the local ladder window moves to price_tick
 RING_TRADE = 40  # ± 40: a trade reaches the strategy (price_tick, qty lots); sign = resting side
 
-# ---- engine integer state st int64[ST_SIZE] -----------------------------------------------
-S_I = 0  # resume index in the current chunk
-S_T0 = 1  # first event exch_ts (-1 before any)
-S_NEXT_DEC = 2
-S_NEXT_EQ = 3
-S_NEXT_REQ = 4
-S_NEXT_RESP = 5
-S_NRESP = 6
-S_RESP_SEQ = 7
-S_REQ_SEQ = 8
-S_OID = 9
-S_POS = 10  # true position, lots
-S_LPOS = 11  # position as the strategy knows it
-S_HALT = 12
-S_IN_SNAP = 13
-S_RING_HEAD = 14
-S_RING_N = 15
-S_RING_LAST = 16  # last local ts pushed (keeps the feed FIFO non-decreasing)
-S_NFILLS = 17
-S_TRADED = 18  # lots traded
-S_LAST_TS = 19  # last event exch_ts seen
-S_ERR = 20  # policy/hedger error code
-S_FEED_CLAMPED = 21  # local_ts moved up to keep the feed non-decreasing / >= exch_ts
-S_RING_OVF = 22  # feed ring overflows (oldest update applied early)
-S_NEVENTS = 23
-S_NDEC = 24
-# st[25] is unused (it counted rejects; the metrics count them from the orders log)
-S_DIRTY = 26  # our exchange-side orders changed: recompute the fast-path bounds
-S_NOPEN_BID = 27
-S_NOPEN_ASK = 28
-S_OB_BID = 29  # highest price of our open bids
-S_OB_ASK = 30  # lowest price of our open asks
-S_HEDGE_PENDING = 31
-S_SLOT_FULL = 32  # submits dropped: no free slot
-S_NEXT_FUND = 33  # next funding time (exchange ns), INF if none known
-S_LAST_FUND = 34  # last funding time charged
-S_NFUND = 35  # funding payments made
-S_RNG = 36  # xorshift64* state for random latency
-S_LAST_REQ = 37  # last request arrival: one order-entry session keeps its order
-S_LAST_RESP = 38  # last response arrival
-S_RECENTER = 39  # ladder window moves
-S_LAST_EQ_TS = 40  # time of the last equity sample
-ST_SIZE = 41
-#: st[ST_SIZE : ST_SIZE + nmax] lists our open bid slots, the next nmax our open ask slots
-#: (rebuilt with the fast-path bounds), so per-event loops touch only live orders
-ST_LIST = ST_SIZE
+# ---- engine state st ENGINE_STATE_DTYPE[n_instruments], settings cfg ENGINE_PARAMS_DTYPE[...]
+# (mmsim.dtypes: one record per instrument, read as st.position, cfg.tick_size; the run's
+# clocks, resume index and decision counters live in instrument 0's record)
 
-# ---- float state stf float64[STF_SIZE] ------------------------------------------------------
-F_CASH = 0
-F_FEES = 1
-F_LCASH = 2
-F_VOL_VAR = 3
-F_LAST_MID = 4
-F_LAST_FILL_S = 5
-F_LAST_VOL_TS = 6
-F_FUNDING = 7  # cumulative funding paid (settlement currency)
-F_MARK = 8  # last mark price (quote currency), NaN if none
-F_FUND_RATE = 9  # funding rate announced for the next funding time
-F_TRADE_HI = 10  # local view: highest buyer-initiated trade price (ticks) since last clock
-F_TRADE_LO = 11  # local view: lowest seller-initiated trade price since last clock
-F_TRADE_QTY = 12  # local view: lots traded since last clock
-STF_SIZE = 16
-
-# ---- integer config cfg int64[CFG_SIZE] -----------------------------------------------------
-C_DEC_NS = 0
-C_EQ_NS = 1
-C_FEED_MODE = 2  # FEED_DATA_LOCAL or FEED_EXCH_PLUS
-C_FEED_NS = 3
-C_LAT_KIND = 4
-C_QUOTE_TIF = 5
-C_MAX_POS = 6  # lots, -1 = none
-C_REPLACE = 7  # REPLACE_MODIFY or REPLACE_CANCEL
-C_HAS_HEDGER = 8
-C_TARGET_POS = 9
-C_END_TS = 10  # horizon, exch ns (0 = none)
-C_DECIDE_ON_FILL = 11
-C_WARMUP_NS = 12
-C_MAX_OURS = 13
-C_QUEUE = 14  # QUEUE_*: L3 FIFO, or an L2 model
-C_FOLLOW = 15  # 1: the ladder window follows the touch (L2 feeds)
-C_WHOLE_FILLS = 16  # 1: an execution reaching a resting order fills all of it (no partials)
-CFG_SIZE = 17
-
-#: ``C_FEED_MODE``: the strategy's receive time is the data's ``local_ts`` + ``C_FEED_NS``
+#: ``cfg.feed_mode``: the strategy's receive time is the data's ``local_ts`` + ``cfg.feed_ns``
 FEED_DATA_LOCAL = 0
-#: ``C_FEED_MODE``: ``exch_ts`` + ``C_FEED_NS`` (one-clock data)
+#: ``cfg.feed_mode``: ``exch_ts`` + ``cfg.feed_ns`` (one-clock data)
 FEED_EXCH_PLUS = 1
-#: ``C_REPLACE``: a quote moves by a modify in place
+#: ``cfg.replace_mode``: a quote moves by a modify in place
 REPLACE_MODIFY = 0
-#: ``C_REPLACE``: a quote moves by cancel and a new order
+#: ``cfg.replace_mode``: a quote moves by cancel and a new order
 REPLACE_CANCEL = 1
 
-
-# ---- float config cfgf float64[CFGF_SIZE] (the first FEE_PARAMS are the fee vector) ----------
-CF_VOL_HALFLIFE_S = 8
-CF_VOL_INIT_TICK = 9
-CF_QUEUE_N = 10  # exponent of the power queue model
-CFGF_SIZE = 12
 
 RET_DONE = 0
 RET_FLUSH = 1
@@ -238,12 +158,12 @@ SCRATCH_FIXED = 3 * MAX_LEVELS + 2 * CTX_DEPTH
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
-def _open_list(st, cfg, side):
+def _open_list(st, side):
     """Where the slots of our open orders on ``side`` are listed in ``st`` (rebuilt with the
-    fast-path bounds): ``(start index, count)``; ``st[start + i]`` is the i-th slot."""
+    fast-path bounds): ``(slots, count)``; ``slots[i]`` is the i-th slot."""
     if side > 0:
-        return ST_LIST, st[S_NOPEN_BID]
-    return ST_LIST + cfg[C_MAX_OURS], st[S_NOPEN_ASK]
+        return st.open_bid_slots, st.n_open_bids
+    return st.open_ask_slots, st.n_open_asks
 
 
 @kernel
@@ -255,20 +175,20 @@ def _recompute_bounds(ours, st, nmax):
     for k in range(nmax):
         if ours[k].exch_status == ST_OPEN:
             if ours[k].side > 0:
-                st[ST_LIST + nb_] = k
+                st.open_bid_slots[nb_] = k
                 nb_ += 1
                 if ours[k].price_tick > hi:
                     hi = ours[k].price_tick
             else:
-                st[ST_LIST + nmax + na_] = k
+                st.open_ask_slots[na_] = k
                 na_ += 1
                 if ours[k].price_tick < lo:
                     lo = ours[k].price_tick
-    st[S_NOPEN_BID] = nb_
-    st[S_NOPEN_ASK] = na_
-    st[S_OB_BID] = hi
-    st[S_OB_ASK] = lo
-    st[S_DIRTY] = 0
+    st.n_open_bids = nb_
+    st.n_open_asks = na_
+    st.open_bid_hi_tick = hi
+    st.open_ask_lo_tick = lo
+    st.dirty = 0
 
 
 @kernel
@@ -277,40 +197,40 @@ def _recompute_next_req(ours, st, nmax):
     for k in range(nmax):
         if ours[k].req != 0 and ours[k].req_ts < t:
             t = ours[k].req_ts
-    st[S_NEXT_REQ] = t
+    st.next_request_ts = t
 
 
 @kernel
 def _recompute_next_resp(resp, st):
     t = INF_TS
-    for j in range(st[S_NRESP]):
+    for j in range(st.n_responses):
         if resp[j].ts < t:
             t = resp[j].ts
-    st[S_NEXT_RESP] = t
+    st.next_response_ts = t
 
 
 @kernel
 def _resp_time(st, cfg, lat, action, te):
     """Local arrival of a response sent at exchange time ``te`` (one session: FIFO)."""
-    t = te + response_latency_nb(cfg[C_LAT_KIND], lat, action, te, st, S_RNG)
-    if t < st[S_LAST_RESP]:
-        t = st[S_LAST_RESP]
-    st[S_LAST_RESP] = t
+    t = te + response_latency_nb(cfg.latency_model, lat, action, te, st)
+    if t < st.last_response_ts:
+        t = st.last_response_ts
+    st.last_response_ts = t
     return t
 
 
 @kernel
 def _push_resp(resp, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta):
-    j = st[S_NRESP]
+    j = st.n_responses
     if j >= resp.shape[0]:
         # unreachable: the driver sizes the queue at 16 responses per order slot, and a slot
         # has at most a handful in flight (ack, fills of one event, expire/cancel answer)
         j = resp.shape[0] - 1
     else:
-        st[S_NRESP] = j + 1
-    st[S_RESP_SEQ] += 1
+        st.n_responses = j + 1
+    st.response_seq += 1
     resp[j].ts = ts
-    resp[j].seq = st[S_RESP_SEQ]
+    resp[j].seq = st.response_seq
     resp[j].kind = kind
     resp[j].slot = slot
     resp[j].price_tick = px
@@ -319,8 +239,8 @@ def _push_resp(resp, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta
     resp[j].fill_qty = fill
     resp[j].cash = cash_delta
     ours[slot].n_responses += 1
-    if ts < st[S_NEXT_RESP]:
-        st[S_NEXT_RESP] = ts
+    if ts < st.next_response_ts:
+        st.next_response_ts = ts
 
 
 @kernel
@@ -363,19 +283,19 @@ def _exch_mid(sc):
 
 @kernel
 def _fill(
-    ours, slot, ts, px, qty, liq, st, stf, cfg, fp, lat, resp, fills, olog, counts,
+    ours, slot, ts, px, qty, liq, st, cfg, lat, resp, fills, olog, counts,
     sc,
 ):
     """Fill ``qty`` lots of our order in ``slot`` at ``px`` (exchange time ``ts``)."""
     side = ours[slot].side
     is_maker = liq == Liquidity.MAKER
-    fee = fee_nb(fp, px, qty, is_maker)
-    cflow = cash_flow_nb(fp, side, px, qty)
-    st[S_POS] += side * qty
-    st[S_NFILLS] += 1
-    st[S_TRADED] += qty
-    stf[F_CASH] += cflow - fee
-    stf[F_FEES] += fee
+    fee = fee_nb(cfg, px, qty, is_maker)
+    cflow = cash_flow_nb(cfg, side, px, qty)
+    st.position += side * qty
+    st.n_fills += 1
+    st.traded_lots += qty
+    st.cash += cflow - fee
+    st.fees += fee
     ours[slot].leaves -= qty
     ours[slot].filled += qty
     leaves = ours[slot].leaves
@@ -386,9 +306,9 @@ def _fill(
     fills[j].order_id = ours[slot].order_id
     fills[j].price_tick = px
     fills[j].qty = qty
-    fills[j].position = st[S_POS]
+    fills[j].position = st.position
     fills[j].fee = fee
-    fills[j].cash = stf[F_CASH]
+    fills[j].cash = st.cash
     fills[j].mid_tick = _exch_mid(sc)
     fills[j].queue_ahead = ours[slot].queue_ahead if is_maker else 0.0
     fills[j].side = side
@@ -400,12 +320,12 @@ def _fill(
             ours[slot].qty, leaves, qty, 0, cflow - fee)
     if leaves <= 0:
         ours[slot].exch_status = ST_DONE
-        st[S_DIRTY] = 1
+        st.dirty = 1
 
 
 @kernel
 def _fill_priority(
-    ours, side, px_limit, at_px, at_px_seq_behind, budget, ts, st, stf, cfg, fp, lat,
+    ours, side, px_limit, at_px, at_px_seq_behind, budget, ts, st, cfg, lat,
     resp, fills, olog, counts, sc, hidden_at_px,
 ):
     """Fill our open orders on ``side`` in price-time priority from an aggressor ``budget``.
@@ -413,16 +333,16 @@ def _fill_priority(
     Orders strictly better than ``px_limit`` (bids above, asks below) are filled first, best
     price first. Orders exactly at ``at_px`` are filled when ``at_px_seq_behind`` (the executed
     book order was behind them) or, for hidden trades, beyond the volume ahead.
-    With ``C_WHOLE_FILLS`` an order the execution reaches is filled whole, whatever the budget
+    With ``cfg.whole_fills`` an order the execution reaches is filled whole, whatever the budget
     (hftbacktest's ``NoPartialFillExchange`` simplification); the budget still shrinks by the
     quantity filled, so a second order is reached only if quantity is left.
     Returns the budget left (negative after a whole-order fill larger than the budget).
     """
-    base, cnt = _open_list(st, cfg, side)
+    slots, cnt = _open_list(st, side)
     while budget > 0:
         best = -1
         for i in range(cnt):
-            k = st[base + i]
+            k = slots[i]
             if ours[k].exch_status != ST_OPEN or ours[k].side != side:
                 continue
             p = ours[k].price_tick
@@ -455,9 +375,9 @@ def _fill_priority(
             if budget <= 0:
                 break
             take = budget
-        if take > ours[best].leaves or cfg[C_WHOLE_FILLS] != 0:
+        if take > ours[best].leaves or cfg.whole_fills != 0:
             take = ours[best].leaves
-        _fill(ours, best, ts, p, take, Liquidity.MAKER, st, stf, cfg, fp, lat, resp,
+        _fill(ours, best, ts, p, take, Liquidity.MAKER, st, cfg, lat, resp,
                fills, olog, counts, sc)
         ours[best].queue_ahead = 0.0
         budget -= take
@@ -465,25 +385,25 @@ def _fill_priority(
 
 
 @kernel
-def _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat, resp,
+def _opposite_volume(side, px, q, ts, nbid, nask, ours, st, cfg, lat, resp,
                       fills, olog, counts, sc):
     """``q`` lots of new resting volume on ``side`` at ``px`` (an order added or moved, an L2
     level grown): at or through the price of our orders on the other side, it would have
     traded with them, so they fill from it in price-time priority."""
-    if side < 0 and nbid > 0 and px <= st[S_OB_BID]:
-        _fill_priority(ours, 1, px - 1, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
+    if side < 0 and nbid > 0 and px <= st.open_bid_hi_tick:
+        _fill_priority(ours, 1, px - 1, px, -1, q, ts, st, cfg, lat, resp,
                         fills, olog, counts, sc, False)
-    elif side > 0 and nask > 0 and px >= st[S_OB_ASK]:
-        _fill_priority(ours, -1, px + 1, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
+    elif side > 0 and nask > 0 and px >= st.open_ask_lo_tick:
+        _fill_priority(ours, -1, px + 1, px, -1, q, ts, st, cfg, lat, resp,
                         fills, olog, counts, sc, False)
 
 
 @kernel
 def _reduce_ahead(ours, cfg, st, side, px, seq, amount):
     """A book order (``seq``; -1 for anonymous volume) at ``px`` lost ``amount`` lots."""
-    base, cnt = _open_list(st, cfg, side)
+    slots, cnt = _open_list(st, side)
     for i in range(cnt):
-        k = st[base + i]
+        k = slots[i]
         if ours[k].exch_status == ST_OPEN and ours[k].side == side and ours[k].price_tick == px:
             if seq < 0 or seq <= ours[k].seq:
                 a = ours[k].queue_ahead - amount
@@ -493,21 +413,21 @@ def _reduce_ahead(ours, cfg, st, side, px, seq, amount):
 @kernel
 def _ring_push(ring, st, ts, code, px, dq):
     cap = ring.shape[0]
-    if st[S_RING_N] == cap:
+    if st.feed_count == cap:
         return False
-    j = (st[S_RING_HEAD] + st[S_RING_N]) % cap
+    j = (st.feed_head + st.feed_count) % cap
     ring[j].ts = ts
     ring[j].code = code
     ring[j].price_tick = px
     ring[j].qty = dq
-    st[S_RING_N] += 1
+    st.feed_count += 1
     return True
 
 
 @kernel
-def _ring_pop_apply(ring, st, stf, llvl, lsc):
+def _ring_pop_apply(ring, st, llvl, lsc):
     cap = ring.shape[0]
-    j = st[S_RING_HEAD]
+    j = st.feed_head
     code = ring[j].code
     if code == FEED_CLEAR_BOTH:
         ladder_clear_nb(llvl, lsc, 0)
@@ -520,37 +440,37 @@ def _ring_pop_apply(ring, st, stf, llvl, lsc):
     elif code == RING_TRADE or code == -RING_TRADE:
         px = ring[j].price_tick
         if code < 0:  # resting ask: buyer-initiated
-            if np.isnan(stf[F_TRADE_HI]) or px > stf[F_TRADE_HI]:
-                stf[F_TRADE_HI] = px
+            if np.isnan(st.trade_hi_tick) or px > st.trade_hi_tick:
+                st.trade_hi_tick = px
         else:
-            if np.isnan(stf[F_TRADE_LO]) or px < stf[F_TRADE_LO]:
-                stf[F_TRADE_LO] = px
-        stf[F_TRADE_QTY] += ring[j].qty
+            if np.isnan(st.trade_lo_tick) or px < st.trade_lo_tick:
+                st.trade_lo_tick = px
+        st.trade_qty += ring[j].qty
     else:
         ladder_change_nb(llvl, lsc, code, ring[j].price_tick, ring[j].qty)
-    st[S_RING_HEAD] = (j + 1) % cap
-    st[S_RING_N] -= 1
+    st.feed_head = (j + 1) % cap
+    st.feed_count -= 1
 
 
 @kernel
-def _feed(ring, st, stf, llvl, lsc, ts, code, px, dq):
+def _feed(ring, st, llvl, lsc, ts, code, px, dq):
     """Queue a change of the exchange book for the local view at local time ``ts``."""
-    if ts < st[S_RING_LAST]:
-        ts = st[S_RING_LAST]
-        st[S_FEED_CLAMPED] += 1
-    st[S_RING_LAST] = ts
+    if ts < st.feed_last_ts:
+        ts = st.feed_last_ts
+        st.n_feed_clamped += 1
+    st.feed_last_ts = ts
     if not _ring_push(ring, st, ts, code, px, dq):
-        st[S_RING_OVF] += 1
-        _ring_pop_apply(ring, st, stf, llvl, lsc)
+        st.n_feed_overflows += 1
+        _ring_pop_apply(ring, st, llvl, lsc)
         _ring_push(ring, st, ts, code, px, dq)
 
 
 @kernel
 def _l2_trade_at(ours, cfg, st, side, px, q):
     """L2: a trade of ``q`` lots at our price ``px`` reduces the queue ahead of our orders."""
-    base, cnt = _open_list(st, cfg, side)
+    slots, cnt = _open_list(st, side)
     for i in range(cnt):
-        k = st[base + i]
+        k = slots[i]
         if ours[k].exch_status == ST_OPEN and ours[k].price_tick == px:
             a = ours[k].queue_ahead - q
             ours[k].queue_ahead = a if a > 0.0 else 0.0
@@ -558,15 +478,15 @@ def _l2_trade_at(ours, cfg, st, side, px, q):
 
 
 @kernel
-def _l2_level_change(ours, cfg, fp, st, side, px, old_q, new_q):
+def _l2_level_change(ours, cfg, st, side, px, old_q, new_q):
     """Our orders at ``px`` when its level goes ``old_q`` → ``new_q`` lots: the queue model
     (:func:`mmsim.models.queue.queue_front_nb`) moves each one's ``ahead``, the lots traded
     at our price since the last depth update (``traded_since_depth``) netted out."""
-    base, cnt = _open_list(st, cfg, side)
-    model = cfg[C_QUEUE]
-    n = fp[CF_QUEUE_N]
+    slots, cnt = _open_list(st, side)
+    model = cfg.queue_model
+    n = cfg.queue_power_n
     for i in range(cnt):
-        k = st[base + i]
+        k = slots[i]
         if ours[k].exch_status != ST_OPEN or ours[k].price_tick != px:
             continue
         o = ours[k]
@@ -577,12 +497,12 @@ def _l2_level_change(ours, cfg, fp, st, side, px, old_q, new_q):
 
 @nb.njit(cache=True, inline="always", _nrt=False)
 def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring, ours,
-               st, stf, cfg, fp, lat, resp, fills, olog, counts):
+               st, cfg, lat, resp, fills, olog, counts):
     """L2: the level at ``px`` on ``side`` is now ``q`` lots."""
     idx = px - sc[L_BASE]
     w = sc[1]
     if idx < 0 or idx >= w:
-        if cfg[C_FOLLOW] == 0:
+        if cfg.ladder_follows_touch == 0:
             sc[L_OOW] += 1
             return 0
         # far-away levels (e.g. bids at 1000.00 next to 63,900) are not tracked unless the
@@ -593,41 +513,41 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
         if ref >= 0 and abs(px - ref) > w // 4:
             sc[L_OOW] += 1
             return 0
-        _recenter(px, lvl, sc, llvl, lsc, ring, st, stf, lts)
+        _recenter(px, lvl, sc, llvl, lsc, ring, st, lts)
     old = level_qty_nb(lvl, sc, side, px)
     if q == old:
         return 0
     ladder_change_nb(lvl, sc, side, px, q - old)
-    _feed(ring, st, stf, llvl, lsc, lts, side, px, q - old)
-    if cfg[C_FOLLOW] != 0:
+    _feed(ring, st, llvl, lsc, lts, side, px, q - old)
+    if cfg.ladder_follows_touch != 0:
         b = sc[L_BEST_BID] if side > 0 else sc[L_BEST_ASK]
         if b >= 0 and (b < w // 8 or b > w - w // 8):
-            _recenter(b + sc[L_BASE], lvl, sc, llvl, lsc, ring, st, stf, lts)
+            _recenter(b + sc[L_BASE], lvl, sc, llvl, lsc, ring, st, lts)
     if snap:
         return 0
-    if (side > 0 and nbid > 0 and px <= st[S_OB_BID]) or (
-        side < 0 and nask > 0 and px >= st[S_OB_ASK]
+    if (side > 0 and nbid > 0 and px <= st.open_bid_hi_tick) or (
+        side < 0 and nask > 0 and px >= st.open_ask_lo_tick
     ):
-        _l2_level_change(ours, cfg, fp, st, side, px, old, q)
+        _l2_level_change(ours, cfg, st, side, px, old, q)
     if q > old:
-        _opposite_volume(side, px, q - old, ev.exch_ts, nbid, nask, ours, st, stf, cfg,
-                         fp, lat, resp, fills, olog, counts, sc)
+        _opposite_volume(side, px, q - old, ev.exch_ts, nbid, nask, ours, st, cfg,
+                         lat, resp, fills, olog, counts, sc)
     return 0
 
 
 @kernel
-def _recenter(center_px, lvl, sc, llvl, lsc, ring, st, stf, lts):
+def _recenter(center_px, lvl, sc, llvl, lsc, ring, st, lts):
     """Centre the exchange ladder on ``center_px``; the local ladder follows via the feed."""
     new_base = center_px - sc[1] // 2
     ladder_recenter_nb(lvl, sc, new_base)
-    st[S_RECENTER] += 1
-    _feed(ring, st, stf, llvl, lsc, lts, RING_RECENTER, new_base, 0)
+    st.n_recenters += 1
+    _feed(ring, st, llvl, lsc, lts, RING_RECENTER, new_base, 0)
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
 def _market_event(
-    ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, st, stf, cfg,
-    fp, lat, resp, fills, olog, counts,
+    ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, st, cfg,
+    lat, resp, fills, olog, counts,
 ):
     """Apply one market event at the exchange, update our queue positions and fill us."""
     kind = ev.kind
@@ -636,23 +556,23 @@ def _market_event(
     q = ev.qty
     oid = ev.order_id
     ts = ev.exch_ts
-    if cfg[C_FEED_MODE] == FEED_EXCH_PLUS:
-        lts = ts + cfg[C_FEED_NS]
+    if cfg.feed_mode == FEED_EXCH_PLUS:
+        lts = ts + cfg.feed_ns
     else:
-        lts = ev.local_ts + cfg[C_FEED_NS]
+        lts = ev.local_ts + cfg.feed_ns
         if lts < ts:
             lts = ts
-            st[S_FEED_CLAMPED] += 1
-    st[S_LAST_TS] = ts
-    st[S_NEVENTS] += 1
-    if st[S_DIRTY] != 0:
-        _recompute_bounds(ours, st, cfg[C_MAX_OURS])
+            st.n_feed_clamped += 1
+    st.last_event_ts = ts
+    st.n_events += 1
+    if st.dirty != 0:
+        _recompute_bounds(ours, st, cfg.max_ours)
     if bs[B_NFREE] == 0 and (kind == EventKind.ADD or kind == EventKind.MODIFY) and oid != 0:
-        st[S_NEVENTS] -= 1
+        st.n_events -= 1
         return ERR_BOOK_FULL  # nothing applied yet: the driver grows the table and resumes
-    snap = st[S_IN_SNAP] != 0
-    nbid = st[S_NOPEN_BID]
-    nask = st[S_NOPEN_ASK]
+    snap = st.in_snapshot != 0
+    nbid = st.n_open_bids
+    nask = st.n_open_asks
 
     if kind == EventKind.ADD:
         if oid != 0:
@@ -661,21 +581,21 @@ def _market_event(
                 os_ = ordt[old, O_SIDE]
                 op = ordt[old, O_PRICE]
                 oq = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, old)
-                _feed(ring, st, stf, llvl, lsc, lts, os_, op, -oq)
+                _feed(ring, st, llvl, lsc, lts, os_, op, -oq)
                 _reduce_ahead(ours, cfg, st, os_, op, ordt[old, O_SEQ], oq)
         slot = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q, False)
         if slot == -2:
             return ERR_BOOK_FULL
-        _feed(ring, st, stf, llvl, lsc, lts, side, px, q)
+        _feed(ring, st, llvl, lsc, lts, side, px, q)
         if oid == 0 and ((side > 0 and nbid > 0) or (side < 0 and nask > 0)):
-            lb, cnt = _open_list(st, cfg, side)
+            slots, cnt = _open_list(st, side)
             for i in range(cnt):
-                k = st[lb + i]
+                k = slots[i]
                 if (ours[k].exch_status == ST_OPEN and ours[k].side == side
                         and ours[k].price_tick == px):
                     ours[k].queue_ahead += q
         if not snap:
-            _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat,
+            _opposite_volume(side, px, q, ts, nbid, nask, ours, st, cfg, lat,
                              resp, fills, olog, counts, sc)
         return 0
 
@@ -683,7 +603,7 @@ def _market_event(
         if oid == 0:
             removed = l3_anon_reduce_nb(lvl, anon, sc, side, px, q)
             if removed > 0:
-                _feed(ring, st, stf, llvl, lsc, lts, side, px, -removed)
+                _feed(ring, st, llvl, lsc, lts, side, px, -removed)
             seq = np.int64(-1)
             oside = side
             opx = px
@@ -699,18 +619,18 @@ def _market_event(
                 removed = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot)
             else:
                 removed = l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, q)
-            _feed(ring, st, stf, llvl, lsc, lts, oside, opx, -removed)
+            _feed(ring, st, llvl, lsc, lts, oside, opx, -removed)
         if kind == EventKind.EXECUTE and not snap and removed > 0:
-            _feed(ring, st, stf, llvl, lsc, lts, RING_TRADE if oside > 0 else -RING_TRADE, opx,
+            _feed(ring, st, llvl, lsc, lts, RING_TRADE if oside > 0 else -RING_TRADE, opx,
                   removed)
-        if (oside > 0 and nbid > 0 and opx <= st[S_OB_BID]) or (
-            oside < 0 and nask > 0 and opx >= st[S_OB_ASK]
+        if (oside > 0 and nbid > 0 and opx <= st.open_bid_hi_tick) or (
+            oside < 0 and nask > 0 and opx >= st.open_ask_lo_tick
         ):
             if kind == EventKind.EXECUTE and not snap:
                 # through-fills and behind-us executions first, then the queue ahead shrinks
                 behind = seq if seq >= 0 else np.int64(-1)
                 _fill_priority(ours, oside, opx, opx, behind, removed if removed > 0 else q,
-                               ts, st, stf, cfg, fp, lat, resp, fills, olog, counts, sc,
+                               ts, st, cfg, lat, resp, fills, olog, counts, sc,
                                False)
             _reduce_ahead(ours, cfg, st, oside, opx, seq, removed)
         return 0
@@ -721,7 +641,7 @@ def _market_event(
             s2 = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q, True)
             if s2 == -2:
                 return ERR_BOOK_FULL
-            _feed(ring, st, stf, llvl, lsc, lts, side, px, q)
+            _feed(ring, st, llvl, lsc, lts, side, px, q)
         else:
             oside = ordt[slot, O_SIDE]
             opx = ordt[slot, O_PRICE]
@@ -729,15 +649,15 @@ def _market_event(
             seq = ordt[slot, O_SEQ]
             lost = l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, side, px, q)
             if oside == side and opx == px:
-                _feed(ring, st, stf, llvl, lsc, lts, side, px, q - oq)
+                _feed(ring, st, llvl, lsc, lts, side, px, q - oq)
             else:
-                _feed(ring, st, stf, llvl, lsc, lts, oside, opx, -oq)
-                _feed(ring, st, stf, llvl, lsc, lts, side, px, q)
+                _feed(ring, st, llvl, lsc, lts, oside, opx, -oq)
+                _feed(ring, st, llvl, lsc, lts, side, px, q)
             dec = oq if lost == 1 else oq - q
             if dec > 0:
                 _reduce_ahead(ours, cfg, st, oside, opx, seq, dec)
         if not snap:
-            _opposite_volume(side, px, q, ts, nbid, nask, ours, st, stf, cfg, fp, lat,
+            _opposite_volume(side, px, q, ts, nbid, nask, ours, st, cfg, lat,
                              resp, fills, olog, counts, sc)
         return 0
 
@@ -747,15 +667,15 @@ def _market_event(
         # trades reach the strategy's view (INFO prints are carried by EXECUTE records)
         if side != 0 and (ev.flags & (EventFlag.CROSS | EventFlag.INFO)) == 0:
             code = RING_TRADE if side > 0 else -RING_TRADE
-            _feed(ring, st, stf, llvl, lsc, lts, code, px, q)
+            _feed(ring, st, llvl, lsc, lts, code, px, q)
         if (ev.flags & (EventFlag.INFO | EventFlag.CROSS)) != 0:
             return 0
-        if (side > 0 and nbid > 0 and px <= st[S_OB_BID]) or (
-            side < 0 and nask > 0 and px >= st[S_OB_ASK]
+        if (side > 0 and nbid > 0 and px <= st.open_bid_hi_tick) or (
+            side < 0 and nask > 0 and px >= st.open_ask_lo_tick
         ):
-            _fill_priority(ours, side, px, px, -1, q, ts, st, stf, cfg, fp, lat, resp,
+            _fill_priority(ours, side, px, px, -1, q, ts, st, cfg, lat, resp,
                             fills, olog, counts, sc, True)
-            if cfg[C_QUEUE] != QUEUE_FIFO:
+            if cfg.queue_model != QUEUE_FIFO:
                 # L2: the trade executed displayed volume ahead of us; the depth update that
                 # follows shows the same decrease, so remember it to net it out
                 _l2_trade_at(ours, cfg, st, side, px, q)
@@ -763,50 +683,50 @@ def _market_event(
 
     if kind == EventKind.LEVEL_SET:
         return _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
-                          ours, st, stf, cfg, fp, lat, resp, fills, olog, counts)
+                          ours, st, cfg, lat, resp, fills, olog, counts)
 
     if kind == EventKind.MARK:
-        stf[F_MARK] = ev.value
+        st.mark_price = ev.value
         return 0
 
     if kind == EventKind.FUNDING:
-        stf[F_FUND_RATE] = ev.value
+        st.funding_rate = ev.value
         nxt = oid
-        if nxt > st[S_LAST_FUND] and nxt != st[S_NEXT_FUND]:
-            st[S_NEXT_FUND] = nxt
+        if nxt > st.last_funding_ts and nxt != st.next_funding_ts:
+            st.next_funding_ts = nxt
         return 0
 
     if kind == EventKind.CLEAR:
         l3_clear_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, side)
         code = FEED_CLEAR_BOTH if side == 0 else (FEED_CLEAR_BIDS if side > 0 else FEED_CLEAR_ASKS)
-        _feed(ring, st, stf, llvl, lsc, lts, code, 0, 0)
-        for k in range(cfg[C_MAX_OURS]):
+        _feed(ring, st, llvl, lsc, lts, code, 0, 0)
+        for k in range(cfg.max_ours):
             if ours[k].exch_status == ST_OPEN and (side == 0 or ours[k].side == side):
                 ours[k].queue_ahead = 0.0
                 ours[k].seq = bs[B_SEQ]
         return 0
 
     if kind == EventKind.SNAPSHOT_BEGIN:
-        st[S_IN_SNAP] = 1
+        st.in_snapshot = 1
         return 0
 
     if kind == EventKind.SNAPSHOT_END:
-        st[S_IN_SNAP] = 0
+        st.in_snapshot = 0
         # the snapshot rebuilt the queues: our orders rejoin at the back of their levels
-        for k in range(cfg[C_MAX_OURS]):
+        for k in range(cfg.max_ours):
             if ours[k].exch_status == ST_OPEN:
                 ours[k].queue_ahead = level_qty_nb(lvl, sc, ours[k].side, ours[k].price_tick)
                 ours[k].seq = bs[B_SEQ]
         return 0
 
     if kind == EventKind.STATUS:
-        st[S_HALT] = 1 if ev.value < 0.5 else 0
+        st.halted = 1 if ev.value < 0.5 else 0
         return 0
     return 0
 
 
 @kernel
-def _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, fills, olog, counts,
+def _taker_walk(ours, slot, ts, st, cfg, lat, resp, fills, olog, counts,
                 lvl, sc):
     """Take liquidity for our order in ``slot`` from the opposite side of the exchange book.
 
@@ -827,7 +747,7 @@ def _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, fills, olog, counts
             avail = lvl[1, j]
             if avail > 0:
                 take = avail if avail < ours[slot].leaves else ours[slot].leaves
-                _fill(ours, slot, ts, p, take, Liquidity.TAKER, st, stf, cfg, fp, lat,
+                _fill(ours, slot, ts, p, take, Liquidity.TAKER, st, cfg, lat,
                       resp, fills, olog, counts, sc)
             j += 1
     else:
@@ -841,7 +761,7 @@ def _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, fills, olog, counts
             avail = lvl[0, j]
             if avail > 0:
                 take = avail if avail < ours[slot].leaves else ours[slot].leaves
-                _fill(ours, slot, ts, p, take, Liquidity.TAKER, st, stf, cfg, fp, lat,
+                _fill(ours, slot, ts, p, take, Liquidity.TAKER, st, cfg, lat,
                       resp, fills, olog, counts, sc)
             j -= 1
 
@@ -858,20 +778,20 @@ def _crosses(side, px, tif, sc):
 
 
 @kernel
-def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, fills, olog, counts,
+def _request_arrives(slot, ours, st, cfg, lat, resp, fills, olog, counts,
                      lvl, sc, bs):
     """Our request for ``slot`` reaches the exchange (at ``ours[slot].req_ts``)."""
     ts = ours[slot].req_ts
     req = ours[slot].req
     ours[slot].req = 0
-    st[S_DIRTY] = 1
+    st.dirty = 1
     if req == REQ_SUBMIT:
         rl = _resp_time(st, cfg, lat, 0, ts)
         side = ours[slot].side
         px = ours[slot].price_tick
         tif = ours[slot].tif
         reason = 0
-        if st[S_HALT] != 0:
+        if st.halted != 0:
             reason = Reject.HALTED
         elif tif == TimeInForce.POST_ONLY and _crosses(side, px, tif, sc):
             reason = Reject.POST_ONLY_WOULD_CROSS
@@ -885,7 +805,7 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, fills, olog, count
         _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.ACK, px,
                 ours[slot].qty, ours[slot].leaves, 0, 0, 0.0)
         if _crosses(side, px, tif, sc):
-            _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, fills, olog,
+            _taker_walk(ours, slot, ts, st, cfg, lat, resp, fills, olog,
                         counts, lvl, sc)
         if ours[slot].leaves > 0:
             if tif == TimeInForce.IOC or tif == TimeInForce.MARKET:
@@ -925,7 +845,7 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, fills, olog, count
             # (Binance USD-M's rule; CME eliminates it likewise)
             ours[slot].exch_status = ST_DONE
             ours[slot].leaves = 0
-            st[S_DIRTY] = 1
+            st.dirty = 1
             _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.CANCEL_ACK,
                     ours[slot].price_tick, ours[slot].qty, 0, 0, Reject.FILLED_BEYOND_NEW_QTY,
                     0.0)
@@ -947,7 +867,7 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, fills, olog, count
         _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.MODIFY_ACK, npx,
                 ours[slot].qty, nq, 0, 0, 0.0)
         if _crosses(side, npx, ours[slot].tif, sc):
-            _taker_walk(ours, slot, ts, st, stf, cfg, fp, lat, resp, fills, olog,
+            _taker_walk(ours, slot, ts, st, cfg, lat, resp, fills, olog,
                         counts, lvl, sc)
             if ours[slot].leaves > 0:
                 ours[slot].seq = bs[B_SEQ]
@@ -955,9 +875,9 @@ def _request_arrives(slot, ours, st, stf, cfg, fp, lat, resp, fills, olog, count
 
 
 @kernel
-def _response_arrives(resp, st, stf, ours):
+def _response_arrives(resp, st, ours):
     """Apply the earliest response to the strategy's view; returns (kind, slot)."""
-    n = st[S_NRESP]
+    n = st.n_responses
     j = 0
     for i in range(1, n):
         if resp[i].ts < resp[j].ts or (
@@ -977,10 +897,10 @@ def _response_arrives(resp, st, stf, ours):
         ours[slot].in_flight = 0
     elif kind == OrderEvent.FILL:
         side = ours[slot].side
-        st[S_LPOS] += side * resp[j].fill_qty
+        st.local_position += side * resp[j].fill_qty
         ours[slot].local_filled += resp[j].fill_qty
-        stf[F_LCASH] += resp[j].cash
-        stf[F_LAST_FILL_S] = ts
+        st.local_cash += resp[j].cash
+        st.last_fill_ts = ts
         ours[slot].local_leaves = resp[j].leaves
         if resp[j].leaves <= 0:
             ours[slot].local_status = ST_DONE
@@ -1002,7 +922,7 @@ def _response_arrives(resp, st, stf, ours):
     o = ours[slot]
     if o.is_hedge == 1 and o.local_status == ST_DONE and o.hedge_done == 0:
         ours[slot].hedge_done = 1
-        st[S_HEDGE_PENDING] -= 1
+        st.n_pending_hedges -= 1
     if ours[slot].n_responses == 0 and ours[slot].local_status == ST_DONE and \
             ours[slot].exch_status == ST_DONE and ours[slot].req == 0:
         ours[slot].local_status = ST_FREE
@@ -1010,7 +930,7 @@ def _response_arrives(resp, st, stf, ours):
     last = n - 1
     if j != last:
         resp[j] = resp[last]
-    st[S_NRESP] = last
+    st.n_responses = last
     _recompute_next_resp(resp, st)
     return kind, slot
 
@@ -1025,20 +945,20 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
     quantity cancels the order), so the order can never fill more than ``max(open now,
     qty)`` beyond what the strategy knows (see :func:`_exposure`).
     """
-    lk = cfg[C_LAT_KIND]
+    lk = cfg.latency_model
     if req == REQ_SUBMIT:
-        e = entry_latency_nb(lk, lat, 0, ts, st, S_RNG)
+        e = entry_latency_nb(lk, lat, 0, ts, st)
         ev = OrderEvent.SUBMIT
     elif req == REQ_CANCEL:
-        e = entry_latency_nb(lk, lat, 1, ts, st, S_RNG)
+        e = entry_latency_nb(lk, lat, 1, ts, st)
         ev = OrderEvent.CANCEL
     else:
-        e = entry_latency_nb(lk, lat, 2, ts, st, S_RNG)
+        e = entry_latency_nb(lk, lat, 2, ts, st)
         ev = OrderEvent.MODIFY
-    if ts + e < st[S_LAST_REQ]:  # one order-entry session: requests keep their order
-        e = st[S_LAST_REQ] - ts
-    st[S_LAST_REQ] = ts + e
-    st[S_REQ_SEQ] += 1
+    if ts + e < st.last_request_ts:  # one order-entry session: requests keep their order
+        e = st.last_request_ts - ts
+    st.last_request_ts = ts + e
+    st.request_seq += 1
     total = qty
     if req == REQ_MODIFY:
         total = ours[slot].local_filled + qty
@@ -1049,10 +969,10 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
     ours[slot].req_ts = ts + e
     ours[slot].req_price_tick = px
     ours[slot].req_qty = total
-    ours[slot].req_seq = st[S_REQ_SEQ]
+    ours[slot].req_seq = st.request_seq
     ours[slot].in_flight = 1
-    if ts + e < st[S_NEXT_REQ]:
-        st[S_NEXT_REQ] = ts + e
+    if ts + e < st.next_request_ts:
+        st.next_request_ts = ts + e
     if req == REQ_CANCEL:
         _log_order(olog, counts, ours, slot, ts, ts + e, ev, px, ours[slot].local_qty,
                    ours[slot].local_leaves, 0, 0)
@@ -1116,7 +1036,7 @@ def _reset_order(ours, slot):
 
 @kernel
 def _new_order(ours, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedge):
-    nmax = cfg[C_MAX_OURS]
+    nmax = cfg.max_ours
     slot = -1
     for k in range(nmax):
         o = ours[k]
@@ -1125,11 +1045,11 @@ def _new_order(ours, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedg
             slot = k
             break
     if slot < 0:
-        st[S_SLOT_FULL] += 1
+        st.n_slot_full += 1
         return -1
-    st[S_OID] += 1
+    st.last_order_id += 1
     _reset_order(ours, slot)
-    ours[slot].order_id = st[S_OID]
+    ours[slot].order_id = st.last_order_id
     ours[slot].side = side
     ours[slot].price_tick = px
     ours[slot].qty = qty
@@ -1143,7 +1063,7 @@ def _new_order(ours, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedg
     ours[slot].local_leaves = qty
     _send(ours, st, cfg, lat, olog, counts, slot, REQ_SUBMIT, ts, px, qty)
     if is_hedge:
-        st[S_HEDGE_PENDING] += 1
+        st.n_pending_hedges += 1
     return slot
 
 
@@ -1171,7 +1091,7 @@ def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, ma
     order's open quantity, is cut to fit (skipped when nothing fits). Cancels and size cuts
     free nothing until they are answered, since the order may fill before they arrive.
     """
-    nmax = cfg[C_MAX_OURS]
+    nmax = cfg.max_ours
     used[:] = 0
     matched[:nmax] = 0
     for k in range(nmax):
@@ -1201,7 +1121,7 @@ def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, ma
         if ours[k].in_flight != 0:
             continue
         target = -1
-        if cfg[C_REPLACE] == REPLACE_MODIFY:
+        if cfg.replace_mode == REPLACE_MODIFY:
             for j in range(n):
                 if used[j] == 0:
                     target = j
@@ -1218,15 +1138,15 @@ def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, ma
             if q <= 0:
                 continue
             _new_order(ours, st, cfg, lat, olog, counts, ts, side, tp[j], q,
-                       cfg[C_QUOTE_TIF], 0)
+                       cfg.quote_tif, 0)
 
 
 @kernel
-def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q):
-    t0 = st[S_T0]
+def _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q):
+    t0 = st.t0
     ctx[Ctx.TIME_S] = (now - t0) * 1e-9
-    if cfg[C_END_TS] > 0:
-        ctx[Ctx.TIME_TO_HORIZON_S] = max(0.0, (cfg[C_END_TS] - now) * 1e-9)
+    if cfg.end_ts > 0:
+        ctx[Ctx.TIME_TO_HORIZON_S] = max(0.0, (cfg.end_ts - now) * 1e-9)
     else:
         ctx[Ctx.TIME_TO_HORIZON_S] = np.inf
     ctx[Ctx.REASON] = reason
@@ -1249,19 +1169,19 @@ def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, dep
         ctx[Ctx.MID_TICK] = np.nan
         ctx[Ctx.SPREAD_TICK] = np.nan
         ctx[Ctx.WMID_TICK] = np.nan
-    ctx[Ctx.POSITION] = st[S_LPOS]
-    ctx[Ctx.CASH] = stf[F_LCASH]
-    ctx[Ctx.VOL_TICK] = np.sqrt(stf[F_VOL_VAR])
-    ctx[Ctx.TICK_SIZE] = fp[0]
-    ctx[Ctx.LOT_SIZE] = fp[1]
-    ctx[Ctx.MAX_POSITION] = cfg[C_MAX_POS] if cfg[C_MAX_POS] >= 0 else np.inf
-    ctx[Ctx.TARGET_POSITION] = cfg[C_TARGET_POS]
-    ctx[Ctx.N_PENDING_HEDGE] = st[S_HEDGE_PENDING]
-    lf = stf[F_LAST_FILL_S]
+    ctx[Ctx.POSITION] = st.local_position
+    ctx[Ctx.CASH] = st.local_cash
+    ctx[Ctx.VOL_TICK] = np.sqrt(st.vol_var)
+    ctx[Ctx.TICK_SIZE] = cfg.tick_size
+    ctx[Ctx.LOT_SIZE] = cfg.lot_size
+    ctx[Ctx.MAX_POSITION] = cfg.max_position_lots if cfg.max_position_lots >= 0 else np.inf
+    ctx[Ctx.TARGET_POSITION] = cfg.target_position_lots
+    ctx[Ctx.N_PENDING_HEDGE] = st.n_pending_hedges
+    lf = st.last_fill_ts
     ctx[Ctx.LAST_FILL_S] = (lf - t0) * 1e-9 if lf > 0 else -np.inf
-    ctx[Ctx.TRADE_HI_TICK] = stf[F_TRADE_HI]
-    ctx[Ctx.TRADE_LO_TICK] = stf[F_TRADE_LO]
-    ctx[Ctx.TRADE_QTY] = stf[F_TRADE_QTY]
+    ctx[Ctx.TRADE_HI_TICK] = st.trade_hi_tick
+    ctx[Ctx.TRADE_LO_TICK] = st.trade_lo_tick
+    ctx[Ctx.TRADE_QTY] = st.trade_qty
     ladder_top_nb(llvl, lsc, 1, CTX_DEPTH, depth_px, depth_q)
     for k in range(CTX_DEPTH):
         ctx[Ctx.DEPTH0 + 2 * k] = depth_px[k] if depth_px[k] >= 0 else np.nan
@@ -1273,7 +1193,7 @@ def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, dep
     nob = 0
     noa = 0
     c = 0
-    for k in range(cfg[C_MAX_OURS]):
+    for k in range(cfg.max_ours):
         ls = ours[k].local_status
         if ls == ST_PENDING or ls == ST_OPEN:
             if ours[k].is_hedge == 0:
@@ -1302,11 +1222,11 @@ def _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, dep
 
 
 @kernel
-def _fill_ctx_legs(ctx, st, cfg, fp, llvl, lsc):
+def _fill_ctx_legs(ctx, st, cfg, llvl, lsc):
     """The per-instrument blocks of ``ctx`` (:data:`mmsim.contracts.InstCtx`): each
     instrument's local top of book, mid, our position there, its grid and contract, its
     pending hedges and limit; ``ctx[Ctx.N_INSTRUMENTS]`` their number. ``st``, ``cfg``,
-    ``fp``, ``lsc`` are [n_instruments, ...], ``llvl`` [n_instruments, 2, W]."""
+    ``lsc`` are [n_instruments, ...], ``llvl`` [n_instruments, 2, W]."""
     ni = st.shape[0]
     ctx[Ctx.N_INSTRUMENTS] = ni
     npend = 0
@@ -1320,15 +1240,15 @@ def _fill_ctx_legs(ctx, st, cfg, fp, llvl, lsc):
         ctx[base + InstCtx.BID_QTY] = llvl[i, 0, sc[L_BEST_BID]] if b >= 0 else 0
         ctx[base + InstCtx.ASK_QTY] = llvl[i, 1, sc[L_BEST_ASK]] if a >= 0 else 0
         ctx[base + InstCtx.MID_TICK] = 0.5 * (a + b) if a >= 0 and b >= 0 else np.nan
-        ctx[base + InstCtx.POSITION] = st[i, S_LPOS]
-        ctx[base + InstCtx.TICK_SIZE] = fp[i, 0]
-        ctx[base + InstCtx.LOT_SIZE] = fp[i, 1]
-        ctx[base + InstCtx.MULTIPLIER] = fp[i, 2]
-        ctx[base + InstCtx.IS_INVERSE] = fp[i, 7]
-        ctx[base + InstCtx.N_PENDING_HEDGE] = st[i, S_HEDGE_PENDING]
-        mp = cfg[i, C_MAX_POS]
+        ctx[base + InstCtx.POSITION] = st[i].local_position
+        ctx[base + InstCtx.TICK_SIZE] = cfg[i].tick_size
+        ctx[base + InstCtx.LOT_SIZE] = cfg[i].lot_size
+        ctx[base + InstCtx.MULTIPLIER] = cfg[i].multiplier
+        ctx[base + InstCtx.IS_INVERSE] = cfg[i].is_inverse
+        ctx[base + InstCtx.N_PENDING_HEDGE] = st[i].n_pending_hedges
+        mp = cfg[i].max_position_lots
         ctx[base + InstCtx.MAX_POSITION] = mp if mp >= 0 else np.inf
-        npend += st[i, S_HEDGE_PENDING]
+        npend += st[i].n_pending_hedges
     # every hedge order still working, whatever its instrument
     ctx[Ctx.N_PENDING_HEDGE] = npend
 
@@ -1340,7 +1260,7 @@ def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
     Hedges are taking orders (MARKET, or IOC at a limit) and obey that instrument's
     position limit."""
     ni = st2.shape[0]
-    nmax = cfg2[0, C_MAX_OURS]
+    nmax = cfg2[0].max_ours
     nh = min(int(hout[HedgeOut.N]), MAX_HEDGE_ORDERS)
     for k in range(nh):
         base = HedgeOut.ORDER0 + HedgeOut.ORDER_SIZE * k
@@ -1353,9 +1273,9 @@ def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
             continue
         if tif != TimeInForce.MARKET and tif != TimeInForce.IOC:
             tif = TimeInForce.MARKET
-        maxp = cfg2[inst, C_MAX_POS]
+        maxp = cfg2[inst].max_position_lots
         if maxp >= 0:  # hedges obey the position limit too
-            r = maxp - side * st2[inst, S_LPOS] - _exposure(ours2[inst], nmax, side)
+            r = maxp - side * st2[inst].local_position - _exposure(ours2[inst], nmax, side)
             if q > r:
                 q = r
             if q <= 0:
@@ -1370,8 +1290,8 @@ def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
 
 @kernel
 def _decide(
-    now, reason, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout, st2, stf2,
-    cfg2, fp2, lat2, llvl2, lsc2, ours2, olog, counts, scr,
+    now, reason, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout, st2, cfg2,
+    lat2, llvl2, lsc2, ours2, olog, counts, scr,
 ):
     """Run the policy (and hedger) at local time ``now`` and act on their outputs.
 
@@ -1379,14 +1299,12 @@ def _decide(
     instrument, :func:`_fill_ctx_legs`); the hedger's orders go to the instruments they name.
     """
     st = st2[0]
-    stf = stf2[0]
     cfg = cfg2[0]
-    fp = fp2[0]
     lat = lat2[0]
     llvl = llvl2[0]
     lsc = lsc2[0]
     ours = ours2[0]
-    st[S_NDEC] += 1
+    st.n_decisions += 1
     tp = scr[0:MAX_LEVELS]
     tq = scr[MAX_LEVELS:2 * MAX_LEVELS]
     used = scr[2 * MAX_LEVELS:3 * MAX_LEVELS]
@@ -1399,38 +1317,38 @@ def _decide(
         a = best_ask_tick_nb(lsc)
         if b >= 0 and a >= 0:
             mid = 0.5 * (a + b)
-            last = stf[F_LAST_MID]
-            if not np.isnan(last) and stf[F_LAST_VOL_TS] > 0:
-                dt = (now - stf[F_LAST_VOL_TS]) * 1e-9
+            last = st.vol_last_mid
+            if not np.isnan(last) and st.vol_last_ts > 0:
+                dt = (now - st.vol_last_ts) * 1e-9
                 if dt > 0:
                     x = (mid - last) ** 2 / dt
-                    alpha = 1.0 - np.exp(-dt * np.log(2.0) / cfgf_halflife(fp))
-                    stf[F_VOL_VAR] += alpha * (x - stf[F_VOL_VAR])
-            stf[F_LAST_MID] = mid
-            stf[F_LAST_VOL_TS] = now
-    _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q)
-    _fill_ctx_legs(ctx, st2, cfg2, fp2, llvl2, lsc2)
-    warm = now - st[S_T0] >= cfg[C_WARMUP_NS]
+                    alpha = 1.0 - np.exp(-dt * np.log(2.0) / cfg.vol_halflife_s)
+                    st.vol_var += alpha * (x - st.vol_var)
+            st.vol_last_mid = mid
+            st.vol_last_ts = now
+    _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q)
+    _fill_ctx_legs(ctx, st2, cfg2, llvl2, lsc2)
+    warm = now - st.t0 >= cfg.warmup_ns
     qout[:] = 0.0
     rc = policy(ctx, pparams, pstate, qout)
     if rc != 0:
-        st[S_ERR] = rc
+        st.error_code = rc
         return ERR_POLICY
     if reason == 0:  # trade statistics run from one clock decision to the next
-        for i in range(stf2.shape[0]):
-            stf2[i, F_TRADE_HI] = np.nan
-            stf2[i, F_TRADE_LO] = np.nan
-            stf2[i, F_TRADE_QTY] = 0.0
+        for i in range(st2.shape[0]):
+            st2[i].trade_hi_tick = np.nan
+            st2[i].trade_lo_tick = np.nan
+            st2[i].trade_qty = 0.0
     nbid = quote_levels_nb(qout, 1)
     nask = quote_levels_nb(qout, -1)
-    if not warm or st[S_HALT] != 0:
+    if not warm or st.halted != 0:
         # warm-up, or trading halted (a STATUS event: an exchange halt, or a feed gap being
         # resynchronised): quote nothing, so the order manager cancels our resting quotes
         nbid = 0
         nask = 0
-    maxp = cfg[C_MAX_POS]
-    pos = st[S_LPOS]
-    nmax = cfg[C_MAX_OURS]
+    maxp = cfg.max_position_lots
+    pos = st.local_position
+    nmax = cfg.max_ours
     big = np.int64(2**62)
     # the limit holds at the exchange: position + every open and in-flight lot on the side
     room_b = maxp - pos - _exposure(ours, nmax, 1) if maxp >= 0 else big
@@ -1445,58 +1363,53 @@ def _decide(
                 n += 1
         _manage_side(ours, st, cfg, lat, olog, counts, now, side, tp, tq, n, used,
                      matched, room)
-    if cfg[C_HAS_HEDGER] != 0 and warm:
-        _fill_ctx(ctx, now, reason, st, stf, cfg, fp, llvl, lsc, ours, depth_px, depth_q)
-        _fill_ctx_legs(ctx, st2, cfg2, fp2, llvl2, lsc2)
+    if cfg.has_hedger != 0 and warm:
+        _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q)
+        _fill_ctx_legs(ctx, st2, cfg2, llvl2, lsc2)
         hout[:] = 0.0
         rc = hedger(ctx, hparams, hstate, hout)
         if rc != 0:
-            st[S_ERR] = rc
+            st.error_code = rc
             return ERR_HEDGER
         _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts)
     return 0
 
 
-@nb.njit(cache=True, inline="always", _nrt=False)
-def cfgf_halflife(fp):
-    return fp[CF_VOL_HALFLIFE_S]
-
-
 @kernel
-def _charge_funding(st, stf, fp):
-    """Perpetual funding at ``st[S_NEXT_FUND]`` (MODELS.md §8): linear
+def _charge_funding(st, cfg):
+    """Perpetual funding at ``st.next_funding_ts`` (MODELS.md §8): linear
     ``cash −= q·mark·rate·multiplier``; inverse (coin) ``cash −= q·multiplier/mark·rate``.
     Longs pay when the rate is positive. Without a mark price yet, nothing is charged."""
-    mark = stf[F_MARK]
-    rate = stf[F_FUND_RATE]
-    units = st[S_POS] * fp[1]
+    mark = st.mark_price
+    rate = st.funding_rate
+    units = st.position * cfg.lot_size
     if not np.isnan(mark) and mark > 0.0 and units != 0.0:
-        if fp[7] > 0.5:
-            pay = units * fp[2] / mark * rate
+        if cfg.is_inverse > 0.5:
+            pay = units * cfg.multiplier / mark * rate
         else:
-            pay = units * mark * rate * fp[2]
-        stf[F_CASH] -= pay
-        stf[F_LCASH] -= pay
-        stf[F_FUNDING] += pay
-    st[S_LAST_FUND] = st[S_NEXT_FUND]
-    st[S_NEXT_FUND] = INF_TS
-    st[S_NFUND] += 1
+            pay = units * mark * rate * cfg.multiplier
+        st.cash -= pay
+        st.local_cash -= pay
+        st.funding += pay
+    st.last_funding_ts = st.next_funding_ts
+    st.next_funding_ts = INF_TS
+    st.n_funding += 1
 
 
 @kernel
-def _sample_equity(eq, counts, ts, st, stf, sc, inst):
+def _sample_equity(eq, counts, ts, st, sc, inst):
     j = counts[2]
     eq[j].instrument = inst
     eq[j].ts = ts
-    eq[j].position = st[S_POS]
+    eq[j].position = st.position
     eq[j].mid_tick = _exch_mid(sc)
-    eq[j].cash = stf[F_CASH]
-    eq[j].fees = stf[F_FEES]
-    eq[j].traded_qty = st[S_TRADED]
-    eq[j].n_fills = st[S_NFILLS]
-    eq[j].funding = stf[F_FUNDING]
+    eq[j].cash = st.cash
+    eq[j].fees = st.fees
+    eq[j].traded_qty = st.traded_lots
+    eq[j].n_fills = st.n_fills
+    eq[j].funding = st.funding
     counts[2] = j + 1
-    st[S_LAST_EQ_TS] = ts
+    st.last_equity_ts = ts
 
 
 @kernel
@@ -1512,7 +1425,7 @@ def _needs_flush(counts, fills, olog, eq):
 def _run_internal(
     limit, inclusive, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
     ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp,
-    st, stf, cfg, fp, lat, fills, olog, eq, counts, scr,
+    st, cfg, lat, fills, olog, eq, counts, scr,
 ):
     """Process every scheduled action before ``limit`` (or at it, when ``inclusive``).
 
@@ -1522,7 +1435,7 @@ def _run_internal(
     """
     ni = st.shape[0]
     g = st[0]  # the run's clocks live with the quoted instrument
-    nmax = cfg[0, C_MAX_OURS]
+    nmax = cfg[0].max_ours
     while True:
         t_ring = INF_TS
         t_resp = INF_TS
@@ -1533,22 +1446,22 @@ def _run_internal(
         j_req = 0
         j_fund = 0
         for j in range(ni):
-            if st[j, S_RING_N] > 0:
-                tr = ring[j, st[j, S_RING_HEAD]].ts
+            if st[j].feed_count > 0:
+                tr = ring[j, st[j].feed_head].ts
                 if tr < t_ring:
                     t_ring = tr
                     j_ring = j
-            if st[j, S_NEXT_RESP] < t_resp:
-                t_resp = st[j, S_NEXT_RESP]
+            if st[j].next_response_ts < t_resp:
+                t_resp = st[j].next_response_ts
                 j_resp = j
-            if st[j, S_NEXT_REQ] < t_req:
-                t_req = st[j, S_NEXT_REQ]
+            if st[j].next_request_ts < t_req:
+                t_req = st[j].next_request_ts
                 j_req = j
-            if st[j, S_NEXT_FUND] < t_fund:
-                t_fund = st[j, S_NEXT_FUND]
+            if st[j].next_funding_ts < t_fund:
+                t_fund = st[j].next_funding_ts
                 j_fund = j
-        t_dec = g[S_NEXT_DEC]
-        t_eq = g[S_NEXT_EQ]
+        t_dec = g.next_decision_ts
+        t_eq = g.next_equity_ts
         tmin = min(min(t_ring, t_resp, t_req, t_dec, t_eq), t_fund)
         if tmin > limit or (tmin == limit and not inclusive):
             return RET_DONE
@@ -1556,13 +1469,13 @@ def _run_internal(
             return RET_FLUSH
         if t_ring == tmin:
             j = j_ring
-            _ring_pop_apply(ring[j], st[j], stf[j], llvl[j], lsc[j])
+            _ring_pop_apply(ring[j], st[j], llvl[j], lsc[j])
         elif t_resp == tmin:
             j = j_resp
-            kind, slot = _response_arrives(resp[j], st[j], stf[j], ours[j])
-            if kind == OrderEvent.FILL and cfg[0, C_DECIDE_ON_FILL] != 0:
+            kind, slot = _response_arrives(resp[j], st[j], ours[j])
+            if kind == OrderEvent.FILL and cfg[0].decide_on_fill != 0:
                 rc = _decide(tmin, 1, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
-                             hout, st, stf, cfg, fp, lat, llvl, lsc, ours, olog, counts,
+                             hout, st, cfg, lat, llvl, lsc, ours, olog, counts,
                              scr)
                 if rc != 0:
                     return rc
@@ -1577,13 +1490,13 @@ def _run_internal(
                 if oj[k].req != 0 and oj[k].req_ts == tmin:
                     if best < 0 or oj[k].req_seq < oj[best].req_seq:
                         best = k
-            _request_arrives(best, oj, st[j], stf[j], cfg[j], fp[j], lat[j], resp[j], fills,
+            _request_arrives(best, oj, st[j], cfg[j], lat[j], resp[j], fills,
                              olog, counts, lvl[j], sc[j], bs[j])
             _recompute_next_req(oj, st[j], nmax)
         elif t_dec == tmin:
-            g[S_NEXT_DEC] = t_dec + cfg[0, C_DEC_NS]
+            g.next_decision_ts = t_dec + cfg[0].decision_ns
             rc = _decide(tmin, 0, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
-                         hout, st, stf, cfg, fp, lat, llvl, lsc, ours, olog, counts,
+                         hout, st, cfg, lat, llvl, lsc, ours, olog, counts,
                          scr)
             if rc != 0:
                 return rc
@@ -1591,11 +1504,11 @@ def _run_internal(
                 _recompute_next_req(ours[i], st[i], nmax)
         elif t_fund == tmin:
             j = j_fund
-            _charge_funding(st[j], stf[j], fp[j])
+            _charge_funding(st[j], cfg[j])
         else:
-            g[S_NEXT_EQ] = t_eq + cfg[0, C_EQ_NS]
+            g.next_equity_ts = t_eq + cfg[0].equity_ns
             for j in range(ni):
-                _sample_equity(eq, counts, tmin, st[j], stf[j], sc[j], j)
+                _sample_equity(eq, counts, tmin, st[j], sc[j], j)
 
 
 def _arr(dtype, ndim=1):
@@ -1614,7 +1527,7 @@ RUN_SIG = nb.types.int64(
     POLICY_FTYPE, _F1, _F1, HEDGER_FTYPE, _F1, _F1, _F1, _F1, _F1,
     _I3, _I2, _I2, _I2, _I2, _I3, _I3, _I2, _I3, _I2, _arr(FEED_DTYPE, 2),
     _arr(OUR_ORDER_DTYPE, 2), _arr(RESPONSE_DTYPE, 2),
-    _I2, _F2, _I2, _F2, _F2,
+    _arr(ENGINE_STATE_DTYPE), _arr(ENGINE_PARAMS_DTYPE), _F2,
     _arr(FILL_DTYPE), _arr(ORDER_LOG_DTYPE), _arr(EQUITY_DTYPE), _I1, _I1,
 )
 
@@ -1623,13 +1536,13 @@ RUN_SIG = nb.types.int64(
 def run_nb(
     events, inst_of, final, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
     ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp,
-    st, stf, cfg, fp, lat, fills, olog, eq, counts, scr,
+    st, cfg, lat, fills, olog, eq, counts, scr,
 ):
-    """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[0, S_I]``.
+    """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[0].resume_index``.
 
     ``inst_of`` (uint8[n]) is the instrument index of each event; empty means every event
     is the quoted instrument's (index 0). Every state array has a leading instrument axis
-    (``st[i]`` is instrument ``i``'s integer state, ``ours[i]`` its order slots, ``lvl[i]`` its
+    (``st[i]`` is instrument ``i``'s state record, ``ours[i]`` its order slots, ``lvl[i]`` its
     exchange ladder, …); the run's clocks live in ``st[0]``.
 
     Returns ``RET_DONE`` when the chunk is consumed (and, with ``final``, every action up to the
@@ -1640,12 +1553,12 @@ def run_nb(
     ni = st.shape[0]
     multi = inst_of.shape[0] > 0
     g = st[0]
-    i = g[S_I]
-    if n > 0 and g[S_T0] < 0:
+    i = g.resume_index
+    if n > 0 and g.t0 < 0:
         t0 = events[0].exch_ts
-        g[S_T0] = t0
-        g[S_NEXT_DEC] = t0 + cfg[0, C_DEC_NS]
-        g[S_NEXT_EQ] = t0
+        g.t0 = t0
+        g.next_decision_ts = t0 + cfg[0].decision_ns
+        g.next_equity_ts = t0
     while i < n:
         # a run of events of one instrument k: its arrays are taken once for the run
         k = inst_of[i] if multi else 0
@@ -1656,63 +1569,63 @@ def run_nb(
                 end += 1
         o_k, f_k, hk_k, hv_k, bs_k = ordt[k], free[k], hkeys[k], hvals[k], bs[k]
         lv_k, an_k, sc_k, ll_k, ls_k = lvl[k], anon[k], sc[k], llvl[k], lsc[k]
-        ri_k, ou_k, st_k, sf_k = ring[k], ours[k], st[k], stf[k]
-        cf_k, fp_k, la_k, re_k = cfg[k], fp[k], lat[k], resp[k]
+        ri_k, ou_k, st_k = ring[k], ours[k], st[k]
+        cf_k, la_k, re_k = cfg[k], lat[k], resp[k]
         while i < end:
             ts = events[i].exch_ts
             # fast path: instrument k's feed updates due before this event, with nothing
             # else scheduled earlier
             if ni == 1:
-                t_other = min(min(g[S_NEXT_REQ], g[S_NEXT_RESP], g[S_NEXT_DEC],
-                                  g[S_NEXT_EQ]), g[S_NEXT_FUND])
+                t_other = min(min(g.next_request_ts, g.next_response_ts, g.next_decision_ts,
+                                  g.next_equity_ts), g.next_funding_ts)
             else:
-                t_other = min(g[S_NEXT_DEC], g[S_NEXT_EQ])
+                t_other = min(g.next_decision_ts, g.next_equity_ts)
                 for j in range(ni):
-                    t_other = min(min(t_other, st[j, S_NEXT_REQ], st[j, S_NEXT_RESP]),
-                                  st[j, S_NEXT_FUND])
-            while st_k[S_RING_N] > 0:
-                tr = ri_k[st_k[S_RING_HEAD]].ts
+                    t_other = min(min(t_other, st[j].next_request_ts, st[j].next_response_ts),
+                                  st[j].next_funding_ts)
+            while st_k.feed_count > 0:
+                tr = ri_k[st_k.feed_head].ts
                 if tr >= ts or tr > t_other:
                     break
-                _ring_pop_apply(ri_k, st_k, sf_k, ll_k, ls_k)
-            due = t_other < ts or (st_k[S_RING_N] > 0 and ri_k[st_k[S_RING_HEAD]].ts < ts)
+                _ring_pop_apply(ri_k, st_k, ll_k, ls_k)
+            due = t_other < ts or (st_k.feed_count > 0 and ri_k[st_k.feed_head].ts < ts)
             if multi and not due:  # the other instruments' feed updates
                 for j in range(ni):
-                    if j != k and st[j, S_RING_N] > 0 and ring[j, st[j, S_RING_HEAD]].ts < ts:
+                    if j != k and st[j].feed_count > 0 and ring[j, st[j].feed_head].ts < ts:
                         due = True
             if due:
                 rc = _run_internal(ts, False, policy, pparams, pstate, hedger, hparams, hstate,
                                    ctx, qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc,
-                                   llvl, lsc, ring, ours, resp, st, stf, cfg, fp, lat, fills,
+                                   llvl, lsc, ring, ours, resp, st, cfg, lat, fills,
                                    olog, eq, counts, scr)
                 if rc != RET_DONE:
-                    g[S_I] = i
+                    g.resume_index = i
                     return rc
             if _needs_flush(counts, fills, olog, eq):
-                g[S_I] = i
+                g.resume_index = i
                 return RET_FLUSH
             rc = _market_event(events[i], o_k, f_k, hk_k, hv_k, bs_k, lv_k, an_k, sc_k, ll_k,
-                               ls_k, ri_k, ou_k, st_k, sf_k, cf_k, fp_k, la_k, re_k, fills,
+                               ls_k, ri_k, ou_k, st_k, cf_k, la_k, re_k, fills,
                                olog, counts)
             if rc != 0:
-                g[S_I] = i
+                g.resume_index = i
                 return rc
             i += 1
-    g[S_I] = 0
+    g.resume_index = 0
     if final:
-        last = g[S_LAST_TS]
+        last = g.last_event_ts
         for j in range(ni):
-            if st[j, S_LAST_TS] > last:
-                last = st[j, S_LAST_TS]
+            if st[j].last_event_ts > last:
+                last = st[j].last_event_ts
         rc = _run_internal(last, True, policy, pparams, pstate, hedger, hparams, hstate,
                            ctx, qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl,
-                           lsc, ring, ours, resp, st, stf, cfg, fp, lat, fills,
+                           lsc, ring, ours, resp, st, cfg, lat, fills,
                            olog, eq, counts, scr)
         if rc != RET_DONE:
-            g[S_I] = n
+            g.resume_index = n
             return rc
-        if g[S_LAST_EQ_TS] < last:
+        if g.last_equity_ts < last:
             # a closing sample at the last event, so the equity curve holds every fill
             for j in range(ni):
-                _sample_equity(eq, counts, last, st[j], stf[j], sc[j], j)
+                _sample_equity(eq, counts, last, st[j], sc[j], j)
     return RET_DONE

@@ -63,28 +63,29 @@ LAT_SERIES0 = 24
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
-def _next_u64(st, k):
-    # xorshift64* (Vigna 2016), state in st[k] (int64, never 0)
-    x = st[k]
+def _next_u64(st):
+    # xorshift64* (Vigna 2016), state in st.rng (int64, never 0)
+    x = st.rng
     x ^= (x >> 12) & 0x000FFFFFFFFFFFFF
     x ^= x << 25
     x ^= (x >> 27) & 0x0000001FFFFFFFFF
-    st[k] = x
+    st.rng = x
     return x * 2685821657736338717
 
 
 @kernel
-def uniform_nb(st, k):
-    """Uniform in (0, 1) from the xorshift64* state ``st[k]``."""
-    v = (_next_u64(st, k) >> 11) & 0x1FFFFFFFFFFFFF
+def uniform_nb(st):
+    """Uniform in (0, 1) from the xorshift64* state ``st.rng`` (a record with an int64
+    field ``rng``, e.g. :data:`mmsim.dtypes.ENGINE_STATE_DTYPE`)."""
+    v = (_next_u64(st) >> 11) & 0x1FFFFFFFFFFFFF
     return (v + 0.5) * (1.0 / 9007199254740992.0)
 
 
 @kernel
-def normal_nb(st, k):
-    """Standard normal by Box–Muller from two uniforms of ``st[k]``."""
-    u1 = uniform_nb(st, k)
-    u2 = uniform_nb(st, k)
+def normal_nb(st):
+    """Standard normal by Box–Muller from two uniforms of ``st.rng``."""
+    u1 = uniform_nb(st)
+    u2 = uniform_nb(st)
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
@@ -119,9 +120,9 @@ def interp_latency_nb(params, action, col, ts):
 
 
 @kernel
-def _latency(kind, params, idx, st, rng_k, ts):
+def _latency(kind, params, idx, st, ts):
     if kind == 1:
-        return int(params[idx] * np.exp(params[6 + idx] * normal_nb(st, rng_k)))
+        return int(params[idx] * np.exp(params[6 + idx] * normal_nb(st)))
     if kind == 2:
         origin = np.int64(params[18]) * 4294967296 + np.int64(params[19])
         v = interp_latency_nb(params, idx % 3, 1 + idx // 3, float(ts - origin))
@@ -130,62 +131,56 @@ def _latency(kind, params, idx, st, rng_k, ts):
 
 
 @kernel
-def entry_latency_nb(kind, params, action, ts, st, rng_k):
-    """Nanoseconds from our local send at ``ts`` to the exchange, for ``action``."""
-    return _latency(kind, params, action, st, rng_k, ts)
+def entry_latency_nb(kind, params, action, ts, st):
+    """Nanoseconds from our local send at ``ts`` to the exchange, for ``action``; random
+    draws advance the state record's ``st.rng``."""
+    return _latency(kind, params, action, st, ts)
 
 
 @kernel
-def response_latency_nb(kind, params, action, ts, st, rng_k):
+def response_latency_nb(kind, params, action, ts, st):
     """Nanoseconds from the exchange at ``ts`` back to the strategy, for ``action``."""
-    return _latency(kind, params, 3 + action, st, rng_k, ts)
+    return _latency(kind, params, 3 + action, st, ts)
 
 
 # ---- fees --------------------------------------------------------------------------------
-# fee parameter vector (float64[FEE_PARAMS])
-FEE_TICK_SIZE = 0
-FEE_LOT_SIZE = 1
-FEE_MULT = 2
-FEE_MAKER_BPS = 3
-FEE_TAKER_BPS = 4
-FEE_MAKER_PER_LOT = 5
-FEE_TAKER_PER_LOT = 6
-FEE_INVERSE = 7
-FEE_PARAMS = 8
+# ``p`` is a record with the instrument's fields tick_size, lot_size, multiplier,
+# maker_fee_bps, taker_fee_bps, maker_fee_per_lot, taker_fee_per_lot and is_inverse (1.0 for
+# an inverse contract): :data:`mmsim.dtypes.ENGINE_PARAMS_DTYPE`.
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
-def notional_nb(fp, price_tick, qty_lots):
+def notional_nb(p, price_tick, qty_lots):
     """Notional of ``qty_lots`` at ``price_tick``, in the settlement currency (MODELS.md §8).
 
     Linear: ``qty·lot·price·multiplier`` (quote currency); inverse: ``qty·lot·multiplier/price``
     (coin).
     """
-    px = price_tick * fp[FEE_TICK_SIZE]
-    units = qty_lots * fp[FEE_LOT_SIZE]
-    if fp[FEE_INVERSE] > 0.5:
-        return units * fp[FEE_MULT] / px
-    return units * px * fp[FEE_MULT]
+    px = price_tick * p.tick_size
+    units = qty_lots * p.lot_size
+    if p.is_inverse > 0.5:
+        return units * p.multiplier / px
+    return units * px * p.multiplier
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
-def fee_nb(fp, price_tick, qty_lots, is_maker):
+def fee_nb(p, price_tick, qty_lots, is_maker):
     """Fee of one fill in the settlement currency; negative is a rebate (MODELS.md §8)."""
-    n = notional_nb(fp, price_tick, qty_lots)
+    n = notional_nb(p, price_tick, qty_lots)
     if is_maker:
-        return n * fp[FEE_MAKER_BPS] * 1e-4 + qty_lots * fp[FEE_MAKER_PER_LOT]
-    return n * fp[FEE_TAKER_BPS] * 1e-4 + qty_lots * fp[FEE_TAKER_PER_LOT]
+        return n * p.maker_fee_bps * 1e-4 + qty_lots * p.maker_fee_per_lot
+    return n * p.taker_fee_bps * 1e-4 + qty_lots * p.taker_fee_per_lot
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
-def cash_flow_nb(fp, side, price_tick, qty_lots):
+def cash_flow_nb(p, side, price_tick, qty_lots):
     """Cash change of a fill before fees, in the settlement currency (MODELS.md §8).
 
     Linear: ``-side·notional`` (buying pays quote currency). Inverse: ``+side·notional_coin``,
     so that with equity marked as ``cash - q·lot·multiplier/mid`` the PnL of a round trip is
     ``q·multiplier·(1/p_entry - 1/p_exit)`` coin.
     """
-    n = notional_nb(fp, price_tick, qty_lots)
-    if fp[FEE_INVERSE] > 0.5:
+    n = notional_nb(p, price_tick, qty_lots)
+    if p.is_inverse > 0.5:
         return side * n
     return -side * n
