@@ -183,3 +183,43 @@ def test_an_idle_second_instrument_leaves_the_first_identical(streams):
     _same(o1, o2)
     _same(e1, e2[e2["instrument"] == 0])
     assert (e2["instrument"] == 1).sum() == len(e1)
+
+
+def test_an_inverse_hedge_instrument_is_sized_and_charged_in_coin():
+    """Quoted: linear, 1 coin a lot. Hedge: inverse, 10 USD a contract (delta per contract
+    10/mid coin, MODELS.md §12). A fill of 10 coin on the quoted instrument is hedged with
+    floor(10·mid/10) contracts at the local mid 100.05: 100 contracts, walking 40 @ 100.0 and
+    60 @ 99.9; fees and cash in coin (notional q·10/price)."""
+    inverse = Instrument(symbol="I", tick_size=0.1, lot_size=1.0, multiplier=10.0,
+                         contract="inverse", taker_fee_bps=5.0)
+    raw = {
+        "data": {"kind": "synthetic"},
+        "policy": {"name": "static", "bid_tick": 10000, "bid_qty": 10},
+        "latency": {"feed_nanos": 0, "entry_nanos": MS, "response_nanos": MS},
+        "engine": {"decision_interval_nanos": 100 * MS, "equity_interval_nanos": 100 * MS,
+                   "book_width_ticks": 4096, "max_book_orders": 4096, "horizon": "none"},
+        "queue": {"model": "risk_averse"},
+        "instruments": [{"name": "I", "data": {"kind": "synthetic"},
+                         "instrument": inverse.model_dump()}],
+        "hedger": {"name": "cross_delta", "instrument": "I", "threshold": 0.0},
+    }
+    cfg = config_from_dict(raw)
+    spec = resolve_for_events(cfg, instrument=Instrument(symbol="Q", tick_size=0.01),
+                              ref_price_tick=10_000, book="L2",
+                              others=[{"ref_price_tick": 1000, "book": "L2"}])
+    eng = Engine(spec)
+    book1 = [(0, K.LEVEL_SET, 1, 1000, 40, 0), (0, K.LEVEL_SET, 1, 999, 100, 0),
+             (0, K.LEVEL_SET, -1, 1001, 100, 0)]
+    ev, inst = _merge(BOOK0 + [(150, K.TRADE, 1, 10000, 10, 0),
+                               (400, K.LEVEL_SET, -1, 10005, 90, 0)], book1)
+    fills, orders, equity = _run(eng, ev, inst)
+    h = fills[fills["instrument"] == 1]
+    assert list(h["qty"]) == [40, 60] and list(h["price_tick"]) == [1000, 999]
+    coin = np.array([40 * 10 / 100.0, 60 * 10 / 99.9])
+    np.testing.assert_allclose(h["fee"], coin * 5e-4)
+    # inverse cash flow is +side·notional (MODELS.md §8): the sale books −notional coin, which
+    # the equity's −q·lot·multiplier/mid term (q = −100) marks back
+    np.testing.assert_allclose(h["cash"][-1], -coin.sum() - (coin * 5e-4).sum())
+    assert eng.state[1]["position"] == -100
+    net = 10.0 + (-100) * 10.0 / 100.05
+    assert abs(net) < 10.0 / 100.05  # within one contract's delta
