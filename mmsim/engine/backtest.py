@@ -248,12 +248,15 @@ class Engine:
         b = self.B
         return enb.run_nb(
             events, self._no_inst if inst_of is None else inst_of, final, self._pkernel,
-            self.pparams, self.pstate, self._hkernel, self.hparams, self.hstate, self.ctx,
-            self.qout, self.hout,
-            b["ordt"], b["free"], b["hkeys"], b["hvals"], b["bs"], b["lvl"], b["anon"], b["sc"],
-            self.llvl_all, self.lsc_all, self.ring_all, self.ours_all, self.resp_all,
-            self.state, self.params, self.lat_all, self.fills,
-            self.olog, self.eq, self.counts, self.scratch,
+            self._hkernel,
+            enb.Work(self.pparams, self.pstate, self.hparams, self.hstate, self.ctx, self.qout,
+                     self.hout, self.scratch),
+            enb.Books(b["ordt"], b["free"], b["hkeys"], b["hvals"], b["bs"], b["lvl"], b["anon"],
+                      b["sc"]),
+            enb.Local(self.llvl_all, self.lsc_all, self.ring_all),
+            enb.Orders(self.ours_all, self.resp_all),
+            self.state, self.params, self.lat_all,
+            enb.Out(self.fills, self.olog, self.eq, self.counts),
         )
 
     def _flush(self, sink: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> None:

@@ -39,6 +39,8 @@ Queue position, L2 (MODELS.md §6; ``cfg.queue_model``)
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
@@ -151,6 +153,64 @@ RET_FLUSH = 1
 ERR_POLICY = -1
 ERR_HEDGER = -2
 ERR_BOOK_FULL = -3
+
+class Work(NamedTuple):
+    """The policy's and hedger's arrays and the engine's scratch (float64 but ``scratch``):
+    their parameter and state vectors, the context they read (``ctx``, :data:`Ctx`), their
+    outputs (``qout``: :data:`Quote`, ``hout``: :data:`HedgeOut`) and int64 scratch
+    (:data:`SCRATCH_FIXED` + one per order slot)."""
+
+    pparams: np.ndarray
+    pstate: np.ndarray
+    hparams: np.ndarray
+    hstate: np.ndarray
+    ctx: np.ndarray
+    qout: np.ndarray
+    hout: np.ndarray
+    scratch: np.ndarray
+
+
+class Books(NamedTuple):
+    """The exchange books, stacked on a leading instrument axis (:mod:`mmsim.book.nb`: the
+    L3 order table ``ordt``, its free list, hash map and scalars, the price ladder ``lvl`` and
+    its scalars ``sc``, the anonymous volume ``anon``)."""
+
+    ordt: np.ndarray
+    free: np.ndarray
+    hkeys: np.ndarray
+    hvals: np.ndarray
+    bs: np.ndarray
+    lvl: np.ndarray
+    anon: np.ndarray
+    sc: np.ndarray
+
+
+class Local(NamedTuple):
+    """The strategy's delayed view, per instrument: its ladder (``llvl``, scalars ``lsc``)
+    and the feed queue that brings the exchange's changes to it (``ring``, FEED_DTYPE)."""
+
+    llvl: np.ndarray
+    lsc: np.ndarray
+    ring: np.ndarray
+
+
+class Orders(NamedTuple):
+    """Our order slots (OUR_ORDER_DTYPE) and the responses in flight (RESPONSE_DTYPE), per
+    instrument."""
+
+    ours: np.ndarray
+    resp: np.ndarray
+
+
+class Out(NamedTuple):
+    """The output buffers (FILL_DTYPE, ORDER_LOG_DTYPE, EQUITY_DTYPE) and their fill counts
+    (int64[3]: fills, orders log, equity)."""
+
+    fills: np.ndarray
+    olog: np.ndarray
+    eq: np.ndarray
+    counts: np.ndarray
+
 
 _FLUSH_MARGIN = 256
 #: scratch int64 array: quote prices, sizes, flags, ctx depth, then one flag per order slot
@@ -1289,15 +1349,15 @@ def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
 
 
 @kernel
-def _decide(
-    now, reason, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout, st2, cfg2,
-    lat2, llvl2, lsc2, ours2, olog, counts, scr,
-):
+def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, out):
     """Run the policy (and hedger) at local time ``now`` and act on their outputs.
 
     The policy quotes instrument 0 (its context is that instrument's, plus one block per
     instrument, :func:`_fill_ctx_legs`); the hedger's orders go to the instruments they name.
     """
+    pparams, pstate, hparams, hstate, ctx, qout, hout, scr = work
+    llvl2, lsc2 = local.llvl, local.lsc
+    olog, counts = out.olog, out.counts
     st = st2[0]
     cfg = cfg2[0]
     lat = lat2[0]
@@ -1422,17 +1482,18 @@ def _needs_flush(counts, fills, olog, eq):
 
 
 @kernel
-def _run_internal(
-    limit, inclusive, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
-    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp,
-    st, cfg, lat, fills, olog, eq, counts, scr,
-):
+def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, st, cfg, lat,
+                  out):
     """Process every scheduled action before ``limit`` (or at it, when ``inclusive``).
 
     Every array but the outputs and the policy's has a leading instrument axis. Among actions
     due at the same time: feed updates, then responses, requests, the decision clock, funding
     and the equity clock; within one kind the lower instrument index first.
     """
+    lvl, sc, bs = books.lvl, books.sc, books.bs
+    llvl, lsc, ring = local
+    ours, resp = orders
+    fills, olog, eq, counts = out
     ni = st.shape[0]
     g = st[0]  # the run's clocks live with the quoted instrument
     nmax = cfg[0].max_ours
@@ -1474,9 +1535,7 @@ def _run_internal(
             j = j_resp
             kind, slot = _response_arrives(resp[j], st[j], ours[j])
             if kind == OrderEvent.FILL and cfg[0].decide_on_fill != 0:
-                rc = _decide(tmin, 1, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
-                             hout, st, cfg, lat, llvl, lsc, ours, olog, counts,
-                             scr)
+                rc = _decide(tmin, 1, policy, hedger, work, st, cfg, lat, local, ours, out)
                 if rc != 0:
                     return rc
                 for i in range(ni):
@@ -1495,9 +1554,7 @@ def _run_internal(
             _recompute_next_req(oj, st[j], nmax)
         elif t_dec == tmin:
             g.next_decision_ts = t_dec + cfg[0].decision_ns
-            rc = _decide(tmin, 0, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout,
-                         hout, st, cfg, lat, llvl, lsc, ours, olog, counts,
-                         scr)
+            rc = _decide(tmin, 0, policy, hedger, work, st, cfg, lat, local, ours, out)
             if rc != 0:
                 return rc
             for i in range(ni):
@@ -1520,24 +1577,28 @@ _I2 = _arr(np.int64, 2)
 _I3 = _arr(np.int64, 3)
 _F1 = _arr(np.float64)
 _F2 = _arr(np.float64, 2)
+WORK_TYPE = nb.typeof(Work(*([np.zeros(1)] * 7), np.zeros(1, np.int64)))
+BOOKS_TYPE = nb.typeof(Books(np.zeros((1, 1, 1), np.int64), *([np.zeros((1, 1), np.int64)] * 4),
+                             np.zeros((1, 1, 1), np.int64), np.zeros((1, 1, 1), np.int64),
+                             np.zeros((1, 1), np.int64)))
+LOCAL_TYPE = nb.typeof(Local(np.zeros((1, 1, 1), np.int64), np.zeros((1, 1), np.int64),
+                             np.zeros((1, 1), FEED_DTYPE)))
+ORDERS_TYPE = nb.typeof(Orders(np.zeros((1, 1), OUR_ORDER_DTYPE),
+                               np.zeros((1, 1), RESPONSE_DTYPE)))
+OUT_TYPE = nb.typeof(Out(np.zeros(1, FILL_DTYPE), np.zeros(1, ORDER_LOG_DTYPE),
+                         np.zeros(1, EQUITY_DTYPE), np.zeros(1, np.int64)))
 #: The kernel's declared signature: policies and hedgers arrive as first-class function values,
 #: so one compiled (and disk-cached) engine serves every policy.
 RUN_SIG = nb.types.int64(
-    _arr(EVENT_DTYPE), _arr(np.uint8), nb.types.boolean,
-    POLICY_FTYPE, _F1, _F1, HEDGER_FTYPE, _F1, _F1, _F1, _F1, _F1,
-    _I3, _I2, _I2, _I2, _I2, _I3, _I3, _I2, _I3, _I2, _arr(FEED_DTYPE, 2),
-    _arr(OUR_ORDER_DTYPE, 2), _arr(RESPONSE_DTYPE, 2),
-    _arr(ENGINE_STATE_DTYPE), _arr(ENGINE_PARAMS_DTYPE), _F2,
-    _arr(FILL_DTYPE), _arr(ORDER_LOG_DTYPE), _arr(EQUITY_DTYPE), _I1, _I1,
+    _arr(EVENT_DTYPE), _arr(np.uint8), nb.types.boolean, POLICY_FTYPE, HEDGER_FTYPE,
+    WORK_TYPE, BOOKS_TYPE, LOCAL_TYPE, ORDERS_TYPE, _arr(ENGINE_STATE_DTYPE),
+    _arr(ENGINE_PARAMS_DTYPE), _F2, OUT_TYPE,
 )
 
 
 @nb.njit(RUN_SIG, cache=True, _nrt=False)
-def run_nb(
-    events, inst_of, final, policy, pparams, pstate, hedger, hparams, hstate, ctx, qout, hout,
-    ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, resp,
-    st, cfg, lat, fills, olog, eq, counts, scr,
-):
+def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, st, cfg, lat,
+           out):
     """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[0].resume_index``.
 
     ``inst_of`` (uint8[n]) is the instrument index of each event; empty means every event
@@ -1549,6 +1610,10 @@ def run_nb(
     last event's time has run), ``RET_FLUSH`` when an output buffer must be flushed before
     calling again, or a negative ``ERR_*`` code.
     """
+    ordt, free, hkeys, hvals, bs, lvl, anon, sc = books
+    llvl, lsc, ring = local
+    ours, resp = orders
+    fills, olog, eq, counts = out
     n = events.shape[0]
     ni = st.shape[0]
     multi = inst_of.shape[0] > 0
@@ -1594,10 +1659,8 @@ def run_nb(
                     if j != k and st[j].feed_count > 0 and ring[j, st[j].feed_head].ts < ts:
                         due = True
             if due:
-                rc = _run_internal(ts, False, policy, pparams, pstate, hedger, hparams, hstate,
-                                   ctx, qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc,
-                                   llvl, lsc, ring, ours, resp, st, cfg, lat, fills,
-                                   olog, eq, counts, scr)
+                rc = _run_internal(ts, False, policy, hedger, work, books, local, orders, st,
+                                   cfg, lat, out)
                 if rc != RET_DONE:
                     g.resume_index = i
                     return rc
@@ -1617,10 +1680,8 @@ def run_nb(
         for j in range(ni):
             if st[j].last_event_ts > last:
                 last = st[j].last_event_ts
-        rc = _run_internal(last, True, policy, pparams, pstate, hedger, hparams, hstate,
-                           ctx, qout, hout, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl,
-                           lsc, ring, ours, resp, st, cfg, lat, fills,
-                           olog, eq, counts, scr)
+        rc = _run_internal(last, True, policy, hedger, work, books, local, orders, st, cfg, lat,
+                           out)
         if rc != RET_DONE:
             g.resume_index = n
             return rc
