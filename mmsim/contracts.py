@@ -111,8 +111,33 @@ class _InstCtx(NamedTuple):
 
 
 InstCtx = _InstCtx()
+
+
+class _CtxOrder(NamedTuple):
+    """Offsets inside the ``ctx`` entry of our ``c``-th live order, which starts at
+    ``Ctx.ORDERS0 + CtxOrder.SIZE * c`` (side +1/-1, local price in ticks, open lots, status,
+    1 for a hedge; unused entries: side 0, price NaN)."""
+
+    SIDE: int = 0
+    PRICE_TICK: int = 1
+    LEAVES: int = 2
+    STATUS: int = 3
+    IS_HEDGE: int = 4
+    SIZE: int = 5
+
+
+class _Reason(NamedTuple):
+    """Why a decision runs (``ctx[Ctx.REASON]``)."""
+
+    CLOCK: int = 0  # the decision clock
+    FILL: int = 1  # one of our fills was reported
+
+
+CtxOrder = _CtxOrder()
+Reason = _Reason()
 Ctx = _Ctx()
 CTX_SIZE = Ctx.INST0 + InstCtx.SIZE * MAX_INSTRUMENTS
+assert Ctx.ORDERS0 + CtxOrder.SIZE * CTX_ORDERS == Ctx.N_INSTRUMENTS
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)

@@ -33,6 +33,8 @@ L_NASK = 5  # non-empty ask levels
 L_OOW = 6  # events outside the window (count)
 L_NEG = 7  # decreases below zero, clamped (count)
 LADDER_SCALARS = 8
+BID_ROW = 0  # lvl_qty row of the bids
+ASK_ROW = 1  # lvl_qty row of the asks
 
 # ---- L3 book scalars ------------------------------------------------------------------------
 B_SEQ = 0  # last arrival sequence number given

@@ -46,13 +46,16 @@ import numpy as np
 
 from mmsim._jitcache import kernel  # (before any cached kernel)
 from mmsim.book.nb import (
+    ASK_ROW,
     B_NFREE,
     B_SEQ,
     B_UNKNOWN,
+    BID_ROW,
     L_BASE,
     L_BEST_ASK,
     L_BEST_BID,
     L_OOW,
+    L_W,
     O_PRICE,
     O_QTY,
     O_SEQ,
@@ -80,8 +83,10 @@ from mmsim.contracts import (
     MAX_LEVELS,
     POLICY_FTYPE,
     Ctx,
+    CtxOrder,
     HedgeOut,
     InstCtx,
+    Reason,
     inst_ctx_base,
     quote_level_nb,
     quote_levels_nb,
@@ -99,6 +104,7 @@ from mmsim.dtypes import (
 )
 from mmsim.enums import EventFlag, EventKind, Liquidity, OrderEvent, Reject, TimeInForce
 from mmsim.models.nb import (
+    Action,
     cash_flow_nb,
     entry_latency_nb,
     fee_nb,
@@ -359,7 +365,7 @@ def _fill(
     ours[slot].leaves -= qty
     ours[slot].filled += qty
     leaves = ours[slot].leaves
-    rl = _resp_time(st, cfg, lat, 0, ts) - ts
+    rl = _resp_time(st, cfg, lat, Action.SUBMIT, ts) - ts
     j = counts[0]
     fills[j].exch_ts = ts
     fills[j].local_ts = ts + rl
@@ -560,7 +566,7 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
                st, cfg, lat, resp, fills, olog, counts):
     """L2: the level at ``px`` on ``side`` is now ``q`` lots."""
     idx = px - sc[L_BASE]
-    w = sc[1]
+    w = sc[L_W]
     if idx < 0 or idx >= w:
         if cfg.ladder_follows_touch == 0:
             sc[L_OOW] += 1
@@ -598,7 +604,7 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
 @kernel
 def _recenter(center_px, lvl, sc, llvl, lsc, ring, st, lts):
     """Centre the exchange ladder on ``center_px``; the local ladder follows via the feed."""
-    new_base = center_px - sc[1] // 2
+    new_base = center_px - sc[L_W] // 2
     ladder_recenter_nb(lvl, sc, new_base)
     st.n_recenters += 1
     _feed(ring, st, llvl, lsc, lts, RING_RECENTER, new_base, 0)
@@ -795,7 +801,7 @@ def _taker_walk(ours, slot, ts, st, cfg, lat, resp, fills, olog, counts,
     side = ours[slot].side
     lim = ours[slot].price_tick
     is_mkt = ours[slot].tif == TimeInForce.MARKET
-    w = sc[1]
+    w = sc[L_W]
     if side > 0:
         j = sc[L_BEST_ASK]
         if j < 0:
@@ -804,7 +810,7 @@ def _taker_walk(ours, slot, ts, st, cfg, lat, resp, fills, olog, counts,
             p = j + sc[L_BASE]
             if not is_mkt and p > lim:
                 break
-            avail = lvl[1, j]
+            avail = lvl[ASK_ROW, j]
             if avail > 0:
                 take = avail if avail < ours[slot].leaves else ours[slot].leaves
                 _fill(ours, slot, ts, p, take, Liquidity.TAKER, st, cfg, lat,
@@ -818,7 +824,7 @@ def _taker_walk(ours, slot, ts, st, cfg, lat, resp, fills, olog, counts,
             p = j + sc[L_BASE]
             if not is_mkt and p < lim:
                 break
-            avail = lvl[0, j]
+            avail = lvl[BID_ROW, j]
             if avail > 0:
                 take = avail if avail < ours[slot].leaves else ours[slot].leaves
                 _fill(ours, slot, ts, p, take, Liquidity.TAKER, st, cfg, lat,
@@ -846,7 +852,7 @@ def _request_arrives(slot, ours, st, cfg, lat, resp, fills, olog, counts,
     ours[slot].req = 0
     st.dirty = 1
     if req == REQ_SUBMIT:
-        rl = _resp_time(st, cfg, lat, 0, ts)
+        rl = _resp_time(st, cfg, lat, Action.SUBMIT, ts)
         side = ours[slot].side
         px = ours[slot].price_tick
         tif = ours[slot].tif
@@ -880,7 +886,7 @@ def _request_arrives(slot, ours, st, cfg, lat, resp, fills, olog, counts,
             ours[slot].exch_status = ST_DONE
         return
     if req == REQ_CANCEL:
-        rl = _resp_time(st, cfg, lat, 1, ts)
+        rl = _resp_time(st, cfg, lat, Action.CANCEL, ts)
         if ours[slot].exch_status == ST_OPEN:
             ours[slot].exch_status = ST_DONE
             ours[slot].leaves = 0
@@ -893,7 +899,7 @@ def _request_arrives(slot, ours, st, cfg, lat, resp, fills, olog, counts,
     if req == REQ_MODIFY:
         # the request carries the new total quantity (filled + open, as the strategy knew it
         # when it sent it): fills in flight then reduce the new open quantity
-        rl = _resp_time(st, cfg, lat, 2, ts)
+        rl = _resp_time(st, cfg, lat, Action.MODIFY, ts)
         npx = ours[slot].req_price_tick
         nq = ours[slot].req_qty - ours[slot].filled
         side = ours[slot].side
@@ -1007,13 +1013,13 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
     """
     lk = cfg.latency_model
     if req == REQ_SUBMIT:
-        e = entry_latency_nb(lk, lat, 0, ts, st)
+        e = entry_latency_nb(lk, lat, Action.SUBMIT, ts, st)
         ev = OrderEvent.SUBMIT
     elif req == REQ_CANCEL:
-        e = entry_latency_nb(lk, lat, 1, ts, st)
+        e = entry_latency_nb(lk, lat, Action.CANCEL, ts, st)
         ev = OrderEvent.CANCEL
     else:
-        e = entry_latency_nb(lk, lat, 2, ts, st)
+        e = entry_latency_nb(lk, lat, Action.MODIFY, ts, st)
         ev = OrderEvent.MODIFY
     if ts + e < st.last_request_ts:  # one order-entry session: requests keep their order
         e = st.last_request_ts - ts
@@ -1212,8 +1218,8 @@ def _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q):
     ctx[Ctx.REASON] = reason
     b = best_bid_tick_nb(lsc)
     a = best_ask_tick_nb(lsc)
-    bq = llvl[0, lsc[L_BEST_BID]] if b >= 0 else 0
-    aq = llvl[1, lsc[L_BEST_ASK]] if a >= 0 else 0
+    bq = llvl[BID_ROW, lsc[L_BEST_BID]] if b >= 0 else 0
+    aq = llvl[ASK_ROW, lsc[L_BEST_ASK]] if a >= 0 else 0
     ctx[Ctx.BEST_BID_TICK] = b if b >= 0 else np.nan
     ctx[Ctx.BEST_ASK_TICK] = a if a >= 0 else np.nan
     ctx[Ctx.BID_QTY] = bq
@@ -1262,20 +1268,20 @@ def _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q):
                 else:
                     noa += 1
             if c < CTX_ORDERS:
-                base = Ctx.ORDERS0 + 5 * c
-                ctx[base] = ours[k].side
-                ctx[base + 1] = ours[k].local_price_tick
-                ctx[base + 2] = ours[k].local_leaves
-                ctx[base + 3] = ls
-                ctx[base + 4] = ours[k].is_hedge
+                base = Ctx.ORDERS0 + CtxOrder.SIZE * c
+                ctx[base + CtxOrder.SIDE] = ours[k].side
+                ctx[base + CtxOrder.PRICE_TICK] = ours[k].local_price_tick
+                ctx[base + CtxOrder.LEAVES] = ours[k].local_leaves
+                ctx[base + CtxOrder.STATUS] = ls
+                ctx[base + CtxOrder.IS_HEDGE] = ours[k].is_hedge
                 c += 1
     while c < CTX_ORDERS:
-        base = Ctx.ORDERS0 + 5 * c
-        ctx[base] = 0.0
-        ctx[base + 1] = np.nan
-        ctx[base + 2] = 0.0
-        ctx[base + 3] = 0.0
-        ctx[base + 4] = 0.0
+        base = Ctx.ORDERS0 + CtxOrder.SIZE * c
+        ctx[base + CtxOrder.SIDE] = 0.0
+        ctx[base + CtxOrder.PRICE_TICK] = np.nan
+        ctx[base + CtxOrder.LEAVES] = 0.0
+        ctx[base + CtxOrder.STATUS] = 0.0
+        ctx[base + CtxOrder.IS_HEDGE] = 0.0
         c += 1
     ctx[Ctx.N_OPEN_BID] = nob
     ctx[Ctx.N_OPEN_ASK] = noa
@@ -1371,7 +1377,7 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
     depth_px = scr[3 * MAX_LEVELS:3 * MAX_LEVELS + CTX_DEPTH]
     depth_q = scr[3 * MAX_LEVELS + CTX_DEPTH:3 * MAX_LEVELS + 2 * CTX_DEPTH]
     matched = scr[SCRATCH_FIXED:]
-    if reason == 0:
+    if reason == Reason.CLOCK:
         # online volatility: EWMA of squared mid changes per second, sampled on the clock
         b = best_bid_tick_nb(lsc)
         a = best_ask_tick_nb(lsc)
@@ -1394,7 +1400,7 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
     if rc != 0:
         st.error_code = rc
         return ERR_POLICY
-    if reason == 0:  # trade statistics run from one clock decision to the next
+    if reason == Reason.CLOCK:  # trade statistics run from one clock decision to the next
         for i in range(st2.shape[0]):
             st2[i].trade_hi_tick = np.nan
             st2[i].trade_lo_tick = np.nan
@@ -1535,7 +1541,8 @@ def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, 
             j = j_resp
             kind, slot = _response_arrives(resp[j], st[j], ours[j])
             if kind == OrderEvent.FILL and cfg[0].decide_on_fill != 0:
-                rc = _decide(tmin, 1, policy, hedger, work, st, cfg, lat, local, ours, out)
+                rc = _decide(tmin, Reason.FILL, policy, hedger, work, st, cfg, lat, local, ours,
+                             out)
                 if rc != 0:
                     return rc
                 for i in range(ni):
@@ -1554,7 +1561,7 @@ def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, 
             _recompute_next_req(oj, st[j], nmax)
         elif t_dec == tmin:
             g.next_decision_ts = t_dec + cfg[0].decision_ns
-            rc = _decide(tmin, 0, policy, hedger, work, st, cfg, lat, local, ours, out)
+            rc = _decide(tmin, Reason.CLOCK, policy, hedger, work, st, cfg, lat, local, ours, out)
             if rc != 0:
                 return rc
             for i in range(ni):

@@ -51,6 +51,7 @@ from mmsim.contracts import (
     MAX_LEVELS,
     POLICY_FTYPE,
     Ctx,
+    CtxOrder,
     quote_level_nb,
     quote_levels_nb,
 )
@@ -153,7 +154,7 @@ def _init_ctx(ctx, mcfg):
     for j in range(2 * CTX_DEPTH):
         ctx[Ctx.DEPTH0 + 2 * j] = np.nan
     for c in range(CTX_ORDERS):
-        ctx[Ctx.ORDERS0 + 5 * c + 1] = np.nan
+        ctx[Ctx.ORDERS0 + CtxOrder.SIZE * c + CtxOrder.PRICE_TICK] = np.nan
 
 
 @nb.njit(cache=True)
