@@ -1216,7 +1216,8 @@ def load_meta(sweep_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def format_summary(res: SweepResult, metric: str = "pnl", top: int = 5) -> str:
-    """A few lines of text: counts, timing, overhead and the best runs by ``metric``."""
+    """A few lines of text: counts, timing, overhead and the best runs by ``metric`` (the
+    default ``pnl`` means ``book_pnl``, the whole book's, for runs of several instruments)."""
     m, c = res.meta, res.counts
     t = m.get("timing", {})
     ex = m.get("executor", {})
@@ -1239,6 +1240,8 @@ def format_summary(res: SweepResult, metric: str = "pnl", top: int = 5) -> str:
         lines.append(f"failed {r['run_key']}: {r['error'][:160]}")
     if len(failed) > 3:
         lines.append(f"... {len(failed) - 3} more failed runs (see the table)")
+    if metric == "pnl" and "book_pnl" in df.columns and df["book_pnl"].notna().any():
+        metric = "book_pnl"  # several instruments: rank by the whole book
     if metric in df.columns:
         ok = df[df["status"] == STATUS_OK].sort_values(metric, ascending=False).head(top)
         if len(ok):
