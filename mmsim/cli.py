@@ -205,7 +205,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mmsim import __version__
+
     p = argparse.ArgumentParser(prog="mmsim", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"mmsim {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     _add_ingest_parser(sub)
     pb = sub.add_parser("backtest", help="run one experiment YAML")
@@ -267,6 +270,22 @@ def _terminate(signum, frame) -> None:
     raise _Terminated(128 + signum)
 
 
+def _unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """The error for a first word that is not a command (with the nearest one, if any
+    is close), or None."""
+    import difflib
+
+    if not argv or argv[0].startswith("-"):
+        return None
+    commands = next(a.choices for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction))
+    if argv[0] in commands:
+        return None
+    close = difflib.get_close_matches(argv[0], list(commands), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown command '{argv[0]}' (commands: {', '.join(commands)}){hint}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mmsim`` console script.
 
@@ -280,7 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     from mmsim.config import ConfigError
     from mmsim.data.errors import DataError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    given = sys.argv[1:] if argv is None else list(argv)
+    unknown = _unknown_command(parser, given)
+    if unknown:
+        print(f"mmsim: error: {unknown}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(given)
     previous = None
     with contextlib.suppress(ValueError):  # not the main thread: keep the default
         previous = signal.signal(signal.SIGTERM, _terminate)

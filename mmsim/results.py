@@ -889,7 +889,7 @@ def _metrics_from_json(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (np.nan if v is None else v) for k, v in d.items()}
 
 
-@dataclass
+@dataclass(repr=False)
 class RunResult:
     """A finished run, as pandas.
 
@@ -924,6 +924,22 @@ class RunResult:
 
     def metrics_frame(self) -> pd.DataFrame:
         return pd.DataFrame([self.metrics])
+
+    def __repr__(self) -> str:
+        """One line: name, instruments, the span of the equity clock (UTC), fills, PnL (the
+        whole book's for several instruments) and the folder; not the frames."""
+        name = self.manifest.get("name") or self.config.get("name", "?")
+        span = ""
+        ts = self.equity["ts"] if "ts" in self.equity.columns else None
+        if ts is not None and len(ts):
+            lo, hi = (pd.Timestamp(int(t), tz="UTC") for t in (ts.iloc[0], ts.iloc[-1]))
+            end = "%H:%M:%S" if lo.date() == hi.date() else "%Y-%m-%d %H:%M:%S"
+            span = f", {lo:%Y-%m-%d %H:%M:%S} → {hi.strftime(end)} UTC"
+        key = "book_pnl" if len(self.instruments) > 1 else "pnl"
+        pnl = self.metrics.get(key)
+        money = f", {key}={pnl:,.4f}" if isinstance(pnl, (int, float)) else ""
+        return (f"RunResult({name!r}, instruments={self.instruments}{span}, "
+                f"fills={len(self.fills):,}{money}, run_dir='{self.run_dir}')")
 
     @property
     def instrument_specs(self) -> list[Instrument]:
