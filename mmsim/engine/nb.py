@@ -1242,7 +1242,7 @@ def _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q):
     ctx[Ctx.LOT_SIZE] = cfg.lot_size
     ctx[Ctx.MAX_POSITION] = cfg.max_position_lots if cfg.max_position_lots >= 0 else np.inf
     ctx[Ctx.TARGET_POSITION] = cfg.target_position_lots
-    ctx[Ctx.N_PENDING_HEDGE] = st.n_pending_hedges
+    # ctx[Ctx.N_PENDING_HEDGE]: every instrument's, written by _fill_ctx_legs
     lf = st.last_fill_ts
     ctx[Ctx.LAST_FILL_S] = (lf - t0) * 1e-9 if lf > 0 else -np.inf
     ctx[Ctx.TRADE_HI_TICK] = st.trade_hi_tick
