@@ -87,6 +87,31 @@ def engine_is_cached() -> bool:
     return CACHE_DIR.is_dir() and any(CACHE_DIR.rglob("nb.run_nb-*.nbi"))
 
 
+def compile_elsewhere(module: str, name: str, args: str):
+    """Start a child process that compiles ``module.name`` for the argument types
+    ``module.args`` into the disk cache (:data:`CACHE_DIR`), for this process to load instead
+    of compiling; ``None`` (nothing started) with one CPU or ``MMSIM_SERIAL_COMPILE=1``.
+
+    The caller waits for it (``.wait()``) before it needs the kernel. The child's output is
+    discarded: if it fails, the kernel is not in the cache and the caller compiles it.
+    """
+    if (os.cpu_count() or 1) < 2 or os.environ.get("MMSIM_SERIAL_COMPILE", "") not in ("", "0"):
+        return None
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_ROOT.parent), env.get("PYTHONPATH", "")) if p)
+    env["MMSIM_NUMBA_CACHE_DIR"] = str(CACHE_DIR.parent)  # the same folder, whatever set it
+    code = f"import {module} as m; m.{name}.compile(m.{args})"
+    try:
+        return subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
 def declared(sig):
     """``@numba.njit(cache=True)`` for a policy or hedger kernel of the declared signature
     ``sig`` (:data:`mmsim.contracts.POLICY_SIG`), compiled (or loaded from the disk cache)

@@ -572,8 +572,11 @@ def run_one(
 
 
 def _worker_init() -> None:
-    """Pool initializer: import the engine (its Numba functions load from the disk cache)."""
+    """Pool initializer: import the engine and compile it (or load it from the disk cache)."""
     import mmsim.engine.backtest  # noqa: F401
+    from mmsim.engine.nb import compile_engine
+
+    compile_engine()
     import mmsim.metrics  # noqa: F401
     import mmsim.results  # noqa: F401
     import mmsim.runner  # noqa: F401
@@ -1105,8 +1108,7 @@ def _run_claimed(plan, sweep_dir, t_start, grid, overrides, data_root, cache_dir
     status = "complete"
     try:
         if todo:
-            # import the engine here first: kernels compiled at import are cached before the
-            # workers import them
+            # compile the engine here first: it is in the disk cache before the workers load it
             _worker_init()
             executor.start()
             t_prep = time.perf_counter()

@@ -217,6 +217,7 @@ class Engine:
         self.hedger = spec.hedger
         self.hparams = np.array(spec.hedger.params, dtype=np.float64)
         self.hstate = _state_vector(spec.hedger)
+        self._run = enb.compile_engine()
         self._pkernel = spec.policy.kernel
         self._hkernel = spec.hedger.kernel
         self.ctx = np.zeros(CTX_SIZE, dtype=np.float64)
@@ -246,7 +247,7 @@ class Engine:
 
     def _call(self, events: np.ndarray, final: bool, inst_of: np.ndarray | None) -> int:
         b = self.B
-        return enb.run_nb(
+        return self._run(
             events, self._no_inst if inst_of is None else inst_of, final, self._pkernel,
             self._hkernel,
             enb.Work(self.pparams, self.pstate, self.hparams, self.hstate, self.ctx, self.qout,

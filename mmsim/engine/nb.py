@@ -751,6 +751,17 @@ def _market_event(
         return _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
                           ours, st, cfg, lat, resp, fills, olog, counts)
 
+    # the rare kinds (marks, funding, clears, snapshots, status) in a kernel of their own:
+    # run_nb inlines this function, and inlining costs compile time by its size squared
+    return _rare_event(ev, kind, side, lts, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl,
+                       lsc, ring, ours, st, cfg)
+
+
+@kernel
+def _rare_event(ev, kind, side, lts, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
+                ring, ours, st, cfg):
+    """:func:`_market_event` for a MARK, FUNDING, CLEAR, SNAPSHOT_BEGIN/END or STATUS event."""
+    oid = ev.order_id
     if kind == EventKind.MARK:
         st.mark_price = ev.value
         return 0
@@ -1603,7 +1614,7 @@ RUN_SIG = nb.types.int64(
 )
 
 
-@nb.njit(RUN_SIG, cache=True, _nrt=False)
+@nb.njit(cache=True, _nrt=False)
 def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, st, cfg, lat,
            out):
     """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[0].resume_index``.
@@ -1697,3 +1708,66 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
             for j in range(ni):
                 _sample_equity(eq, counts, last, st[j], sc[j], j)
     return RET_DONE
+
+
+def _element(t):
+    """The numba type of ``a[k]`` for an array ``a`` of type ``t`` (C layout kept)."""
+    return t.dtype if t.ndim == 1 else t.copy(ndim=t.ndim - 1)
+
+
+_ST, _CFG, _LAT = (_element(t) for t in RUN_SIG.args[9:12])
+#: :func:`_run_internal`'s argument types as :func:`run_nb` calls it (a tuple: the disk
+#: cache keys a kernel on the argument types its caller asked for)
+RUN_INTERNAL_ARGS = (nb.types.int64, nb.types.boolean, *RUN_SIG.args[3:])
+#: :func:`_market_event`'s argument types as :func:`run_nb` calls it (one instrument's views)
+MARKET_EVENT_ARGS = (
+    _element(RUN_SIG.args[0]),
+    *(_element(t) for t in BOOKS_TYPE.types),
+    *(_element(t) for t in LOCAL_TYPE.types),
+    _element(ORDERS_TYPE.types[0]),
+    _ST, _CFG, _LAT,
+    _element(ORDERS_TYPE.types[1]),
+    OUT_TYPE.types[0], OUT_TYPE.types[1], OUT_TYPE.types[3],  # fills, olog, counts
+)
+
+#: :func:`_request_arrives`'s argument types as :func:`_run_internal` calls it
+REQUEST_ARRIVES_ARGS = (
+    nb.types.int64, _element(ORDERS_TYPE.types[0]), _ST, _CFG, _LAT,
+    _element(ORDERS_TYPE.types[1]), OUT_TYPE.types[0], OUT_TYPE.types[1], OUT_TYPE.types[3],
+    _element(BOOKS_TYPE.types[5]), _element(BOOKS_TYPE.types[7]), _element(BOOKS_TYPE.types[4]),
+)
+
+
+def compile_engine():
+    """:func:`run_nb`, compiled for :data:`RUN_SIG` or loaded from the disk cache
+    (:mod:`mmsim._jitcache`); compiled once per process, then closed to other signatures.
+
+    On an empty cache with more than one CPU the compile is split in two: a child process
+    compiles the scheduler (:func:`_run_internal`: responses, decisions, funding, the equity
+    clock) into the disk cache while this one compiles the order-entry path
+    (:func:`_request_arrives`, which the child then finds in the cache) and the kernels the
+    market-event path calls (by compiling :func:`_market_event` on its own; :func:`run_nb`
+    inlines it); then :func:`run_nb` loads the scheduler from the cache. On this kind of
+    machine (2 cores) that takes the cold start from about 30 s to about 20 s.
+    ``MMSIM_SERIAL_COMPILE=1`` turns the split off; if the child fails, this process compiles
+    everything itself.
+    """
+    if run_nb.overloads:
+        return run_nb
+    from mmsim._jitcache import compile_elsewhere, engine_is_cached
+
+    child = None
+    if not engine_is_cached():
+        child = compile_elsewhere("mmsim.engine.nb", "_run_internal", "RUN_INTERNAL_ARGS")
+    if child is not None:
+        try:
+            _request_arrives.compile(REQUEST_ARRIVES_ARGS)
+            _market_event.compile(MARKET_EVENT_ARGS)
+        except BaseException:
+            child.kill()
+            raise
+        finally:
+            child.wait()
+    run_nb.compile(RUN_SIG)
+    run_nb.disable_compile()
+    return run_nb
