@@ -152,11 +152,16 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         out=args.out,
         overrides=args.set or [],
-        progress=args.progress,
+        progress=sys.stderr.isatty() if args.progress is None else args.progress,
         log=say,
     )
-    print("metrics:")
-    print(format_metrics(run.metrics))
+    if args.verbose:
+        print("metrics:")
+        print(format_metrics(run.metrics))
+    from mmsim.summary import format_summary
+
+    print("summary:" + ("" if args.verbose else "  (every metric: --verbose, or metrics.json)"))
+    print(format_summary(run.metrics, run.manifest.get("instrument"), run.instruments))
     timing = json.loads((run.run_dir / "timing.json").read_text())
     eps = timing.get("events_per_s")
     if timing.get("compiled"):
@@ -217,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--out", default=None, help="run directory (default runs/<name>-<digest>)")
     pb.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="override a YAML field, e.g. --set policy.gamma=0.05 (repeatable)")
-    pb.add_argument("--progress", action="store_true", help="show a progress bar")
+    pb.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="a progress bar on stderr (default: when stderr is a terminal)")
+    pb.add_argument("--verbose", "-v", action="store_true",
+                    help="also every metric, the engine_* diagnostics included")
     pb.set_defaults(func=_cmd_backtest)
     ps = sub.add_parser("sweep", help="run a grid of backtests (process pool or Dask)")
     ps.add_argument("experiment", type=Path)

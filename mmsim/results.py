@@ -932,7 +932,8 @@ class RunResult:
         span = ""
         ts = self.equity["ts"] if "ts" in self.equity.columns else None
         if ts is not None and len(ts):
-            lo, hi = (pd.Timestamp(int(t), tz="UTC") for t in (ts.iloc[0], ts.iloc[-1]))
+            lo, hi = (t.tz_convert("UTC") if isinstance(t, pd.Timestamp)
+                      else pd.Timestamp(int(t), tz="UTC") for t in (ts.iloc[0], ts.iloc[-1]))
             end = "%H:%M:%S" if lo.date() == hi.date() else "%Y-%m-%d %H:%M:%S"
             span = f", {lo:%Y-%m-%d %H:%M:%S} → {hi.strftime(end)} UTC"
         key = "book_pnl" if len(self.instruments) > 1 else "pnl"
@@ -983,8 +984,17 @@ class RunResult:
         settlement currency of instrument ``report_currency_index``)."""
         from mmsim.metrics import book_equity
 
-        return book_equity(self.equity, self.instrument_specs, self.instruments,
-                           report_currency_index)
+        ts = self.equity["ts"] if "ts" in self.equity.columns else None
+        if ts is None or not isinstance(ts.dtype, pd.DatetimeTZDtype):
+            return book_equity(self.equity, self.instrument_specs, self.instruments,
+                               report_currency_index)
+        # loaded with datetimes=True: computed on the int64 ns clock, indexed by datetimes
+        eq = self.equity.assign(ts=ts.dt.tz_convert("UTC").astype("int64"))
+        out = book_equity(eq, self.instrument_specs, self.instruments, report_currency_index)
+        out.index = pd.to_datetime(out.index.to_numpy(np.int64), unit="ns",
+                                   utc=True).tz_convert(ts.dt.tz)
+        out.index.name = "ts"
+        return out
 
 
 def _manifest_specs(manifest: dict[str, Any]) -> list[Instrument]:
@@ -1055,12 +1065,25 @@ def check_run(run_dir: str | os.PathLike[str], digest: str | None = None) -> dic
     return manifest
 
 
-def load(run_dir: str | Path) -> RunResult:
+def load(run_dir: str | Path, *, datetimes: bool = False) -> RunResult:
     """Load a run directory written by :func:`mmsim.backtest`.
 
     :attr:`RunResult.instruments` comes from the manifest's ``instruments``; a run written
     before it (one instrument, no ``instrument`` column) gets the column added, holding the
     manifest instrument's symbol.
+
+    Parameters
+    ----------
+    run_dir : path
+        The run folder.
+    datetimes : bool
+        False (default): the frames as stored (timestamps int64 UNIX ns, ``side`` int8 ±1,
+        names as strings). True, for reading and plotting: every timestamp column
+        (``exch_ts``, ``local_ts``, ``ts``) becomes tz-aware ``datetime64[ns]`` shown in the
+        venue's time zone (:attr:`mmsim.data.registry.ReaderSpec.timezone`: New York for
+        LOBSTER, Chicago for CME, UTC for crypto venues; the instants are the stored UTC
+        ones), ``side`` a categorical of ``buy``/``sell``, and ``liquidity``, ``event``,
+        ``tif``, ``reason`` and ``instrument`` categoricals.
 
     Raises
     ------
@@ -1080,6 +1103,9 @@ def load(run_dir: str | Path) -> RunResult:
             if INSTRUMENT_COLUMN not in df.columns:
                 df[INSTRUMENT_COLUMN] = pd.Series([names[0]] * len(df), dtype="str",
                                                   index=df.index)
+    if datetimes:
+        tz = venue_timezone(manifest.get("data_kind"))
+        frames = [_readable(df, tz) for df in frames]
     return RunResult(
         run_dir=d,
         fills=frames[0],
@@ -1090,6 +1116,35 @@ def load(run_dir: str | Path) -> RunResult:
         manifest=manifest,
         instruments=names,
     )
+
+
+def venue_timezone(data_kind: str | None) -> str:
+    """IANA time zone of the venue of a data kind (``UTC`` when the kind is unknown)."""
+    from mmsim.data.registry import get_reader
+
+    try:
+        return get_reader(str(data_kind)).timezone
+    except ValueError:
+        return "UTC"
+
+
+#: the columns :func:`load` turns into datetimes and categoricals with ``datetimes=True``
+_TIME_COLUMNS = ("exch_ts", "local_ts", "ts")
+_NAME_COLUMNS = ("liquidity", "event", "tif", "reason", INSTRUMENT_COLUMN)
+
+
+def _readable(df: pd.DataFrame, tz: str) -> pd.DataFrame:
+    df = df.copy()
+    for c in _TIME_COLUMNS:
+        if c in df.columns:
+            df[c] = pd.to_datetime(df[c].to_numpy(np.int64), unit="ns", utc=True).tz_convert(tz)
+    if "side" in df.columns:
+        df["side"] = pd.Categorical(np.where(df["side"].to_numpy() > 0, "buy", "sell"),
+                                    categories=["buy", "sell"])
+    for c in _NAME_COLUMNS:
+        if c in df.columns:
+            df[c] = df[c].astype("category")
+    return df
 
 
 def load_sweep(sweep_dir: str | Path, *, as_polars: bool = False):

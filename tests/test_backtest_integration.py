@@ -126,7 +126,7 @@ def test_cli_backtest_prints_metrics_and_run_dir(tmp_path, capsys):
                "--set", "data.synthetic.n_events=100000", "--set", "policy.spread_bps=3"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "synthetic" in text and "n_fills" in text and str(out) in text
+    assert "synthetic" in text and "summary:" in text and str(out) in text
     cfg = (out / "config.yaml").read_text()
     assert "spread_bps: 3" in cfg
     assert json.loads((out / "manifest.json").read_text())["complete"] is True

@@ -37,3 +37,76 @@ def test_a_run_prints_as_one_line(tmp_path):
     assert text.startswith(f"RunResult('{run.config['name']}', instruments=")
     assert f"fills={len(run.fills):,}" in text and "pnl=" in text and " UTC" in text
     assert repr(load(run.run_dir)) == text
+
+
+def test_backtest_prints_a_grouped_summary_and_everything_with_verbose(tmp_path, capsys):
+    args = ["backtest", str(DEFAULT), "--set", "data.synthetic.n_events=60000",
+            "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    text = capsys.readouterr().out
+    summary = text[text.index("summary:"):]
+    for heading in ("PnL (quote ccy", "risk", "orders and fills", "inventory", "markouts"):
+        assert f"\n  {heading}" in summary
+    assert "fees paid" in summary and "spread capture" in summary
+    assert "engine_" not in text and "metrics:" not in text  # diagnostics only with --verbose
+    run = load(tmp_path / "a")
+    n = run.metrics["n_periods"]
+    assert f"{n} returns on a 1 min clock" in summary
+    assert (f"rest on {n} returns (< 30)" in summary) == (n < 30)
+    assert main([*args, "--out", str(tmp_path / "b"), "--verbose"]) == 0
+    text = capsys.readouterr().out
+    assert "metrics:" in text and "engine_events" in text and "summary:" in text
+
+
+def test_summary_units_follow_the_contract():
+    from mmsim.summary import format_summary
+
+    m = {"pnl": 1.5, "n_periods": 400, "sharpe_clock_s": 60.0, "markout_1s": 0.2,
+         "markout_100ms": 0.1, "realized_spread_1s": 0.3}
+    lin = format_summary(m, {"symbol": "ES", "contract": "linear"})
+    inv = format_summary(m, {"symbol": "BTCUSD_PERP", "contract": "inverse"})
+    assert "PnL (quote ccy" in lin and "PnL (coin" in inv and "units of ES" in lin
+    assert "note:" not in lin  # 400 returns
+    # markouts in horizon order, whatever the key order
+    assert lin.index("markout 100ms") < lin.index("markout 1s")
+    assert "realized spread 0.3000" in lin
+    assert "sharpe" in lin and "n/a" not in lin.split("sharpe")[0]
+
+
+def test_load_with_datetimes_in_the_venue_time_zone(tmp_path):
+    import json
+
+    import pandas as pd
+
+    run = mmsim.backtest(DEFAULT, out=tmp_path / "run", cache_dir=tmp_path / "cache",
+                         overrides=["data.synthetic.n_events=40000"])
+    raw = load(run.run_dir)
+    nice = load(run.run_dir, datetimes=True)
+    f, g = raw.fills, nice.fills
+    assert isinstance(g["exch_ts"].dtype, pd.DatetimeTZDtype)
+    assert (g["exch_ts"].dt.tz_convert("UTC").astype("int64") == f["exch_ts"]).all()
+    assert list(g["side"].cat.categories) == ["buy", "sell"]
+    assert ((g["side"] == "buy") == (f["side"] > 0)).all()
+    for c in ("liquidity", "instrument"):
+        assert g[c].dtype == "category" and (g[c].astype(str) == f[c]).all()
+    assert nice.orders["event"].dtype == "category"
+    assert repr(nice) == repr(raw)
+    assert (nice.book_equity()["total"].to_numpy() == raw.book_equity()["total"].to_numpy()).all()
+    # a NASDAQ run shows New York time: the same instants, another zone
+    man = json.loads((run.run_dir / "manifest.json").read_text())
+    man["data_kind"] = "lobster"
+    (run.run_dir / "manifest.json").write_text(json.dumps(man))
+    ny = load(run.run_dir, datetimes=True).equity["ts"]
+    assert str(ny.dt.tz) == "America/New_York"
+    assert (ny.dt.tz_convert("UTC") == nice.equity["ts"]).all()
+
+
+def test_dir_lists_the_api_and_every_name_resolves():
+    names = dir(mmsim)
+    for n in ("backtest", "load", "load_sweep", "RunResult", "run_sweep", "Instrument",
+              "compute_metrics", "register_policy", "results", "metrics"):
+        assert n in names
+    for n in mmsim.__all__:
+        assert getattr(mmsim, n) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        mmsim.nope  # noqa: B018

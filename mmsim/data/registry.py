@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "READER_OPTIONS", "ReaderOption", "ReaderSpec", "UnknownReaderError", "book_of",
@@ -156,6 +157,10 @@ class ReaderSpec:
     role : {"raw", "generated", "canonical"}
         ``raw``: vendor files read by ``reader`` (and cached); ``generated``: no files
         (``synthetic``); ``canonical``: already a canonical event file (``parquet``).
+    timezone : str
+        IANA time zone of the venue (``America/New_York`` for NASDAQ), for display:
+        :func:`mmsim.results.load` with ``datetimes=True`` shows timestamps in it (they are
+        stored in UTC). Default ``UTC``.
 
     Raises
     ------
@@ -180,6 +185,7 @@ class ReaderSpec:
     options: tuple[str, ...] = ()
     instrument: Mapping[str, Any] = field(default_factory=dict)
     role: Role = "raw"
+    timezone: str = "UTC"
 
     def __post_init__(self) -> None:
         fix = object.__setattr__
@@ -221,6 +227,10 @@ class ReaderSpec:
         if self.pass_paths not in ("args", "list") or (
                 self.pass_paths == "list" and self.orderbook):
             problems.append("pass_paths must be 'args' or 'list' (without an orderbook)")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            problems.append(f"timezone {self.timezone!r} is not an IANA time zone")
         if problems:
             raise ValueError(f"reader {self.name!r}: " + "; ".join(problems))
 
@@ -440,6 +450,7 @@ register_reader(ReaderSpec(
     description="LOBSTER message file (NASDAQ), checked against its orderbook file if given",
     # NASDAQ equities from LOBSTER: prices in $0.0001, tick $0.01, 1 share lots.
     instrument={"symbol": "LOBSTER", "tick_size": 0.01, "lot_size": 1.0},
+    timezone="America/New_York",
 ))
 register_reader(ReaderSpec(
     name="databento", reader="mmsim.data.databento:read_databento", book="L3",
@@ -447,6 +458,7 @@ register_reader(ReaderSpec(
     description="Databento MBO file",
     # CME E-mini S&P 500: tick 0.25 index points, $50 per point.
     instrument={"symbol": "ES", "tick_size": 0.25, "lot_size": 1.0, "multiplier": 50.0},
+    timezone="America/Chicago",  # CME Globex
 ))
 register_reader(ReaderSpec(
     name="parquet", reader=None, book=None, role="canonical", usage="FILE.parquet",
