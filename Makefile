@@ -14,7 +14,7 @@ export MMSIM_DATA_ROOT
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'  # dev includes every extra (.[all])
 	touch $@
 
 install: $(VENV)/.installed

@@ -38,7 +38,16 @@ _API = {
 _MODULES = ("results", "metrics", "config", "instruments", "enums", "dtypes", "contracts",
             "sweep", "report", "summary", "data")
 
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", "default_experiment", *_API]
+
+
+def default_experiment():
+    """Path of the embedded default experiment (synthetic data: runs anywhere), installed
+    with the package (``mmsim/experiments/default.yaml``; ``mmsim backtest`` without an
+    experiment runs it)."""
+    from importlib.resources import files
+
+    return files("mmsim") / "experiments" / "default.yaml"
 
 
 def __getattr__(name):  # lazy: importing mmsim must not compile numba kernels

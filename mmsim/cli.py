@@ -131,6 +131,10 @@ def _experiment_mode(path: Path) -> str:
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
+    if args.experiment is None:
+        from mmsim import default_experiment
+
+        args.experiment = default_experiment()
     if _experiment_mode(args.experiment) == "model_market":
         # the whole config is checked before the model-market kernels are imported
         from mmsim.modelmarket.config import load_model_market_config
@@ -217,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     _add_ingest_parser(sub)
     pb = sub.add_parser("backtest", help="run one experiment YAML")
-    pb.add_argument("experiment", type=Path)
+    pb.add_argument("experiment", type=Path, nargs="?", default=None,
+                    help="the experiment YAML (default: the embedded default, synthetic data)")
     pb.add_argument("--data-root", default=None, help="default: $MMSIM_DATA_ROOT, else data/")
     pb.add_argument("--out", default=None, help="run directory (default runs/<name>-<digest>)")
     pb.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -299,11 +304,13 @@ def main(argv: list[str] | None = None) -> int:
 
     Errors print one line (``mmsim: error: ...``, naming the file) and return 2: bad
     config or data, a refused or locked ``--out``, missing files, other OS errors
-    (permissions, disk full). Ctrl-C returns 130 and SIGTERM exits with 143, after the
-    cleanup (nothing half-written is left looking complete).
+    (permissions, disk full), a feature whose optional package is not installed. Ctrl-C
+    returns 130 and SIGTERM exits with 143, after the cleanup (nothing half-written is left
+    looking complete).
     """
     import signal
 
+    from mmsim._extras import MissingExtraError
     from mmsim.config import ConfigError
     from mmsim.data.errors import DataError
 
@@ -328,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     except _Terminated as e:
         print("mmsim: terminated (SIGTERM)", file=sys.stderr)
         return int(e.code)
-    except (ConfigError, DataError, OSError, KeyError, ValueError) as e:
-        # OSError covers FileNotFoundError and FileExistsError (mmsim.results.OutputError)
+    except (ConfigError, DataError, OSError, KeyError, ValueError, MissingExtraError) as e:
+        # OSError covers FileNotFoundError and FileExistsError (mmsim.results.OutputError);
+        # MissingExtraError names the extra to install
         print(f"mmsim: error: {e}", file=sys.stderr)
         return 2
     finally:

@@ -44,8 +44,9 @@ _MAX_FILL_POINTS = 20_000
 
 
 def _plt():
-    import matplotlib
+    from mmsim._extras import require
 
+    matplotlib = require("matplotlib", "report", "mmsim report")
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 

@@ -716,8 +716,10 @@ class DaskExecutor:
     def start(self) -> None:
         import logging
 
-        from dask.distributed import Client, LocalCluster
+        from mmsim._extras import require
 
+        distributed = require("dask.distributed", "dask", "a sweep on Dask")
+        Client, LocalCluster = distributed.Client, distributed.LocalCluster
         if self.address is None:
             self.cluster = LocalCluster(
                 n_workers=self.n_local, threads_per_worker=1, processes=True,

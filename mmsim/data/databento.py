@@ -62,15 +62,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import databento_dbn as dbn
 import numpy as np
 
+from mmsim._extras import require
 from mmsim.book.reference import ReferenceL3Book
 from mmsim.data.errors import DataError
 from mmsim.data.store import IngestResult
 from mmsim.data.validate import validate_events
 from mmsim.dtypes import EVENT_DTYPE
 from mmsim.enums import EventFlag, EventKind
+
+dbn = require("databento_dbn", "databento", "reading Databento files")
 
 #: Raw layout of a DBN MBO record (rtype 0xA0), little-endian, 56 bytes.
 MBO_RAW_DTYPE = np.dtype(
