@@ -25,7 +25,8 @@ _ROOT = Path(__file__).resolve().parent
 #: modules (paths below mmsim/) that kernels read constants from without importing numba:
 #: the enums, the record dtypes and the kernels' parameter and state declarations
 _CONSTANT_MODULES = {"enums.py", "dtypes.py", "contracts.py", "kernels.py",
-                     "policies/params.py", "hedgers/params.py"}
+                     "policies/params.py", "hedgers/params.py", "signals/spec.py",
+                     "policies/cartea.py"}
 
 
 #: a kernel module: it imports numba, or this module's decorators
