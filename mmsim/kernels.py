@@ -488,6 +488,15 @@ class KernelSpec:
         The kernel's non-zero return codes (:class:`Errors`, or ``{code: message}``).
     kind : str
         ``"policy"`` (default) or ``"hedger"``: the registry table it may be added to.
+    prepare : callable, optional
+        ``prepare(params) -> state_init``: for a kernel whose initial state depends on its
+        parameters (a table computed once, e.g. the Cartea–Jaimungal depth table). Called
+        with the float64 parameter vector (:meth:`param_vector`) when a run is resolved; its
+        float64[n] result (n ≥ ``len(state.init)``, if a layout is declared) is the run's
+        whole initial state, and the state is ``max(state_size, n)`` long
+        (:meth:`initial_state`). It may raise ``ValueError`` for parameters it cannot serve.
+        A module-level function, so the spec pickles. Without one, the initial state is
+        ``state_init`` (every kernel registered before this hook).
 
     Attributes
     ----------
@@ -501,6 +510,7 @@ class KernelSpec:
     state_init : tuple of float
     state_size : int
     errors : Errors
+    prepare : callable or None
     defaults : dict[str, float or None]
         Name → default (``None`` = required).
 
@@ -512,7 +522,7 @@ class KernelSpec:
     """
 
     __slots__ = ("name", "_kernel", "declaration", "params", "index", "state", "state_index",
-                 "state_init", "doc", "aliases", "state_size", "errors", "kind")
+                 "state_init", "doc", "aliases", "state_size", "errors", "kind", "prepare")
 
     def __init__(
         self,
@@ -527,6 +537,7 @@ class KernelSpec:
         state: Layout | None = None,
         errors: Errors | Mapping[int, str] | None = None,
         kind: str = "policy",
+        prepare: Any = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -552,7 +563,7 @@ class KernelSpec:
             ("params", decl.fields), ("index", decl.index), ("state", state),
             ("state_index", None if state is None else state.index),
             ("state_init", init), ("doc", doc), ("aliases", tuple(aliases)),
-            ("state_size", size), ("errors", errs), ("kind", kind),
+            ("state_size", size), ("errors", errs), ("kind", kind), ("prepare", prepare),
         ):
             object.__setattr__(self, k, v)
 
@@ -566,7 +577,7 @@ class KernelSpec:
         else:
             args = (self.name, self._kernel, self.declaration, self.state_init, self.doc,
                     self.aliases, self.state_size)
-        return (_rebuild_spec, (args, self.state, self.errors, self.kind))
+        return (_rebuild_spec, (args, self.state, self.errors, self.kind, self.prepare))
 
     def __repr__(self) -> str:
         return f"KernelSpec({self.name!r}, kind={self.kind!r}, params={list(self.params)})"
@@ -663,6 +674,32 @@ class KernelSpec:
         st[: len(self.state_init)] = self.state_init
         return st
 
+    def initial_state(self, params: np.ndarray) -> np.ndarray:
+        """The initial state of a run with the parameter vector ``params``: ``prepare(params)``
+        if the spec has a ``prepare`` hook, else ``state_init``; float64, at least
+        ``state_size`` long (zeros after the values given).
+
+        Parameters
+        ----------
+        params : float64[n_params]
+            :meth:`param_vector`'s result.
+
+        Raises
+        ------
+        ValueError
+            From ``prepare``, or if its result is not one-dimensional or is shorter than the
+            declared layout's ``init``.
+        """
+        if self.prepare is None:
+            return self.state_vector()
+        init = np.asarray(self.prepare(np.asarray(params, dtype=np.float64)), dtype=np.float64)
+        if init.ndim != 1 or init.shape[0] < len(self.state_init):
+            raise ValueError(f"{self.kind} {self.name!r}: prepare() must return a float64[n] "
+                             f"state with n >= {len(self.state_init)}, got shape {init.shape}")
+        st = np.zeros(max(self.state_size, init.shape[0]), dtype=np.float64)
+        st[: init.shape[0]] = init
+        return st
+
     def describe_error(self, code: float) -> str:
         """The kernel's return code ``code`` in words, for the error a run raises, e.g.
         ``"policy 'x' returned error 1 (REF_UNDEFINED): reference price undefined"``.
@@ -697,8 +734,8 @@ class KernelSpec:
 
 
 def _rebuild_spec(args: tuple[Any, ...], state: Layout | None, errors: Errors,
-                  kind: str) -> KernelSpec:
-    return KernelSpec(*args, state=state, errors=errors, kind=kind)
+                  kind: str, prepare: Any = None) -> KernelSpec:
+    return KernelSpec(*args, state=state, errors=errors, kind=kind, prepare=prepare)
 
 
 def _camel(name: str) -> str:

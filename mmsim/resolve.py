@@ -684,12 +684,29 @@ def _load_series(lat: LatencyConfig, root: Path) -> Mapping[int, Any] | None:
 
 
 def _binding(spec: KernelSpec, values: Mapping[str, Any], where: str) -> KernelBinding:
+    """The kernel's checked parameter vector and initial state (its ``prepare`` hook, if it
+    has one, computes the state from the parameters: :meth:`KernelSpec.initial_state`).
+
+    Raises
+    ------
+    ConfigError
+        On a bad parameter, or parameters the ``prepare`` hook refuses (``field '<where>'``).
+    """
+    pvec = spec.param_vector(values, where)
+    if spec.prepare is None:
+        init, size = tuple(spec.state_init), int(spec.state_size)
+    else:
+        try:
+            st = spec.initial_state(pvec)
+        except ValueError as e:
+            raise ConfigError(f"field '{where}': {spec.name}: {e}") from None
+        init, size = tuple(float(x) for x in st), int(st.shape[0])
     return KernelBinding(
         name=spec.name,
         spec=spec,
-        params=tuple(float(x) for x in spec.param_vector(values, where)),
-        state_init=tuple(spec.state_init),
-        state_size=int(spec.state_size),
+        params=tuple(float(x) for x in pvec),
+        state_init=init,
+        state_size=size,
     )
 
 

@@ -36,10 +36,12 @@ from mmsim.kernels import (
     UnknownKernelError,
 )
 from mmsim.policies import params as pparams
+from mmsim.policies.cartea import CARTEA_POLICIES
 from mmsim.policies.registry import get_policy, policy_names, register_policy
 
-KERNEL_MODULES = {"policy": "mmsim.policies.nb", "hedger": "mmsim.hedgers.nb"}
-BUILTIN = [("policy", s.name) for s in pparams.BUILTIN_POLICIES] + \
+KERNEL_MODULES = {"policy": ("mmsim.policies.nb", "mmsim.policies.cartea_nb"),
+                  "hedger": ("mmsim.hedgers.nb",)}
+BUILTIN = [("policy", s.name) for s in (*pparams.BUILTIN_POLICIES, *CARTEA_POLICIES)] + \
           [("hedger", s.name) for s in hparams.BUILTIN_HEDGERS]
 
 
@@ -88,7 +90,7 @@ def test_every_kernel_reads_its_arrays_through_its_own_declaration(kind, name):
     spec = _spec(kind, name)
     kernel = spec.kernel
     module = inspect.getmodule(kernel.py_func)
-    assert module.__name__ == KERNEL_MODULES[kind]
+    assert module.__name__ in KERNEL_MODULES[kind]
     for array, index in (("params", spec.index), ("state", spec.state_index)):
         for const, field in _reads(kernel, array):
             assert getattr(module, const) is index, f"{name} reads {array} via {const}"

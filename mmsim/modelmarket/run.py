@@ -158,7 +158,8 @@ def run_paths(
         raise ValueError(f"seed must be in [0, 2**63), got {seed}")
     pvec = spec.param_vector(dict(params))
     mvec = market_vector(market, horizon)
-    state_init = np.ascontiguousarray(spec.state_init, dtype=np.float64)
+    # a policy with a prepare hook (e.g. a depth table) computes its state from its params
+    state_init = np.ascontiguousarray(spec.initial_state(pvec), dtype=np.float64)
     n_state = max(spec.state_size, state_init.shape[0])
     res = np.zeros((n_paths, mnb.R_SIZE), dtype=np.float64)
     b = min(n_paths, BATCH_PATHS)

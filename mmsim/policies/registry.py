@@ -27,6 +27,7 @@ from mmsim.kernels import (
     Slot,
     UnknownKernelError,
 )
+from mmsim.policies.cartea import CARTEA_POLICIES
 from mmsim.policies.params import BUILTIN_POLICIES
 
 __all__ = ["KernelSpec", "Layout", "Param", "Params", "Slot", "UnknownKernelError",
@@ -65,6 +66,6 @@ def policy_names() -> list[str]:
     return REGISTRY.names("policy")
 
 
-for _spec in BUILTIN_POLICIES:
+for _spec in (*BUILTIN_POLICIES, *CARTEA_POLICIES):
     register_policy(_spec)
 del _spec
