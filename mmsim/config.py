@@ -260,7 +260,8 @@ class EngineConfig(_Frozen):
 
     decision_interval_nanos: int = Field(100_000_000, gt=0)
     equity_interval_nanos: int = Field(100_000_000, gt=0)
-    quote_tif: Literal["post_only", "gtc"] = "post_only"
+    #: ``ioc`` / ``fok`` make every quote a taking order (taking policies)
+    quote_tif: Literal["post_only", "gtc", "ioc", "fok"] = "post_only"
     replace: Literal["modify", "cancel_replace"] = "modify"
     decide_on_fill: bool = True
     warmup_nanos: int = Field(0, ge=0)
@@ -299,10 +300,130 @@ class QueueConfig(_Frozen):
 
 
 class RiskConfig(_Frozen):
-    """Risk limits. ``max_position_qty`` in instrument units (None = no limit)."""
+    """Risk limits of the engine, for any policy (MODELS.md §10). None turns a limit off.
+
+    ``max_position_qty`` (instrument units) holds at the exchange: position + every open and
+    in-flight lot on the side that adds to it. ``target_position_qty`` is the hedger's target.
+
+    ``max_notional`` (settlement currency: quote currency, coin for inverse contracts):
+    ``|q|·mid·multiplier`` (inverse ``|q|·multiplier/mid``) at most this; the side that adds
+    to ``|q|`` is cut to what fits and not quoted once the limit is reached.
+    ``soft_position_qty`` (units, below ``max_position_qty``, which it needs): beyond it the
+    side that adds inventory is moved away from the quotes' centre by
+    ``soft_widen_frac·(|q| − q_soft)/(q_max − q_soft)`` of the half spread.
+    ``max_loss`` (equity − start < −L) and ``max_drawdown`` (running peak − equity > D),
+    settlement currency, equity marked to the strategy's mid: every quote is cancelled and,
+    with ``flatten_on_stop``, the position closed with taker orders (``flatten_tif``; IOC and
+    FOK priced ``flatten_slippage_ticks`` through the opposite touch); the stop holds for the
+    rest of the run, or ``stop_cooldown_s`` seconds, after which quoting resumes with the
+    start and the peak reset to the equity then.
+    ``vol_breaker_ratio`` (k_σ): when the fast volatility (EWMA of squared mid changes,
+    half-life ``vol_fast_halflife_s``) exceeds k_σ times its slow average (half-life
+    ``vol_slow_halflife_s``), quoting pauses (``vol_breaker_action: pause``) or the spread is
+    multiplied by ``vol_breaker_spread_mult`` (``widen``) until it falls back below.
+    ``stop_before_end_s``: no quotes that many seconds before the horizon;
+    ``flatten_before_end_s``: from then on the position is flattened as well (both need
+    ``engine.horizon: end``).
+    """
 
     max_position_qty: float | None = Field(None, ge=0)
     target_position_qty: float = 0.0
+    max_notional: float | None = Field(None, gt=0)
+    soft_position_qty: float | None = Field(None, ge=0)
+    soft_widen_frac: float = Field(1.0, ge=0)
+    max_loss: float | None = Field(None, gt=0)
+    max_drawdown: float | None = Field(None, gt=0)
+    stop_cooldown_s: float | None = Field(None, gt=0)
+    flatten_on_stop: bool = False
+    flatten_tif: Literal["market", "ioc", "fok"] = "market"
+    flatten_slippage_ticks: int = Field(0, ge=0)
+    vol_breaker_ratio: float | None = Field(None, gt=0)
+    vol_fast_halflife_s: float = Field(5.0, gt=0)
+    vol_slow_halflife_s: float = Field(300.0, gt=0)
+    vol_breaker_action: Literal["pause", "widen"] = "pause"
+    vol_breaker_spread_mult: float = Field(2.0, ge=1)
+    stop_before_end_s: float | None = Field(None, ge=0)
+    flatten_before_end_s: float | None = Field(None, ge=0)
+
+    #: fields added after the first release: left out of ``as_dict`` at their defaults, so
+    #: the digests of earlier configs stay
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = (
+        "max_notional", "soft_position_qty", "soft_widen_frac", "max_loss", "max_drawdown",
+        "stop_cooldown_s", "flatten_on_stop", "flatten_tif", "flatten_slippage_ticks",
+        "vol_breaker_ratio", "vol_fast_halflife_s", "vol_slow_halflife_s",
+        "vol_breaker_action", "vol_breaker_spread_mult", "stop_before_end_s",
+        "flatten_before_end_s")
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> RiskConfig:
+        errors: list[tuple[tuple[Any, ...], str]] = []
+        if self.soft_position_qty is not None:
+            if self.max_position_qty is None:
+                errors.append((("soft_position_qty",), "needs risk.max_position_qty"))
+            elif self.soft_position_qty >= self.max_position_qty:
+                errors.append((("soft_position_qty",),
+                               f"must be < max_position_qty "
+                               f"({fmt_number(self.max_position_qty)}), got "
+                               f"{fmt_number(self.soft_position_qty)}"))
+        if self.vol_fast_halflife_s >= self.vol_slow_halflife_s:
+            errors.append((("vol_fast_halflife_s",),
+                           f"must be < vol_slow_halflife_s "
+                           f"({fmt_number(self.vol_slow_halflife_s)}), got "
+                           f"{fmt_number(self.vol_fast_halflife_s)}"))
+        if errors:
+            raise fields_error(errors)
+        return self
+
+
+class QuotingConfig(_Frozen):
+    """Quote management every policy can use (MODELS.md §4); the defaults change nothing.
+
+    Sizes: ``size_inventory_factor`` a (0..1, needs ``risk.max_position_qty``) scales the
+    side that adds inventory by ``max(0, 1 − a·|q|/q_max)``.
+    Keeping queue places: a live quote is not modified or cancelled by the policy before it
+    is ``min_quote_life_nanos`` old, and not moved unless its target moves by more than
+    ``refresh_threshold_ticks`` ticks (risk limits still cancel at once).
+    ``placement`` of the level-0 quote against the strategy's touch (each side's levels move
+    with it): ``policy`` (as the policy gives it), ``join`` (at the touch), ``improve`` (one
+    tick inside when the spread is at least 3 ticks, else join), ``behind`` (``behind_ticks``
+    behind the touch).
+    Should-quote rules (seed 004): ``skip_below_break_even`` skips both sides while the
+    market spread is below ``2·maker fee + break_even_margin_bps`` (bps of the mid);
+    ``skip_at_inventory_limit`` skips the side whose limit the position has reached;
+    ``max_vol_tick`` skips both sides while the engine's volatility estimate (ticks per
+    √second) is above it.
+    Ladder (seed 003): ``ladder_offsets`` (one per level, increasing, first usually 0, in
+    ``ladder_unit``: ticks or bps of the level-0 price) makes ``len(ladder_offsets)`` levels
+    per side from the policy's level-0 quote (its price and size; deeper policy levels are
+    replaced), level k's size ``size·ladder_size_growth**k``.
+    """
+
+    size_inventory_factor: float = Field(0.0, ge=0, le=1)
+    min_quote_life_nanos: int = Field(0, ge=0)
+    refresh_threshold_ticks: int = Field(0, ge=0)
+    placement: Literal["policy", "join", "improve", "behind"] = "policy"
+    behind_ticks: int = Field(1, ge=0)
+    skip_below_break_even: bool = False
+    break_even_margin_bps: float = 0.0
+    skip_at_inventory_limit: bool = False
+    max_vol_tick: float | None = Field(None, ge=0)
+    ladder_offsets: tuple[float, ...] = ()
+    ladder_unit: Literal["ticks", "bps"] = "ticks"
+    ladder_size_growth: float = Field(1.0, gt=0)
+
+    @field_validator("ladder_offsets")
+    @classmethod
+    def _check_ladder(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        from mmsim.contracts import MAX_LEVELS
+
+        if len(v) > MAX_LEVELS:
+            raise PydanticCustomError("mmsim_value", "at most {n} levels, got {got}",
+                                      {"n": MAX_LEVELS, "got": len(v)})
+        if any(x < 0 for x in v) or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise PydanticCustomError("mmsim_value",
+                                      "must be >= 0 and increasing, got {got}",
+                                      {"got": show_value(list(v))})
+        return v
 
 
 class KernelConfig(BaseModel):
@@ -575,6 +696,7 @@ class ExperimentConfig(_Frozen):
     queue: QueueConfig = QueueConfig()
     matching: MatchingConfig = MatchingConfig()
     risk: RiskConfig = RiskConfig()
+    quoting: QuotingConfig = QuotingConfig()
     policy: PolicyConfig
     hedger: HedgerConfig | None = None
     metrics: MetricsConfig = MetricsConfig()
@@ -629,6 +751,7 @@ class ExperimentConfig(_Frozen):
         if self.hedger is not None:
             errors += missing_param_errors(self.hedger, ("hedger",))
             errors += self._hedger_instrument_errors()
+        errors += self._cross_section_errors()
         seen = self.instrument_names()[:1]
         for i, o in enumerate(self.instruments):
             if o.name in seen:
@@ -638,6 +761,21 @@ class ExperimentConfig(_Frozen):
         if errors:
             raise fields_error(errors)
         return self
+
+    def _cross_section_errors(self) -> list[tuple[tuple[Any, ...], str]]:
+        """Options of ``risk`` / ``quoting`` that need a setting of another section."""
+        errors: list[tuple[tuple[Any, ...], str]] = []
+        if self.quoting.size_inventory_factor > 0 and self.risk.max_position_qty is None:
+            errors.append((("quoting", "size_inventory_factor"),
+                           "needs risk.max_position_qty"))
+        if self.quoting.skip_at_inventory_limit and self.risk.max_position_qty is None:
+            errors.append((("quoting", "skip_at_inventory_limit"),
+                           "needs risk.max_position_qty"))
+        if self.engine.horizon == "none":
+            for k in ("stop_before_end_s", "flatten_before_end_s"):
+                if getattr(self.risk, k) is not None:
+                    errors.append((("risk", k), "needs engine.horizon: end"))
+        return errors
 
     def _hedger_instrument_errors(self) -> list[tuple[tuple[Any, ...], str]]:
         """The range check of an index in ``hedger.instrument`` (given or the default)."""
@@ -682,6 +820,13 @@ class ExperimentConfig(_Frozen):
         """The config as a JSON-able mapping (what :func:`config_from_dict` reads back);
         ``instrument_name`` and ``instruments`` are left out when unused."""
         out = json.loads(self.model_dump_json())
+        # sections and fields added later are left out at their defaults (digests stay)
+        if self.quoting == QuotingConfig():
+            out.pop("quoting", None)
+        default_risk = RiskConfig()
+        for k in RiskConfig.LATER_FIELDS:
+            if getattr(self.risk, k) == getattr(default_risk, k):
+                out["risk"].pop(k, None)
         if self.instrument_name is None:
             out.pop("instrument_name", None)
         if not self.instruments:

@@ -20,7 +20,7 @@ run with :class:`mmsim.engine.backtest.PolicyError`.
 
 Hedger output ``out`` (:data:`HedgeOut` layout): ``out[0]`` = number of orders n, then for each
 order k: instrument index, side (+1 buy, -1 sell), quantity in lots, time in force
-(:data:`mmsim.enums.TimeInForce`: IOC or MARKET) and limit price in ticks (IOC only), at
+(:data:`mmsim.enums.TimeInForce`: IOC, FOK or MARKET) and limit price in ticks (IOC, FOK), at
 ``1 + 5k ...``. Instrument index 0 is the quoted instrument; the contract carries the index so
 a hedge on a second instrument needs no new signature.
 """

@@ -74,7 +74,11 @@ FILL_DTYPE = np.dtype(
     align=True,
 )
 
-#: One lifecycle event of one of our orders.
+#: One lifecycle event of one of our orders, or a risk event of the engine (``event``
+#: RISK_ON / RISK_OFF, ``reason`` a :data:`mmsim.enums.RiskReason`): then ``order_id`` is 0,
+#: ``side`` the side a RISK_ON stops (0 = both; 0 on RISK_OFF), ``price_tick`` the strategy's
+#: mid rounded (0 if unknown), ``qty`` the position the strategy knows (lots), and both clocks
+#: the decision's local time.
 ORDER_LOG_DTYPE = np.dtype(
     [
         ("local_ts", "i8"),  # strategy clock: sent (requests) or received (responses)
@@ -87,7 +91,7 @@ ORDER_LOG_DTYPE = np.dtype(
         ("event", "u1"),  # OrderEvent
         ("side", "i1"),
         ("tif", "u1"),  # TimeInForce
-        ("reason", "u1"),  # Reject reason
+        ("reason", "u1"),  # Reject reason; RiskReason of RISK_ON / RISK_OFF rows
         ("is_hedge", "u1"),
         ("instrument", "u1"),  # instrument index (0 = the quoted instrument)
     ],
@@ -174,6 +178,7 @@ OUR_ORDER_DTYPE = np.dtype(
         ("local_filled", np.int64),  # local view: lots filled so far (from fill reports)
         ("local_target", np.int64),  # local view: open quantity last asked for (the quote's size)
         ("modify_total", np.int64),  # local view: total asked by a modify in flight (0 = none)
+        ("local_sent_ts", np.int64),  # local ns its price / size was last asked (submit, modify)
         ("instrument", np.int64),  # the instrument the slot belongs to (fixed per slot)
         ("queue_ahead", np.float64),  # lots ahead of the order in its level's queue
     ],
@@ -211,6 +216,9 @@ FEED_DTYPE = np.dtype(
     ],
     align=True,
 )
+
+#: Quote levels per side (:data:`mmsim.contracts.MAX_LEVELS`, kept equal by a test).
+MAX_QUOTE_LEVELS = 8
 
 #: Most order slots of ours per instrument (``engine.max_our_orders`` is at most this).
 MAX_OUR_ORDERS = 1024
@@ -260,6 +268,8 @@ ENGINE_STATE_DTYPE = np.dtype(
         ("last_response_ts", np.int64),  # last response arrival
         ("n_recenters", np.int64),  # ladder window moves
         ("last_equity_ts", np.int64),  # time of the last equity sample
+        ("risk_active", np.int64),  # bits of the RiskReasons acting now (mmsim.enums)
+        ("risk_stop_until_ts", np.int64),  # local ns a PnL / drawdown stop ends (INF: never)
         ("cash", np.float64),  # settlement currency
         ("fees", np.float64),
         ("local_cash", np.float64),  # as the strategy knows it
@@ -273,6 +283,10 @@ ENGINE_STATE_DTYPE = np.dtype(
         ("trade_hi_tick", np.float64),  # local view since the last clock decision: highest
         ("trade_lo_tick", np.float64),  # buyer- and lowest seller-initiated trade price
         ("trade_qty", np.float64),  # and the lots traded
+        ("risk_equity_start", np.float64),  # equity a PnL stop is measured from (NaN: unset)
+        ("risk_equity_peak", np.float64),  # running peak of the equity (drawdown stop)
+        ("vol_fast_var", np.float64),  # circuit breaker: fast EWMA of squared mid changes / s
+        ("vol_slow_var", np.float64),  # and its slow average, ticks² per second
         ("open_bid_slots", np.int64, (MAX_OUR_ORDERS,)),  # our open bids' slots (bounds)
         ("open_ask_slots", np.int64, (MAX_OUR_ORDERS,)),
     ],
@@ -312,6 +326,38 @@ ENGINE_PARAMS_DTYPE = np.dtype(
         ("vol_halflife_s", np.float64),  # the online volatility's half-life
         ("vol_init_tick", np.float64),
         ("queue_power_n", np.float64),  # exponent of the power queue model
+        # risk limits and quote management (mmsim.resolve.LimitSpec / QuotingSpec); off at
+        # their defaults, and with ``risk_on`` 0 the decision path skips them all
+        ("risk_on", np.int64),  # 1: one of the options below is on
+        ("stop_quoting_ts", np.int64),  # no quotes from this local ns (0 = never)
+        ("flatten_ts", np.int64),  # flatten from this local ns (0 = never)
+        ("stop_cooldown_ns", np.int64),  # PnL / drawdown stop length (-1 = the whole run)
+        ("flatten_on_stop", np.int64),
+        ("flatten_tif", np.int64),  # TimeInForce: MARKET, IOC or FOK
+        ("flatten_slippage_ticks", np.int64),
+        ("soft_position_lots", np.int64),  # -1 = no soft limit
+        ("vol_breaker_action", np.int64),  # BREAKER_* (mmsim.engine.nb)
+        ("min_quote_life_ns", np.int64),
+        ("refresh_threshold_ticks", np.int64),
+        ("placement", np.int64),  # PLACE_* (mmsim.engine.nb)
+        ("behind_ticks", np.int64),
+        ("skip_below_break_even", np.int64),
+        ("skip_at_inventory_limit", np.int64),
+        ("ladder_levels", np.int64),  # 0 = no ladder
+        ("ladder_unit", np.int64),  # LADDER_* (mmsim.engine.nb)
+        ("max_notional", np.float64),  # settlement currency (NaN = none)
+        ("soft_widen_frac", np.float64),
+        ("max_loss", np.float64),  # NaN = none
+        ("max_drawdown", np.float64),  # NaN = none
+        ("vol_breaker_ratio", np.float64),  # k_σ (NaN = no breaker)
+        ("vol_fast_halflife_s", np.float64),
+        ("vol_slow_halflife_s", np.float64),
+        ("vol_breaker_spread_mult", np.float64),
+        ("size_inventory_factor", np.float64),
+        ("break_even_margin_bps", np.float64),
+        ("max_vol_tick", np.float64),  # NaN = no rule
+        ("ladder_size_growth", np.float64),
+        ("ladder_offsets", np.float64, (MAX_QUOTE_LEVELS,)),  # ticks or bps, one per level
     ],
     align=True,
 )

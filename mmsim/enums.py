@@ -122,13 +122,16 @@ class _TimeInForce(NamedTuple):
 
     GTC rests until cancelled (crossing part takes liquidity); POST_ONLY (GTX) is rejected if
     it would cross on arrival; IOC takes what it can and cancels the rest; MARKET walks the
-    book for its whole size, ignoring price.
+    book for its whole size, ignoring price; FOK (fill-or-kill) fills its whole size at
+    arrival against the book within its limit price, or is cancelled with nothing filled
+    (an ``expire`` with reason ``no_liquidity``).
     """
 
     GTC: int = 0
     POST_ONLY: int = 1
     IOC: int = 2
     MARKET: int = 3
+    FOK: int = 4
 
 
 TimeInForce = _TimeInForce()
@@ -149,6 +152,11 @@ class _OrderEvent(NamedTuple):
     CANCEL_REJECT: int = 9
     FILL: int = 10
     EXPIRE: int = 11
+    #: a risk limit or should-quote rule of the engine starts to act (``reason``: a
+    #: :data:`RiskReason`); the row carries no order (``order_id`` 0)
+    RISK_ON: int = 12
+    #: it stops acting (the same ``reason``)
+    RISK_OFF: int = 13
 
 
 OrderEvent = _OrderEvent()
@@ -192,4 +200,55 @@ class _Reject(NamedTuple):
 
 
 Reject = _Reject()
-REJECT_NAMES = {v: k.lower() for k, v in Reject._asdict().items()}
+
+#: The first :data:`RiskReason` code: risk reasons share the orders log's ``reason`` column
+#: with the :data:`Reject` reasons, so their codes start above them.
+RISK_REASON_BASE = 16
+
+
+class _RiskReason(NamedTuple):
+    """Why the engine's risk layer acts (``ORDER_LOG_DTYPE['reason']`` of ``risk_on`` /
+    ``risk_off`` rows; MODELS.md §10 and §4). The bit of reason ``r`` in
+    ``ENGINE_STATE_DTYPE['risk_active']`` is ``1 << (r - RISK_REASON_BASE)``.
+
+    NOTIONAL_LIMIT
+        ``|q|·mid·multiplier`` (inverse ``|q|·multiplier/mid``) reached ``risk.max_notional``:
+        the side that adds to ``|q|`` is not quoted.
+    SOFT_LIMIT
+        ``|q|`` beyond ``risk.soft_position_qty``: the side that adds inventory is widened.
+    PNL_STOP, DRAWDOWN_STOP
+        Equity − start < −``risk.max_loss``, or peak − equity > ``risk.max_drawdown``: every
+        quote cancelled (optionally flattened) until the cool-down ends.
+    VOL_BREAKER
+        Fast volatility above ``risk.vol_breaker_ratio`` × its slow average: paused or widened.
+    SESSION_STOP, SESSION_FLATTEN
+        Within ``risk.stop_before_end_s`` (no quotes) or ``risk.flatten_before_end_s``
+        (no quotes, and the position is flattened) of the horizon.
+    BREAK_EVEN_SPREAD
+        Should-quote rule: the market spread is below ``2·maker fee + margin``.
+    INVENTORY_AT_LIMIT
+        Should-quote rule: the position is at its limit on that side.
+    VOL_THRESHOLD
+        Should-quote rule: the volatility estimate is above ``quoting.max_vol_tick``.
+    """
+
+    NOTIONAL_LIMIT: int = RISK_REASON_BASE
+    SOFT_LIMIT: int = RISK_REASON_BASE + 1
+    PNL_STOP: int = RISK_REASON_BASE + 2
+    DRAWDOWN_STOP: int = RISK_REASON_BASE + 3
+    VOL_BREAKER: int = RISK_REASON_BASE + 4
+    SESSION_STOP: int = RISK_REASON_BASE + 5
+    SESSION_FLATTEN: int = RISK_REASON_BASE + 6
+    BREAK_EVEN_SPREAD: int = RISK_REASON_BASE + 7
+    INVENTORY_AT_LIMIT: int = RISK_REASON_BASE + 8
+    VOL_THRESHOLD: int = RISK_REASON_BASE + 9
+    # the order-flow-imbalance pause (MODELS.md §10) takes the next code once the
+    # mmsim.signals package gives the engine an OFI estimate
+
+
+RiskReason = _RiskReason()
+RISK_REASON_NAMES = {v: k.lower() for k, v in RiskReason._asdict().items()}
+
+#: Names of every code of the orders log's ``reason`` column: the :data:`Reject` reasons
+#: and the :data:`RiskReason` codes (written as these names by :mod:`mmsim.results`).
+REJECT_NAMES = {**{v: k.lower() for k, v in Reject._asdict().items()}, **RISK_REASON_NAMES}

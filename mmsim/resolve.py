@@ -9,7 +9,8 @@
   instrument's (:func:`mmsim.data.grid.grid_scaling`) and the latency vector (with the recorded
   series of ``latency.model: interpolated``, read from the data root);
 * every string of the config is mapped to its enum (:class:`QueueModel`, :class:`LatencyModel`,
-  :class:`FeedMode`, :class:`QuoteTif`, :class:`ReplaceMode`, :class:`FillMode`);
+  :class:`FeedMode`, :class:`QuoteTif`, :class:`ReplaceMode`, :class:`FillMode`,
+  :class:`TakerTif`, :class:`BreakerAction`, :class:`Placement`, :class:`LadderUnit`);
 * every quantity is converted to the engine's units (lots, ticks, nanoseconds).
 
 An experiment may declare further instruments (``instruments:``, e.g. the perpetual a hedger
@@ -87,6 +88,39 @@ class QuoteTif(StrEnum):
 
     POST_ONLY = "post_only"
     GTC = "gtc"
+    IOC = "ioc"  # taking policies: every quote takes what it can at arrival
+    FOK = "fok"  # taking policies: every quote fills whole at arrival, or not at all
+
+
+class TakerTif(StrEnum):
+    """Time in force of the engine's flattening orders (``risk.flatten_tif``)."""
+
+    MARKET = "market"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class BreakerAction(StrEnum):
+    """What the volatility circuit breaker does (``risk.vol_breaker_action``)."""
+
+    PAUSE = "pause"  # no quotes
+    WIDEN = "widen"  # the spread times ``risk.vol_breaker_spread_mult``
+
+
+class Placement(StrEnum):
+    """Where the level-0 quote goes against the touch (``quoting.placement``)."""
+
+    POLICY = "policy"  # as the policy gives it
+    JOIN = "join"  # at the touch
+    IMPROVE = "improve"  # one tick inside when the spread is >= 3 ticks, else at the touch
+    BEHIND = "behind"  # ``behind_ticks`` behind the touch
+
+
+class LadderUnit(StrEnum):
+    """Unit of ``quoting.ladder_offsets``."""
+
+    TICKS = "ticks"
+    BPS = "bps"  # of the level-0 price
 
 
 class ReplaceMode(StrEnum):
@@ -241,7 +275,7 @@ class OrderSpec:
 
 @dataclass(frozen=True)
 class LimitSpec:
-    """Risk limits, in lots of the instrument.
+    """Risk limits (``risk:``, MODELS.md §10), in lots of the instrument, ns and ticks.
 
     Attributes
     ----------
@@ -249,10 +283,88 @@ class LimitSpec:
         ``risk.max_position_qty / lot_size``, rounded; None = no limit.
     target_position_lots : int
         ``risk.target_position_qty / lot_size``, rounded (the hedger's target).
+    max_notional : float or None
+        ``risk.max_notional``, settlement currency; None = no limit.
+    soft_position_lots : int or None
+        ``risk.soft_position_qty`` in lots (rounded); ``soft_widen_frac`` its w.
+    max_loss, max_drawdown : float or None
+        PnL stop L and maximum drawdown D, settlement currency.
+    stop_cooldown_ns : int or None
+        ``risk.stop_cooldown_s`` in ns; None = a stop holds for the rest of the run.
+    flatten_on_stop : bool
+    flatten_tif : TakerTif
+    flatten_slippage_ticks : int
+        IOC / FOK flattening orders are priced this far through the opposite touch.
+    vol_breaker_ratio : float or None
+        k_σ (on standard deviations); None = no breaker.
+    vol_fast_halflife_s, vol_slow_halflife_s : float
+        Half-lives of the breaker's fast and slow volatility EWMAs, seconds.
+    vol_breaker_action : BreakerAction
+    vol_breaker_spread_mult : float
+        m of :attr:`BreakerAction.WIDEN`.
+    stop_quoting_ts, flatten_ts : int or None
+        Exchange ns (horizon − ``risk.stop_before_end_s`` / ``flatten_before_end_s``) from
+        which no quotes go out / the position is flattened; None = never.
     """
 
     max_position_lots: int | None
     target_position_lots: int
+    max_notional: float | None = None
+    soft_position_lots: int | None = None
+    soft_widen_frac: float = 1.0
+    max_loss: float | None = None
+    max_drawdown: float | None = None
+    stop_cooldown_ns: int | None = None
+    flatten_on_stop: bool = False
+    flatten_tif: TakerTif = TakerTif.MARKET
+    flatten_slippage_ticks: int = 0
+    vol_breaker_ratio: float | None = None
+    vol_fast_halflife_s: float = 5.0
+    vol_slow_halflife_s: float = 300.0
+    vol_breaker_action: BreakerAction = BreakerAction.PAUSE
+    vol_breaker_spread_mult: float = 2.0
+    stop_quoting_ts: int | None = None
+    flatten_ts: int | None = None
+
+
+@dataclass(frozen=True)
+class QuotingSpec:
+    """Quote management and should-quote rules (``quoting:``, MODELS.md §4), in engine
+    units; the defaults change nothing.
+
+    Attributes
+    ----------
+    size_inventory_factor : float
+        a: the side that adds inventory is scaled by ``max(0, 1 − a·|q|/q_max)``.
+    min_quote_life_ns : int
+        A quote is not modified or cancelled by the policy before this age, ns.
+    refresh_threshold_ticks : int
+        A quote moves only when its target moves by more than this, ticks.
+    placement : Placement
+    behind_ticks : int
+    skip_below_break_even : bool
+    break_even_margin_bps : float
+    skip_at_inventory_limit : bool
+    max_vol_tick : float or None
+        Ticks per √second; None = no rule.
+    ladder_offsets : tuple of float
+        One per level (empty = no ladder), in ``ladder_unit``.
+    ladder_unit : LadderUnit
+    ladder_size_growth : float
+    """
+
+    size_inventory_factor: float = 0.0
+    min_quote_life_ns: int = 0
+    refresh_threshold_ticks: int = 0
+    placement: Placement = Placement.POLICY
+    behind_ticks: int = 1
+    skip_below_break_even: bool = False
+    break_even_margin_bps: float = 0.0
+    skip_at_inventory_limit: bool = False
+    max_vol_tick: float | None = None
+    ladder_offsets: tuple[float, ...] = ()
+    ladder_unit: LadderUnit = LadderUnit.TICKS
+    ladder_size_growth: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -372,6 +484,8 @@ class EngineSpec:
     others : tuple of LegSpec
         The further instruments, in the order of the config's ``instruments`` (empty for a
         single-instrument experiment).
+    quoting : QuotingSpec
+        Quote management and should-quote rules of the quoted instrument.
     """
 
     instrument: Instrument
@@ -392,6 +506,7 @@ class EngineSpec:
     seed: int
     instrument_name: str = ""
     others: tuple[LegSpec, ...] = ()
+    quoting: QuotingSpec = QuotingSpec()
 
     @property
     def legs(self) -> tuple[LegSpec, ...]:
@@ -815,10 +930,7 @@ def _resolve(
             replace=ReplaceMode(e.replace),
             fills=q.fills,
         ),
-        limits=LimitSpec(
-            max_position_lots=q.max_position_lots,
-            target_position_lots=_lots(cfg.risk.target_position_qty, inst.lot_size),
-        ),
+        limits=_limits(cfg, q, inst, end_ts),
         volatility=VolatilitySpec(float(e.vol_halflife_s), float(e.vol_init_tick)),
         capacities=CapacitySpec(
             book_width_ticks=int(e.book_width_ticks),
@@ -832,4 +944,63 @@ def _resolve(
         seed=int(cfg.seed),
         instrument_name=q.name,
         others=rest,
+        quoting=_quoting(cfg),
+    )
+
+
+def _seconds_ns(s: float | None) -> int | None:
+    return None if s is None else int(round(s * 1e9))
+
+
+def _limits(cfg: ExperimentConfig, q: LegSpec, inst: Instrument, end_ts: int | None) -> LimitSpec:
+    """The quoted instrument's :class:`LimitSpec` (``risk:``) in lots, ns and ticks."""
+    r = cfg.risk
+    if end_ts is None and (r.stop_before_end_s is not None or r.flatten_before_end_s is not None):
+        which = "stop_before_end_s" if r.stop_before_end_s is not None else \
+            "flatten_before_end_s"
+        raise ConfigError(f"field 'risk.{which}': needs a horizon (engine.horizon: end on "
+                          f"data with a last timestamp)")
+
+    def before_end(s: float | None) -> int | None:
+        return None if s is None or end_ts is None else end_ts - int(round(s * 1e9))
+
+    return LimitSpec(
+        max_position_lots=q.max_position_lots,
+        target_position_lots=_lots(r.target_position_qty, inst.lot_size),
+        max_notional=r.max_notional,
+        soft_position_lots=None if r.soft_position_qty is None else
+        _lots(r.soft_position_qty, inst.lot_size),
+        soft_widen_frac=float(r.soft_widen_frac),
+        max_loss=r.max_loss,
+        max_drawdown=r.max_drawdown,
+        stop_cooldown_ns=_seconds_ns(r.stop_cooldown_s),
+        flatten_on_stop=bool(r.flatten_on_stop),
+        flatten_tif=TakerTif(r.flatten_tif),
+        flatten_slippage_ticks=int(r.flatten_slippage_ticks),
+        vol_breaker_ratio=r.vol_breaker_ratio,
+        vol_fast_halflife_s=float(r.vol_fast_halflife_s),
+        vol_slow_halflife_s=float(r.vol_slow_halflife_s),
+        vol_breaker_action=BreakerAction(r.vol_breaker_action),
+        vol_breaker_spread_mult=float(r.vol_breaker_spread_mult),
+        stop_quoting_ts=before_end(r.stop_before_end_s),
+        flatten_ts=before_end(r.flatten_before_end_s),
+    )
+
+
+def _quoting(cfg: ExperimentConfig) -> QuotingSpec:
+    """The :class:`QuotingSpec` of ``quoting:`` (strings → enums)."""
+    qc = cfg.quoting
+    return QuotingSpec(
+        size_inventory_factor=float(qc.size_inventory_factor),
+        min_quote_life_ns=int(qc.min_quote_life_nanos),
+        refresh_threshold_ticks=int(qc.refresh_threshold_ticks),
+        placement=Placement(qc.placement),
+        behind_ticks=int(qc.behind_ticks),
+        skip_below_break_even=bool(qc.skip_below_break_even),
+        break_even_margin_bps=float(qc.break_even_margin_bps),
+        skip_at_inventory_limit=bool(qc.skip_at_inventory_limit),
+        max_vol_tick=qc.max_vol_tick,
+        ladder_offsets=tuple(float(x) for x in qc.ladder_offsets),
+        ladder_unit=LadderUnit(qc.ladder_unit),
+        ladder_size_growth=float(qc.ladder_size_growth),
     )

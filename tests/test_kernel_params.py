@@ -198,9 +198,9 @@ def test_enum_parameters_take_names_and_map_them_to_the_named_codes():
         ("policy", "fixed_spread", {"spread_bps": 2, "ref": 2},
          "field 'policy.ref': must be mid (0) or wmid (1), got 2"),
         ("hedger", "threshold", {"threshold": 1, "tif": "gtc"},
-         "field 'hedger.tif': must be market (3) or ioc (2), got 'gtc'"),
+         "field 'hedger.tif': must be market (3) or ioc (2) or fok (4), got 'gtc'"),
         ("hedger", "threshold", {"threshold": 1, "tif": "post_only"},
-         "field 'hedger.tif': must be market (3) or ioc (2), got 'post_only'"),
+         "field 'hedger.tif': must be market (3) or ioc (2) or fok (4), got 'post_only'"),
     ],
 )
 def test_unknown_enum_names_are_refused_on_one_line(kind, name, values, message):
@@ -224,7 +224,7 @@ def test_the_kernel_compares_with_the_named_choice():
 
 def test_choice_declarations_must_name_members_of_the_enum():
     with pytest.raises(ValueError, match="no choice"):
-        Param.choice(TimeInForce, "market", "x", allowed=("market", "fok"))
+        Param.choice(TimeInForce, "market", "x", allowed=("market", "day"))
     with pytest.raises(ValueError, match="default 'gtc' is not one of market, ioc"):
         Param.choice(TimeInForce, "gtc", "x", allowed=("market", "ioc"))
     p = Param.choice(pparams.Ref, None, "x")

@@ -40,14 +40,20 @@ from mmsim.enums import TimeInForce
 from mmsim.models.nb import LATENCY_PARAMS
 from mmsim.models.nb import LatencyModel as KernelLatencyModel
 from mmsim.resolve import (
+    BreakerAction,
     EngineSpec,
     FeedMode,
     FillMode,
     KernelBinding,
+    LadderUnit,
     LatencyModel,
+    LimitSpec,
+    Placement,
     QueueModel,
     QuoteTif,
+    QuotingSpec,
     ReplaceMode,
+    TakerTif,
 )
 
 # the spec's enums → the kernel's codes (every member has one: tests/test_resolve.py)
@@ -62,7 +68,14 @@ LATENCY_CODES = {
     LatencyModel.LOGNORMAL: KernelLatencyModel.LOGNORMAL,
     LatencyModel.INTERPOLATED: KernelLatencyModel.INTERPOLATED,
 }
-QUOTE_TIF_CODES = {QuoteTif.POST_ONLY: TimeInForce.POST_ONLY, QuoteTif.GTC: TimeInForce.GTC}
+QUOTE_TIF_CODES = {QuoteTif.POST_ONLY: TimeInForce.POST_ONLY, QuoteTif.GTC: TimeInForce.GTC,
+                   QuoteTif.IOC: TimeInForce.IOC, QuoteTif.FOK: TimeInForce.FOK}
+TAKER_TIF_CODES = {TakerTif.MARKET: TimeInForce.MARKET, TakerTif.IOC: TimeInForce.IOC,
+                   TakerTif.FOK: TimeInForce.FOK}
+BREAKER_CODES = {BreakerAction.PAUSE: enb.BREAKER_PAUSE, BreakerAction.WIDEN: enb.BREAKER_WIDEN}
+PLACEMENT_CODES = {Placement.POLICY: enb.PLACE_POLICY, Placement.JOIN: enb.PLACE_JOIN,
+                   Placement.IMPROVE: enb.PLACE_IMPROVE, Placement.BEHIND: enb.PLACE_BEHIND}
+LADDER_UNIT_CODES = {LadderUnit.TICKS: enb.LADDER_TICKS, LadderUnit.BPS: enb.LADDER_BPS}
 FEED_MODE_CODES = {FeedMode.DATA_LOCAL_TS: enb.FEED_DATA_LOCAL,
                    FeedMode.EXCHANGE_PLUS_LATENCY: enb.FEED_EXCH_PLUS}
 REPLACE_CODES = {ReplaceMode.MODIFY: enb.REPLACE_MODIFY,
@@ -77,6 +90,57 @@ class PolicyError(RuntimeError):
 
 class EngineCapacityError(RuntimeError):
     """The L3 book's order table is full: raise ``engine.max_book_orders``."""
+
+
+def _nan_if_none(x: float | None) -> float:
+    return np.nan if x is None else float(x)
+
+
+def _risk_params(spec: EngineSpec | None) -> dict[str, object]:
+    """The ENGINE_PARAMS_DTYPE fields of the risk limits and quote management of ``spec``
+    (:class:`mmsim.resolve.LimitSpec`, :class:`mmsim.resolve.QuotingSpec`); None: all off
+    (the instruments a policy does not quote)."""
+    lim = spec.limits if spec is not None else LimitSpec(None, 0)
+    q = spec.quoting if spec is not None else QuotingSpec()
+    offsets = np.zeros(ENGINE_PARAMS_DTYPE["ladder_offsets"].shape, dtype=np.float64)
+    offsets[: len(q.ladder_offsets)] = q.ladder_offsets
+    out = {
+        "stop_quoting_ts": lim.stop_quoting_ts or 0,
+        "flatten_ts": lim.flatten_ts or 0,
+        "stop_cooldown_ns": -1 if lim.stop_cooldown_ns is None else lim.stop_cooldown_ns,
+        "flatten_on_stop": 1 if lim.flatten_on_stop else 0,
+        "flatten_tif": TAKER_TIF_CODES[lim.flatten_tif],
+        "flatten_slippage_ticks": lim.flatten_slippage_ticks,
+        "soft_position_lots": -1 if lim.soft_position_lots is None else lim.soft_position_lots,
+        "vol_breaker_action": BREAKER_CODES[lim.vol_breaker_action],
+        "min_quote_life_ns": q.min_quote_life_ns,
+        "refresh_threshold_ticks": q.refresh_threshold_ticks,
+        "placement": PLACEMENT_CODES[q.placement],
+        "behind_ticks": q.behind_ticks,
+        "skip_below_break_even": 1 if q.skip_below_break_even else 0,
+        "skip_at_inventory_limit": 1 if q.skip_at_inventory_limit else 0,
+        "ladder_levels": len(q.ladder_offsets),
+        "ladder_unit": LADDER_UNIT_CODES[q.ladder_unit],
+        "max_notional": _nan_if_none(lim.max_notional),
+        "soft_widen_frac": lim.soft_widen_frac,
+        "max_loss": _nan_if_none(lim.max_loss),
+        "max_drawdown": _nan_if_none(lim.max_drawdown),
+        "vol_breaker_ratio": _nan_if_none(lim.vol_breaker_ratio),
+        "vol_fast_halflife_s": lim.vol_fast_halflife_s,
+        "vol_slow_halflife_s": lim.vol_slow_halflife_s,
+        "vol_breaker_spread_mult": lim.vol_breaker_spread_mult,
+        "size_inventory_factor": q.size_inventory_factor,
+        "break_even_margin_bps": q.break_even_margin_bps,
+        "max_vol_tick": _nan_if_none(q.max_vol_tick),
+        "ladder_size_growth": q.ladder_size_growth,
+        "ladder_offsets": offsets,
+    }
+    on = (lim.stop_quoting_ts is not None or lim.flatten_ts is not None
+          or lim.soft_position_lots is not None or lim.max_notional is not None
+          or lim.max_loss is not None or lim.max_drawdown is not None
+          or lim.vol_breaker_ratio is not None or q != QuotingSpec())
+    out["risk_on"] = 1 if on else 0
+    return out
 
 
 def _state_vector(k: KernelBinding) -> np.ndarray:
@@ -162,7 +226,11 @@ class Engine:
             seed = spec.seed + i * 0x632BE59BD9B4E019
             st["rng"][i] = (seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 63) or 1
         st["vol_var"] = spec.volatility.init_tick ** 2
-        for k in ("vol_last_mid", "mark_price", "trade_hi_tick", "trade_lo_tick"):
+        st["vol_fast_var"] = spec.volatility.init_tick ** 2
+        st["vol_slow_var"] = spec.volatility.init_tick ** 2
+        st["risk_stop_until_ts"] = enb.INF_TS
+        for k in ("vol_last_mid", "mark_price", "trade_hi_tick", "trade_lo_tick",
+                  "risk_equity_start", "risk_equity_peak"):
             st[k] = np.nan
         self.state = st
         cfg = np.zeros(ni, dtype=ENGINE_PARAMS_DTYPE)
@@ -199,6 +267,8 @@ class Engine:
                 "vol_halflife_s": spec.volatility.halflife_s,
                 "vol_init_tick": spec.volatility.init_tick,
                 "queue_power_n": leg.queue.power_n,
+                # risk limits and quote management: the quoted instrument's
+                **_risk_params(spec if i == 0 else None),
             }[name] for name in ENGINE_PARAMS_DTYPE.names)
             lats.append(leg.latency.vector)
         self.params = cfg

@@ -35,6 +35,15 @@ Queue position, L2 (MODELS.md §6; ``cfg.queue_model``)
     beyond it); the depth decrease that follows a trade is netted against it; an unexplained
     decrease moves it by the risk-averse or probabilistic (power, log) rule, see
     :func:`_l2_level_change`.
+
+Risk limits and quote management (MODELS.md §10, §4; ``cfg.risk_on``)
+    At each decision after the warm-up, :func:`_risk_gate` works on the policy's output: the
+    notional limit, soft limit, PnL stop and drawdown (with optional flattening on the hedge
+    path and a cool-down), the volatility circuit breaker, the session end, the should-quote
+    rules, then placement, ladder and inventory-dependent sizes; :func:`_hold_quotes` keeps
+    young quotes and small moves in place; a FOK order fills whole at arrival or expires.
+    Every reason that starts or stops acting is a ``risk_on`` / ``risk_off`` row of the
+    orders log. None of it is on the per-event path.
 """
 
 from __future__ import annotations
@@ -86,6 +95,7 @@ from mmsim.contracts import (
     CtxOrder,
     HedgeOut,
     InstCtx,
+    Quote,
     Reason,
     inst_ctx_base,
     quote_level_nb,
@@ -102,12 +112,22 @@ from mmsim.dtypes import (
     OUR_ORDER_DTYPE,
     RESPONSE_DTYPE,
 )
-from mmsim.enums import EventFlag, EventKind, Liquidity, OrderEvent, Reject, TimeInForce
+from mmsim.enums import (
+    RISK_REASON_BASE,
+    EventFlag,
+    EventKind,
+    Liquidity,
+    OrderEvent,
+    Reject,
+    RiskReason,
+    TimeInForce,
+)
 from mmsim.models.nb import (
     Action,
     cash_flow_nb,
     entry_latency_nb,
     fee_nb,
+    notional_nb,
     response_latency_nb,
 )
 from mmsim.models.queue import (  # noqa: F401  (QUEUE_* are the engine's queue kinds too)
@@ -152,6 +172,24 @@ FEED_EXCH_PLUS = 1
 REPLACE_MODIFY = 0
 #: ``cfg.replace_mode``: a quote moves by cancel and a new order
 REPLACE_CANCEL = 1
+#: ``cfg.vol_breaker_action``: the volatility circuit breaker pauses quoting
+BREAKER_PAUSE = 0
+#: ``cfg.vol_breaker_action``: it multiplies the spread by ``cfg.vol_breaker_spread_mult``
+BREAKER_WIDEN = 1
+#: ``cfg.placement`` of the level-0 quote: as the policy gives it / at the touch / one tick
+#: inside it (spread >= 3 ticks) / ``cfg.behind_ticks`` behind it
+PLACE_POLICY = 0
+PLACE_JOIN = 1
+PLACE_IMPROVE = 2
+PLACE_BEHIND = 3
+#: ``cfg.ladder_unit``: ladder offsets in ticks / in bps of the level-0 price
+LADDER_TICKS = 0
+LADDER_BPS = 1
+#: bits of the sides the risk layer takes off (:func:`_risk_gate`)
+KILL_BID = 1
+KILL_ASK = 2
+#: how many :data:`mmsim.enums.RiskReason` codes there are (from ``RISK_REASON_BASE`` on)
+N_RISK_REASONS = len(RiskReason)
 
 
 RET_DONE = 0
@@ -844,6 +882,33 @@ def _taker_walk(ours, slot, ts, st, cfg, lat, resp, fills, olog, counts,
 
 
 @kernel
+def _fok_fillable(ours, slot, lvl, sc):
+    """Whether the opposite side of the exchange book holds the whole open quantity of our
+    fill-or-kill order in ``slot`` at prices within its limit (the walk of
+    :func:`_taker_walk`, without filling)."""
+    side = ours[slot].side
+    lim = ours[slot].price_tick
+    need = ours[slot].leaves
+    w = sc[L_W]
+    got = np.int64(0)
+    if side > 0:
+        j = sc[L_BEST_ASK]
+        if j < 0:
+            return False
+        while j < w and got < need and j + sc[L_BASE] <= lim:
+            got += lvl[ASK_ROW, j]
+            j += 1
+    else:
+        j = sc[L_BEST_BID]
+        if j < 0:
+            return False
+        while j >= 0 and got < need and j + sc[L_BASE] >= lim:
+            got += lvl[BID_ROW, j]
+            j -= 1
+    return got >= need
+
+
+@kernel
 def _crosses(side, px, tif, sc):
     if tif == TimeInForce.MARKET:
         return True
@@ -881,11 +946,18 @@ def _request_arrives(slot, ours, st, cfg, lat, resp, fills, olog, counts,
         ours[slot].exch_status = ST_OPEN
         _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.ACK, px,
                 ours[slot].qty, ours[slot].leaves, 0, 0, 0.0)
+        if tif == TimeInForce.FOK and not _fok_fillable(ours, slot, lvl, sc):
+            # fill-or-kill: not all of it can fill at arrival, so none of it does
+            ours[slot].exch_status = ST_DONE
+            _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.EXPIRE, px,
+                    ours[slot].qty, 0, 0, Reject.NO_LIQUIDITY, 0.0)
+            ours[slot].leaves = 0
+            return
         if _crosses(side, px, tif, sc):
             _taker_walk(ours, slot, ts, st, cfg, lat, resp, fills, olog,
                         counts, lvl, sc)
         if ours[slot].leaves > 0:
-            if tif == TimeInForce.IOC or tif == TimeInForce.MARKET:
+            if tif == TimeInForce.IOC or tif == TimeInForce.MARKET or tif == TimeInForce.FOK:
                 ours[slot].exch_status = ST_DONE
                 _answer(olog, counts, resp, st, ours, slot, rl, ts, OrderEvent.EXPIRE, px,
                         ours[slot].qty, 0, 0, 0, 0.0)
@@ -1042,6 +1114,7 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
         ours[slot].modify_total = total
     if req != REQ_CANCEL:
         ours[slot].local_target = qty
+        ours[slot].local_sent_ts = ts
     ours[slot].req = req
     ours[slot].req_ts = ts + e
     ours[slot].req_price_tick = px
@@ -1108,6 +1181,7 @@ def _reset_order(ours, slot):
     o.local_filled = 0
     o.local_target = 0
     o.modify_total = 0
+    o.local_sent_ts = 0
     o.queue_ahead = 0.0
 
 
@@ -1348,8 +1422,10 @@ def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
         lim = hout[base + HedgeOut.LIMIT_TICK]
         if inst < 0 or inst >= ni or q <= 0 or (side != 1 and side != -1):
             continue
-        if tif != TimeInForce.MARKET and tif != TimeInForce.IOC:
+        if tif != TimeInForce.MARKET and tif != TimeInForce.IOC and tif != TimeInForce.FOK:
             tif = TimeInForce.MARKET
+        if tif == TimeInForce.FOK and np.isnan(lim):
+            continue  # a fill-or-kill order needs its limit price
         maxp = cfg2[inst].max_position_lots
         if maxp >= 0:  # hedges obey the position limit too
             r = maxp - side * st2[inst].local_position - _exposure(ours2[inst], nmax, side)
@@ -1363,6 +1439,362 @@ def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
             pxi = np.int64(np.floor(lim + 1e-9)) if side > 0 else np.int64(np.ceil(lim - 1e-9))
         _new_order(ours2[inst], st2[inst], cfg2[inst], lat2[inst], olog, counts, now, side,
                    pxi, q, tif, 1)
+
+
+# ---- risk limits, should-quote rules and quote management (MODELS.md §10, §4) -------------
+# All of it runs in the decision path, and only with ``cfg.risk_on`` (an option is on).
+
+
+@kernel
+def _risk_bit(reason):
+    """The bit of a :data:`RiskReason` in ``st.risk_active``."""
+    return np.int64(1) << (reason - RISK_REASON_BASE)
+
+
+@kernel
+def _log_risk(olog, counts, now, event, reason, side, mid, pos):
+    """An orders-log row of the risk layer (``event`` RISK_ON / RISK_OFF, ``reason`` a
+    :data:`RiskReason`): no order, ``side`` the side it stops (0 = both), the strategy's
+    ``mid`` (ticks, rounded; 0 if unknown) and position ``pos`` (lots)."""
+    j = counts[1]
+    olog[j].local_ts = now
+    olog[j].exch_ts = now
+    olog[j].order_id = 0
+    olog[j].price_tick = 0 if np.isnan(mid) else np.int64(np.floor(mid + 0.5))
+    olog[j].qty = pos
+    olog[j].leaves_qty = 0
+    olog[j].fill_qty = 0
+    olog[j].event = event
+    olog[j].side = side
+    olog[j].tif = 0
+    olog[j].reason = reason
+    olog[j].is_hedge = 0
+    olog[j].instrument = 0
+    counts[1] = j + 1
+
+
+@kernel
+def _risk_transitions(olog, counts, st, now, active, mid):
+    """Log every reason that starts (RISK_ON) or stops (RISK_OFF) acting, then keep
+    ``active`` in ``st.risk_active``. The side of a trigger is the one it stops: the side that
+    adds to ``|q|`` for the position-dependent reasons, else both (0)."""
+    pos = st.local_position
+    adding = 1 if pos > 0 else (-1 if pos < 0 else 0)
+    old = st.risk_active
+    for r in range(RISK_REASON_BASE, RISK_REASON_BASE + N_RISK_REASONS):
+        bit = _risk_bit(r)
+        if (active & bit) == (old & bit):
+            continue
+        if (active & bit) != 0:
+            side = 0
+            if r == RiskReason.NOTIONAL_LIMIT or r == RiskReason.SOFT_LIMIT or \
+                    r == RiskReason.INVENTORY_AT_LIMIT:
+                side = adding
+            _log_risk(olog, counts, now, OrderEvent.RISK_ON, r, side, mid, pos)
+        else:
+            _log_risk(olog, counts, now, OrderEvent.RISK_OFF, r, 0, mid, pos)
+    st.risk_active = active
+
+
+@kernel
+def _vol_ewmas(st, cfg, dt, x):
+    """The circuit breaker's fast and slow EWMAs of the squared mid change per second ``x``
+    (ticks² / s) over ``dt`` seconds (half-lives ``cfg.vol_fast_halflife_s`` / ``_slow_``)."""
+    af = 1.0 - np.exp(-dt * np.log(2.0) / cfg.vol_fast_halflife_s)
+    aslow = 1.0 - np.exp(-dt * np.log(2.0) / cfg.vol_slow_halflife_s)
+    st.vol_fast_var += af * (x - st.vol_fast_var)
+    st.vol_slow_var += aslow * (x - st.vol_slow_var)
+
+
+@kernel
+def _local_equity(st, cfg, mid):
+    """The strategy's equity marked to its ``mid`` (ticks): linear ``cash + q·mid·mult``,
+    inverse ``cash − q·mult/mid`` (MODELS.md §9); NaN without a mid."""
+    if np.isnan(mid):
+        return np.nan
+    return st.local_cash - cash_flow_nb(cfg, 1, mid, st.local_position)
+
+
+@kernel
+def _pnl_stop(now, st, cfg, mid):
+    """PnL stop and maximum drawdown (MODELS.md §10): the bits of the stop acting after this
+    decision. Triggers when equity − start < −``max_loss`` or peak − equity >
+    ``max_drawdown``; holds until ``st.risk_stop_until_ts`` (the cool-down end, or never),
+    then releases with the start and the peak reset to the equity then."""
+    stop_bits = _risk_bit(RiskReason.PNL_STOP) | _risk_bit(RiskReason.DRAWDOWN_STOP)
+    eq = _local_equity(st, cfg, mid)
+    stopped = st.risk_active & stop_bits
+    if stopped != 0:
+        if now < st.risk_stop_until_ts:
+            return stopped
+        st.risk_stop_until_ts = INF_TS
+        st.risk_equity_start = eq
+        st.risk_equity_peak = eq
+        return np.int64(0)
+    if np.isnan(eq):
+        return np.int64(0)
+    if np.isnan(st.risk_equity_start):
+        st.risk_equity_start = eq
+        st.risk_equity_peak = eq
+    if eq > st.risk_equity_peak:
+        st.risk_equity_peak = eq
+    bits = np.int64(0)
+    if not np.isnan(cfg.max_loss) and eq - st.risk_equity_start < -cfg.max_loss:
+        bits |= _risk_bit(RiskReason.PNL_STOP)
+    if not np.isnan(cfg.max_drawdown) and st.risk_equity_peak - eq > cfg.max_drawdown:
+        bits |= _risk_bit(RiskReason.DRAWDOWN_STOP)
+    if bits != 0:
+        cd = cfg.stop_cooldown_ns
+        st.risk_stop_until_ts = now + cd if cd >= 0 else INF_TS
+    return bits
+
+
+@kernel
+def _break_even_ticks(cfg, mid):
+    """Break-even spread in ticks at ``mid`` (ticks): ``2·maker fee + margin`` (bps of the
+    mid), plus twice the per-lot maker fee in ticks (MODELS.md §4, seed 004)."""
+    t = (2.0 * cfg.maker_fee_bps + cfg.break_even_margin_bps) * 1e-4 * mid
+    return t + 2.0 * cfg.maker_fee_per_lot / (cfg.lot_size * cfg.multiplier * cfg.tick_size)
+
+
+@kernel
+def _shift_side(qout, side, delta):
+    """Move every level of ``side`` of the policy's output by ``delta`` ticks."""
+    base = Quote.BID0 if side > 0 else Quote.ASK0
+    for k in range(quote_levels_nb(qout, side)):
+        qout[base + 2 * k] += delta
+
+
+@kernel
+def _place(cfg, qout, b, a):
+    """``cfg.placement``: the level-0 quotes against the strategy's touch ``b`` / ``a``
+    (ticks), each side's deeper levels moved with it."""
+    if b < 0 or a < 0:
+        return
+    if cfg.placement == PLACE_JOIN:
+        tb, ta = b, a
+    elif cfg.placement == PLACE_IMPROVE:
+        inside = 1 if a - b >= 3 else 0
+        tb, ta = b + inside, a - inside
+    else:
+        tb, ta = b - cfg.behind_ticks, a + cfg.behind_ticks
+    if quote_levels_nb(qout, 1) > 0:
+        _shift_side(qout, 1, tb - qout[Quote.BID0])
+    if quote_levels_nb(qout, -1) > 0:
+        _shift_side(qout, -1, ta - qout[Quote.ASK0])
+
+
+@kernel
+def _quote_centre(qout, mid):
+    """``(centre, half spread)`` of the level-0 quotes, ticks: their midpoint and half
+    distance when both sides quote, else ``mid`` and the one side's distance from it."""
+    nb_ = quote_levels_nb(qout, 1)
+    na_ = quote_levels_nb(qout, -1)
+    if nb_ > 0 and na_ > 0:
+        return 0.5 * (qout[Quote.BID0] + qout[Quote.ASK0]), \
+            0.5 * (qout[Quote.ASK0] - qout[Quote.BID0])
+    if nb_ > 0:
+        return mid, mid - qout[Quote.BID0]
+    if na_ > 0:
+        return mid, qout[Quote.ASK0] - mid
+    return mid, np.nan
+
+
+@kernel
+def _widen(cfg, qout, pos, active, mid):
+    """Soft limit (the side that adds inventory moves away by ``w·(|q| − q_soft)/(q_max −
+    q_soft)`` of the half spread) and the widening circuit breaker (every level ``p`` →
+    ``c + m·(p − c)`` around the quotes' centre ``c``)."""
+    c, h = _quote_centre(qout, mid)
+    if np.isnan(c) or np.isnan(h):
+        return
+    if (active & _risk_bit(RiskReason.SOFT_LIMIT)) != 0 and pos != 0:
+        span = cfg.max_position_lots - cfg.soft_position_lots
+        frac = (abs(pos) - cfg.soft_position_lots) / span if span > 0 else 1.0
+        frac = min(max(frac, 0.0), 1.0)
+        shift = cfg.soft_widen_frac * frac * abs(h)
+        if pos > 0:
+            _shift_side(qout, 1, -shift)
+        else:
+            _shift_side(qout, -1, shift)
+    if (active & _risk_bit(RiskReason.VOL_BREAKER)) != 0 and \
+            cfg.vol_breaker_action == BREAKER_WIDEN:
+        m = cfg.vol_breaker_spread_mult
+        for side in (1, -1):
+            base = Quote.BID0 if side > 0 else Quote.ASK0
+            for k in range(quote_levels_nb(qout, side)):
+                qout[base + 2 * k] = c + m * (qout[base + 2 * k] - c)
+
+
+@kernel
+def _ladder(cfg, qout):
+    """``cfg.ladder_levels`` levels per side from the policy's level-0 quote (seed 003):
+    level k at ``cfg.ladder_offsets[k]`` ticks (or bps of the level-0 price) behind it, of
+    ``size·cfg.ladder_size_growth**k``."""
+    n = cfg.ladder_levels
+    for side in (1, -1):
+        if quote_levels_nb(qout, side) == 0:
+            continue
+        base = Quote.BID0 if side > 0 else Quote.ASK0
+        p0 = qout[base]
+        q0 = qout[base + 1]
+        for k in range(n):
+            off = cfg.ladder_offsets[k]
+            if cfg.ladder_unit == LADDER_BPS:
+                off = p0 * off * 1e-4
+            qout[base + 2 * k] = p0 - side * off
+            qout[base + 2 * k + 1] = q0 * cfg.ladder_size_growth ** k
+        qout[Quote.N_BID if side > 0 else Quote.N_ASK] = n
+
+
+@kernel
+def _inventory_sizes(cfg, qout, pos):
+    """The side that adds inventory scaled by ``max(0, 1 − a·|q|/q_max)``."""
+    if pos == 0 or cfg.max_position_lots <= 0:
+        return
+    f = max(0.0, 1.0 - cfg.size_inventory_factor * abs(pos) / cfg.max_position_lots)
+    side = 1 if pos > 0 else -1
+    base = Quote.BID0 if side > 0 else Quote.ASK0
+    for k in range(quote_levels_nb(qout, side)):
+        qout[base + 2 * k + 1] *= f
+
+
+@kernel
+def _flatten(now, st, cfg, lat, ours, olog, counts, lsc):
+    """Close the position the strategy knows with one taker order (``cfg.flatten_tif``; IOC
+    and FOK priced ``cfg.flatten_slippage_ticks`` through the opposite touch) on the hedge
+    path, once no hedge order is working."""
+    pos = st.local_position
+    if pos == 0 or st.n_pending_hedges > 0:
+        return
+    side = -1 if pos > 0 else 1
+    tif = cfg.flatten_tif
+    px = np.int64(0)
+    if tif != TimeInForce.MARKET:
+        if side > 0:
+            a = best_ask_tick_nb(lsc)
+            if a < 0:
+                return
+            px = a + cfg.flatten_slippage_ticks
+        else:
+            b = best_bid_tick_nb(lsc)
+            if b < 0:
+                return
+            px = b - cfg.flatten_slippage_ticks
+    _new_order(ours, st, cfg, lat, olog, counts, now, side, px, abs(pos), tif, 1)
+
+
+@kernel
+def _risk_active_now(now, st, cfg, b, a, mid):
+    """The bits of every :data:`RiskReason` acting at this decision (``b``, ``a`` the
+    strategy's touch, ``mid`` its mid, ticks) and the notional limit in lots (-1 = none)."""
+    pos = st.local_position
+    act = np.int64(0)
+    if cfg.stop_quoting_ts > 0 and now >= cfg.stop_quoting_ts:
+        act |= _risk_bit(RiskReason.SESSION_STOP)
+    if cfg.flatten_ts > 0 and now >= cfg.flatten_ts:
+        act |= _risk_bit(RiskReason.SESSION_FLATTEN)
+    if not np.isnan(cfg.max_loss) or not np.isnan(cfg.max_drawdown):
+        act |= _pnl_stop(now, st, cfg, mid)
+    if not np.isnan(cfg.vol_breaker_ratio) and \
+            st.vol_fast_var > cfg.vol_breaker_ratio ** 2 * st.vol_slow_var:
+        act |= _risk_bit(RiskReason.VOL_BREAKER)
+    if cfg.skip_below_break_even != 0 and not np.isnan(mid) and \
+            a - b < _break_even_ticks(cfg, mid):
+        act |= _risk_bit(RiskReason.BREAK_EVEN_SPREAD)
+    maxp = cfg.max_position_lots
+    if cfg.skip_at_inventory_limit != 0 and maxp >= 0 and pos != 0 and abs(pos) >= maxp:
+        act |= _risk_bit(RiskReason.INVENTORY_AT_LIMIT)
+    if not np.isnan(cfg.max_vol_tick) and np.sqrt(st.vol_var) > cfg.max_vol_tick:
+        act |= _risk_bit(RiskReason.VOL_THRESHOLD)
+    nl = np.int64(-1)
+    if not np.isnan(cfg.max_notional) and not np.isnan(mid):
+        per_lot = abs(notional_nb(cfg, mid, 1))
+        nl = np.int64(np.floor(cfg.max_notional / per_lot + 1e-9))
+        if abs(pos) >= nl:
+            act |= _risk_bit(RiskReason.NOTIONAL_LIMIT)
+    if cfg.soft_position_lots >= 0 and abs(pos) > cfg.soft_position_lots:
+        act |= _risk_bit(RiskReason.SOFT_LIMIT)
+    return act, nl
+
+
+@kernel
+def _risk_gate(now, st, cfg, lat, ours, qout, olog, counts, lsc):
+    """The risk limits and should-quote rules at a decision (MODELS.md §10, §4), then the
+    quote shaping of ``quoting:`` (placement, widening, ladder, sizes) on the policy's output
+    ``qout`` (in place); flattening orders go out on the hedge path. Every reason that starts
+    or stops acting is an orders-log row (:func:`_risk_transitions`).
+
+    Returns ``(notional limit in lots or -1, KILL_BID | KILL_ASK bits of the sides taken
+    off)``. (The order-flow-imbalance pause of §10 belongs in :func:`_risk_active_now` once
+    :mod:`mmsim.signals` gives the engine an OFI estimate.)
+    """
+    b = best_bid_tick_nb(lsc)
+    a = best_ask_tick_nb(lsc)
+    mid = 0.5 * (a + b) if a >= 0 and b >= 0 else np.nan
+    pos = st.local_position
+    act, nl = _risk_active_now(now, st, cfg, b, a, mid)
+    _risk_transitions(olog, counts, st, now, act, mid)
+    both = (_risk_bit(RiskReason.SESSION_STOP) | _risk_bit(RiskReason.SESSION_FLATTEN)
+            | _risk_bit(RiskReason.PNL_STOP) | _risk_bit(RiskReason.DRAWDOWN_STOP)
+            | _risk_bit(RiskReason.BREAK_EVEN_SPREAD) | _risk_bit(RiskReason.VOL_THRESHOLD))
+    if cfg.vol_breaker_action == BREAKER_PAUSE:
+        both |= _risk_bit(RiskReason.VOL_BREAKER)
+    one = _risk_bit(RiskReason.NOTIONAL_LIMIT) | _risk_bit(RiskReason.INVENTORY_AT_LIMIT)
+    kill = 0
+    if (act & both) != 0 or ((act & one) != 0 and pos == 0):
+        kill = KILL_BID | KILL_ASK
+    elif (act & one) != 0:
+        kill = KILL_BID if pos > 0 else KILL_ASK
+    if (kill & KILL_BID) != 0:
+        qout[Quote.N_BID] = 0.0
+    if (kill & KILL_ASK) != 0:
+        qout[Quote.N_ASK] = 0.0
+    if cfg.placement != PLACE_POLICY:
+        _place(cfg, qout, b, a)
+    _widen(cfg, qout, pos, act, mid)
+    if cfg.ladder_levels > 0:
+        _ladder(cfg, qout)
+    if cfg.size_inventory_factor > 0.0:
+        _inventory_sizes(cfg, qout, pos)
+    flat = _risk_bit(RiskReason.SESSION_FLATTEN)
+    if cfg.flatten_on_stop != 0:
+        flat |= _risk_bit(RiskReason.PNL_STOP) | _risk_bit(RiskReason.DRAWDOWN_STOP)
+    if (act & flat) != 0:
+        _flatten(now, st, cfg, lat, ours, olog, counts, lsc)
+    return nl, kill
+
+
+@kernel
+def _hold_quotes(ours, cfg, ts, side, tp, tq, n, used):
+    """Keep queue places (``quoting:``): each live quote on ``side`` claims its nearest free
+    target and keeps its price when it is younger than ``cfg.min_quote_life_ns`` (its size
+    too) or the target is within ``cfg.refresh_threshold_ticks``; a young quote with no target
+    left stays as it is. Returns the number of targets (``tp``, ``tq`` changed in place)."""
+    used[:] = 0
+    for k in range(cfg.max_ours):
+        o = ours[k]
+        ls = o.local_status
+        if o.is_hedge == 1 or o.side != side or (ls != ST_PENDING and ls != ST_OPEN):
+            continue
+        young = cfg.min_quote_life_ns > 0 and ts - o.local_sent_ts < cfg.min_quote_life_ns
+        best = -1
+        bd = np.int64(2**62)
+        for j in range(n):
+            if used[j] == 0 and abs(tp[j] - o.local_price_tick) < bd:
+                best = j
+                bd = abs(tp[j] - o.local_price_tick)
+        if best >= 0 and (young or bd <= cfg.refresh_threshold_ticks):
+            used[best] = 1
+            tp[best] = o.local_price_tick
+            if young:
+                tq[best] = o.local_target
+        elif best < 0 and young and n < MAX_LEVELS:
+            tp[n] = o.local_price_tick
+            tq[n] = o.local_target
+            used[n] = 1
+            n += 1
+    return n
 
 
 @kernel
@@ -1401,6 +1833,8 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
                     x = (mid - last) ** 2 / dt
                     alpha = 1.0 - np.exp(-dt * np.log(2.0) / cfg.vol_halflife_s)
                     st.vol_var += alpha * (x - st.vol_var)
+                    if cfg.risk_on != 0:
+                        _vol_ewmas(st, cfg, dt, x)
             st.vol_last_mid = mid
             st.vol_last_ts = now
     _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q)
@@ -1416,6 +1850,10 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
             st2[i].trade_hi_tick = np.nan
             st2[i].trade_lo_tick = np.nan
             st2[i].trade_qty = 0.0
+    notional_lots = np.int64(-1)
+    kill = 0
+    if cfg.risk_on != 0 and warm:
+        notional_lots, kill = _risk_gate(now, st, cfg, lat, ours, qout, olog, counts, lsc)
     nbid = quote_levels_nb(qout, 1)
     nask = quote_levels_nb(qout, -1)
     if not warm or st.halted != 0:
@@ -1430,6 +1868,9 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
     # the limit holds at the exchange: position + every open and in-flight lot on the side
     room_b = maxp - pos - _exposure(ours, nmax, 1) if maxp >= 0 else big
     room_a = maxp + pos - _exposure(ours, nmax, -1) if maxp >= 0 else big
+    if notional_lots >= 0:  # the notional limit, as a position limit at this mid
+        room_b = min(room_b, notional_lots - pos - _exposure(ours, nmax, 1))
+        room_a = min(room_a, notional_lots + pos - _exposure(ours, nmax, -1))
     for side, nlev, room in ((1, nbid, room_b), (-1, nask, room_a)):
         n = 0
         for k in range(nlev):
@@ -1438,6 +1879,9 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
                 tp[n] = px
                 tq[n] = q
                 n += 1
+        if (cfg.min_quote_life_ns > 0 or cfg.refresh_threshold_ticks > 0) and warm and \
+                st.halted == 0 and (kill & (KILL_BID if side > 0 else KILL_ASK)) == 0:
+            n = _hold_quotes(ours, cfg, now, side, tp, tq, n, used)
         _manage_side(ours, st, cfg, lat, olog, counts, now, side, tp, tq, n, used,
                      matched, room)
     if cfg.has_hedger != 0 and warm:

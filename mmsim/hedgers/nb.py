@@ -28,7 +28,7 @@ def _threshold_order_nb(ctx, state, out, excess, threshold, size, small, max_wai
     start time ``state[TS.since_s]`` is cleared); above it, once no hedge order is working,
     one order of ``size`` lots on instrument ``inst`` against the excess, unless it is
     ``small``: then only once the excess has lasted ``max_wait_s`` seconds (at least one
-    lot). IOC orders are priced ``slippage_ticks`` through the opposite touch of ``inst``
+    lot). IOC and FOK orders are priced ``slippage_ticks`` through the opposite touch of ``inst``
     (``bid_tick`` / ``ask_tick``; none is sent without it)."""
     now = ctx[Ctx.TIME_S]
     if abs(excess) <= threshold:
@@ -44,7 +44,7 @@ def _threshold_order_nb(ctx, state, out, excess, threshold, size, small, max_wai
         size = max(size, 1.0)
     side = -1.0 if excess > 0 else 1.0
     lim = np.nan
-    if tif == TimeInForce.IOC:
+    if tif == TimeInForce.IOC or tif == TimeInForce.FOK:
         lim = ask_tick + slippage_ticks if side > 0 else bid_tick - slippage_ticks
         if np.isnan(lim):
             return

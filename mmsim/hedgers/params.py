@@ -26,8 +26,9 @@ NONE = KernelSpec("none", _K + "no_hedger_nb", Params("NoHedgerParams"), doc="Ne
 _RATIO = Param(1.0, "", "share of the excess hedged", gt=0, le=1)
 _ORDER = {
     "max_wait_s": Param(60.0, "s", "then a small hedge goes anyway", ge=0),
-    "tif": Param.choice(TimeInForce, "market", "hedge order type", allowed=("market", "ioc")),
-    "slippage_ticks": Param(0.0, "ticks", "IOC limit: this far through the touch", ge=0),
+    "tif": Param.choice(TimeInForce, "market", "hedge order type (fok: all or nothing)",
+                        allowed=("market", "ioc", "fok")),
+    "slippage_ticks": Param(0.0, "ticks", "IOC/FOK limit: this far through the touch", ge=0),
 }
 TH_PARAMS = Params(
     "ThresholdHedgerParams",

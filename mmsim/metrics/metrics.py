@@ -34,7 +34,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from mmsim.enums import LIQUIDITY_NAMES, ORDER_EVENT_NAMES, REJECT_NAMES
+from mmsim.enums import (
+    LIQUIDITY_NAMES,
+    ORDER_EVENT_NAMES,
+    REJECT_NAMES,
+    RISK_REASON_NAMES,
+    Reject,
+)
 
 __all__ = ["DEFAULT_MARKOUT_HORIZONS_S", "compute_metrics", "horizon_label", "markout_table"]
 
@@ -360,7 +366,11 @@ def compute_metrics(
             ``n_rejects_modify``, ``n_rejects_cancel`` and by reason as
             ``n_rejects_<reason>`` for each :data:`~mmsim.enums.Reject` reason (e.g.
             ``n_rejects_post_only_would_cross``, ``n_rejects_unknown_order``: a cancel or
-            modify that reached an order already filled), ``n_cancels`` (``cancel``
+            modify that reached an order already filled); when the orders log has risk
+            rows (``risk_on`` / ``risk_off``, the engine's risk limits of MODELS.md §10 and
+            should-quote rules of §4), ``n_risk_<reason>`` for each
+            :data:`~mmsim.enums.RiskReason` (e.g. ``n_risk_pnl_stop``): the times it
+            started to act (runs without risk rows have no such keys); ``n_cancels`` (``cancel``
             requests), ``n_modifies``, ``n_fills``, ``n_maker_fills``, ``n_taker_fills``,
             ``n_hedge_fills``, ``traded_qty``, ``maker_volume`` and ``taker_volume``
             (notional, ``Σ p·qty·multiplier``; inverse ``Σ qty·multiplier/p`` coin),
@@ -444,7 +454,8 @@ def compute_metrics(
     # --- orders and fill rates ---------------------------------------------------------
     n_orders = n_quotes = n_cancels = n_modifies = 0
     rejects = {"submit": 0, "modify": 0, "cancel": 0}
-    reasons = {name: 0 for code, name in sorted(REJECT_NAMES.items()) if code != 0}
+    reasons = {k.lower(): 0 for k, code in Reject._asdict().items() if code != Reject.NONE}
+    risk: dict[str, int] | None = None
     quoted_qty = 0.0
     quote_ids = np.empty(0, np.int64)
     if orders is not None and len(orders):
@@ -467,6 +478,10 @@ def compute_metrics(
             why = _names(orders["reason"], REJECT_NAMES)[rej]
             for name in reasons:
                 reasons[name] = int((why == name).sum())
+        risk_on = ev == "risk_on"
+        if risk_on.any() or (ev == "risk_off").any():
+            why = _names(orders["reason"], REJECT_NAMES)[risk_on]
+            risk = {name: int((why == name).sum()) for name in RISK_REASON_NAMES.values()}
         n_cancels = int((ev == "cancel").sum())
         n_modifies = int((ev == "modify").sum())
         quoted_qty = float(o_qty[quote].sum())
@@ -484,6 +499,9 @@ def compute_metrics(
         out[f"n_rejects_{kind}"] = n
     for name, n in reasons.items():
         out[f"n_rejects_{name}"] = n
+    if risk is not None:
+        for name, n in risk.items():
+            out[f"n_risk_{name}"] = n
     out["n_cancels"] = n_cancels
     out["n_modifies"] = n_modifies
 
