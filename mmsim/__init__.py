@@ -29,6 +29,10 @@ _API = {
     "compute_metrics": ("mmsim.metrics", "compute_metrics"),
     "compute_run_metrics": ("mmsim.metrics", "compute_run_metrics"),
     "format_summary": ("mmsim.summary", "format_summary"),
+    "policy": ("mmsim.custom", "policy"),
+    "hedger": ("mmsim.custom", "hedger"),
+    "make_ctx": ("mmsim.custom", "make_ctx"),
+    "read_ctx": ("mmsim.custom", "read_ctx"),
     "register_policy": ("mmsim.policies.registry", "register_policy"),
     "policy_names": ("mmsim.policies.registry", "policy_names"),
     "register_hedger": ("mmsim.hedgers.registry", "register_hedger"),
@@ -36,7 +40,7 @@ _API = {
 }
 #: submodules reachable as attributes (``mmsim.results``)
 _MODULES = ("results", "metrics", "config", "instruments", "enums", "dtypes", "contracts",
-            "sweep", "report", "summary", "data")
+            "kernels", "sweep", "report", "summary", "data")
 
 __all__ = ["__version__", "default_experiment", *_API]
 

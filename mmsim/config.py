@@ -883,7 +883,8 @@ def parse_override_value(text: str, where: str = "--set") -> Any:
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides to a raw config dict (a copy; values parsed as YAML,
     ``1e6`` read as a number as by ``mmsim sweep --grid``; an integral float is accepted by
-    an integer field).
+    an integer field). ``policy.name`` / ``hedger.name`` naming another kernel than the
+    file's start that section afresh (the new kernel's defaults plus the overrides given).
 
     Raises
     ------
@@ -892,10 +893,24 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
         non-mapping.
     """
     out = copy.deepcopy(raw)
-    for key, text, item in _override_items(overrides):
+    items = _override_items(overrides)
+    # a new policy (hedger) name starts from that kernel's own defaults: the file's
+    # parameters of the old one are dropped, and the name is set before any parameter
+    names = [it for it in items if it[0] in _KERNEL_NAME_KEYS]
+    for key, text, item in names + [it for it in items if it[0] not in _KERNEL_NAME_KEYS]:
         where = f"--set '{item}'"
-        set_dotted(out, key, parse_override_value(text, where), where)
+        value = parse_override_value(text, where)
+        if key in _KERNEL_NAME_KEYS:
+            section = key.split(".")[0]
+            cur = out.get(section)
+            if isinstance(cur, dict) and cur.get("name") != value:
+                out[section] = {}
+        set_dotted(out, key, value, where)
     return out
+
+
+#: ``--set`` keys that choose a kernel (a new one drops the old one's parameters)
+_KERNEL_NAME_KEYS = ("policy.name", "hedger.name")
 
 
 def set_dotted(raw: dict[str, Any], key: str, value: Any, where: str) -> None:

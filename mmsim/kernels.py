@@ -752,6 +752,8 @@ class UnknownKernelError(ConfigError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+#: the entry-point group of each kind: a package offers kernels under these names
+ENTRY_POINT_GROUPS = {"policy": "mmsim.policies", "hedger": "mmsim.hedgers"}
 #: the numba-free module that registers each kind's built-in kernels
 _BUILTINS = {"policy": "mmsim.policies.registry", "hedger": "mmsim.hedgers.registry"}
 
@@ -809,9 +811,59 @@ class KernelRegistry:
         try:
             return table[name]
         except (KeyError, TypeError):
+            pass
+        spec = self._external(kind, name) if isinstance(name, str) else None
+        if spec is None:
             raise UnknownKernelError(
-                f"unknown {kind} {show_value(name)} (known: {', '.join(self.names(kind))})"
-            ) from None
+                f"unknown {kind} {show_value(name)} (known: {', '.join(self.names(kind))}; "
+                f"or an import path 'package.module:function', or an entry point of the "
+                f"'{ENTRY_POINT_GROUPS[kind]}' group)"
+            )
+        return spec
+
+    def _external(self, kind: str, name: str) -> KernelSpec | None:
+        """A kernel not registered yet: the import path ``module:attr`` (the module is
+        imported, from the working directory too, and its attribute is a
+        :class:`KernelSpec` or a kernel decorated with :func:`mmsim.custom.policy`), or an
+        entry point of :data:`ENTRY_POINT_GROUPS`; registered under ``name`` as well.
+
+        Raises
+        ------
+        UnknownKernelError
+            If the module cannot be imported, has no such attribute, or the attribute is not
+            a kernel of ``kind``.
+        """
+        obj = None
+        if ":" in name:
+            mod, _, attr = name.partition(":")
+            import os
+            import sys
+
+            if os.getcwd() not in sys.path:  # a script's own folder, as `python -m` would
+                sys.path.append(os.getcwd())
+            try:
+                module = importlib.import_module(mod)
+            except ImportError as e:
+                raise UnknownKernelError(f"{kind} {name!r}: cannot import {mod!r}: {e}") from None
+            if not hasattr(module, attr):
+                raise UnknownKernelError(f"{kind} {name!r}: module {mod!r} has no {attr!r}")
+            obj = getattr(module, attr)
+        else:
+            from importlib.metadata import entry_points
+
+            eps = [e for e in entry_points(group=ENTRY_POINT_GROUPS[kind]) if e.name == name]
+            if eps:
+                obj = eps[0].load()
+        if obj is None:
+            return None
+        spec = obj if isinstance(obj, KernelSpec) else getattr(obj, "mmsim_spec", None)
+        if not isinstance(spec, KernelSpec) or spec.kind != kind:
+            raise UnknownKernelError(
+                f"{kind} {name!r} is not a {kind} kernel: decorate it with "
+                f"@mmsim.{kind}(...) (mmsim.custom) or give a KernelSpec of kind {kind!r}")
+        self._tables[kind].setdefault(spec.name, spec)
+        self._tables[kind][name] = spec
+        return spec
 
     def names(self, kind: str) -> list[str]:
         """The registered names of ``kind`` (aliases left out), sorted."""

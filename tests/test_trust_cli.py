@@ -51,7 +51,7 @@ def test_header_and_compile_notice_come_before_the_replay(tmp_path, capsys, monk
     i_head = next(i for i, ln in enumerate(lines) if ln.startswith("experiment: default"))
     i_data = next(i for i, ln in enumerate(lines) if ln.startswith("data: synthetic"))
     i_comp = lines.index("compiling kernels (first run only)...")
-    i_metrics = lines.index("metrics:")
+    i_metrics = next(i for i, ln in enumerate(lines) if ln.startswith("summary:"))
     assert i_head < i_data < i_comp < i_metrics
     timing = json.loads((out / "timing.json").read_text())
     assert timing["compiled"] is True and timing["compile_s"] >= 0

@@ -1,0 +1,1 @@
+"""Examples (``examples/custom_policy.py``)."""
