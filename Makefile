@@ -42,7 +42,7 @@ bench-ab: $(VENV)/.installed
 
 # parity with hftbacktest (installed from PyPI into benchmarks/.peer-venv on first use)
 bench-peer: $(VENV)/.installed
-	$(BIN)/python benchmarks/peer_hftbacktest.py
+	$(BIN)/python benchmarks/peer_hftbacktest.py $(ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check mmsim tests benchmarks

@@ -1,8 +1,10 @@
 """Parity with the reference peer: mmsim vs hftbacktest 2.4.4 on the same Binance stream.
 
-``python benchmarks/peer_hftbacktest.py`` (``make bench-peer``) ingests
-``binance/usdm/btcusdt_20240718.gz + btcusdt_20240719.gz`` once (any other capture with
-``--files``), then runs one policy in both simulators: every 100 ms a post-only bid and ask at
+``python benchmarks/peer_hftbacktest.py`` (``make bench-peer``) runs every known Binance pair
+under the data root (``--pairs``, :data:`PAIRS`: USD-M 2024-07-18/19, spot 2024-08-08/09, USD-M
+2023-04-04/05 with funding, USD-M 2024-08-08; COIN-M when a capture appears under
+``binance/coinm/``), or one capture given with ``--files``. Each capture is ingested once, then
+one policy runs in both simulators: every 100 ms a post-only bid and ask at
 ``round(mid_tick ∓ 5 − 1·position/order_qty)`` ticks (bid ≤ best bid, ask ≥ best ask), of
 ``order_qty`` (0.01 BTC); a resting quote at its target is kept, any other is cancelled and
 replaced; power-probability queue n = 2; 1 ms entry and response latency; maker −0.5 bp,
@@ -31,10 +33,27 @@ With whole-order fills and aligned clocks the fill events, filled orders, traded
 final position must be identical, and PnL and fees equal to rounding; the benchmark prints
 MATCH / MISMATCH per field (and, on a mismatch, the first fill that differs) and exits 1 on a
 mismatch. PnL is trading PnL at the final mid (mmsim's funding, which hftbacktest does not
-model, is reported separately). Options::
+model, is reported separately).
 
-    --files A,B,...        capture files, relative to the data root (default: the 2024-07-18/19
-                           USD-M pair); --data-root DIR (default MMSIM_DATA_ROOT, else data/)
+**hftbacktest as its users run it** (``peer_hftbacktest_native.py``, in the peer venv): its own
+converter (``hftbacktest.data.utils.binancefutures.convert``, per file, only the framing
+adapted: µs stamps written in ns; on spot the futures-only fields it reads are added from the
+message's own values) on the raw files, cut to mmsim's span (first to last ``exch_ts`` of its
+events), then the same policy on ``ROIVectorMarketDepthBacktest`` (``roi_lb``/``roi_ub``: the
+traded range ± 5 % of the top price) and on ``HashMapMarketDepthBacktest``. Their fills are
+printed beside mmsim's (they need not match: the converters differ, see :data:`NATIVE_WHY`),
+and a final table gives per pair the warm wall times (best of ``--repeats``, compile excluded;
+mmsim whole-order, hftbacktest ``no_partial``) and the ratios mmsim / ROIVector (issue 13's
+target: <= 0.5), mmsim / HashMap native and mmsim / HashMap converted. The two count events
+differently (mmsim's canonical rows include bookTicker, mark, funding and snapshot markers;
+hftbacktest's rows are depth levels, trades and clears): both counts and the span are printed.
+Options::
+
+    --pairs P,Q|all        known pairs to run (default all those under the data root)
+    --files A,B,...        one capture instead, relative to the data root (with --files, --spot,
+                           --inverse, --tick-size or --lot-size: that one capture, default the
+                           2024-07-18/19 USD-M pair); --data-root DIR (default MMSIM_DATA_ROOT,
+                           else data/)
     --tick-size, --lot-size  instrument grid (default USD-M BTCUSDT 0.1 / 0.001, spot 0.01 /
                            0.000001)
     --order-qty Q          order size in instrument units (default 0.01)
@@ -43,9 +62,12 @@ model, is reported separately). Options::
     --inverse C            an inverse contract of C quote-currency units per contract (mmsim
                            ``contract: inverse, multiplier: C``; hftbacktest ``inverse_asset(C)``)
     --json FILE            write {"mmsim": {"partial": R, "whole_order": R},
-                           "hftbacktest": {"no_partial": R, "partial": R}, ...} with
+                           "hftbacktest": {"no_partial": R, "partial": R, "roi_vector": N,
+                           "hashmap_native": N}, "span", "native", "speed", ...} with
                            R = {fill_events, filled_orders, traded_qty, final_position, pnl,
-                           fees, warm_wall_s}
+                           fees, warm_wall_s}, N = R + {n_events, span, completed,
+                           mmsim_warm_wall_s}; one pair: that document, several:
+                           {"pairs": {name: document}, "summary": [row], "unavailable"}
     --repeats N            timed warm runs, best kept (default 3)
     --clock-start first-event   do not align the clocks (diagnosis: shows the phase effect)
 
@@ -92,6 +114,24 @@ EXACT_FIELDS = ("fill_events", "filled_orders", "traded_qty", "final_position")
 FLOAT_FIELDS = ("pnl", "fees")
 FLOAT_REL_TOL = 1e-10
 
+#: the captures the harness knows (``--pairs``): files relative to the data root, market and
+#: contract. ``files_glob`` pairs are looked up at run time (no COIN-M capture is shared yet).
+PAIRS: dict[str, dict] = {
+    "usdm-2024-07-18": {"files": DEFAULT_FILES, "market": "usdm",
+                        "what": "USD-M BTCUSDT perpetual, 8 min"},
+    "spot-2024-08-08": {"files": ("binance/spot/btcusdt_20240808.gz",
+                                  "binance/spot/btcusdt_20240809.gz"), "market": "spot",
+                        "what": "spot BTCUSDT, depth@100ms"},
+    "usdm-2023-04-04": {"files": ("binance/usdm/btcusdt_20230404.dat.gz",
+                                  "binance/usdm/btcusdt_20230405.dat.gz"), "market": "usdm",
+                        "what": "USD-M BTCUSDT with markPrice / funding (µs stamps)"},
+    "usdm-2024-08-08": {"files": ("binance/usdm/btcusdt_20240808.gz",), "market": "usdm",
+                        "what": "USD-M BTCUSDT, one file"},
+    "coinm": {"files_glob": ("binance/coinm/*.gz", "binance/cm/*.gz"), "market": "coinm",
+              "inverse": 100.0, "grid": (0.1, 1.0), "order_qty": 1.0,
+              "what": "COIN-M BTCUSD_PERP inverse (100 USD contracts)"},
+}
+
 # canonical event kinds / flags (mmsim.enums), as the worker converts them
 K_TRADE, K_LEVEL_SET, K_CLEAR = 6, 7, 8
 K_MARK, K_FUNDING = 12, 13
@@ -104,9 +144,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="peer_hftbacktest.py",
         description="mmsim vs hftbacktest 2.4.4 on the same Binance capture (parity policy)")
-    ap.add_argument("--files", default=",".join(DEFAULT_FILES),
+    ap.add_argument("--files", default=None,
                     help="comma-separated capture files, relative to the data root "
-                         "(one instrument, one continuous stream)")
+                         "(one instrument, one continuous stream; default: the 2024-07-18/19 "
+                         "USD-M pair). Runs that one capture instead of --pairs")
+    ap.add_argument("--pairs", default=None,
+                    help="comma-separated names of the known pairs (" + ", ".join(PAIRS)
+                         + ") or 'all' (the default: every pair whose files are under the "
+                         "data root)")
     ap.add_argument("--data-root", default=None,
                     help="data root (default: MMSIM_DATA_ROOT, else data/)")
     ap.add_argument("--tick-size", type=float, default=None, help="price of one tick")
@@ -124,9 +169,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "aligned) or mmsim's own first event (the engine's default; for "
                          "diagnosis: the grids are then out of phase)")
     args = ap.parse_args(argv)
-    args.files = [f.strip() for f in args.files.split(",") if f.strip()]
+    # --files or any instrument option: one capture, as before --pairs existed
+    args.custom = (args.files is not None or args.spot or args.inverse is not None
+                   or args.tick_size is not None or args.lot_size is not None)
+    if args.custom and args.pairs is not None:
+        ap.error("--pairs excludes --files / --spot / --inverse / --tick-size / --lot-size "
+                 "(each known pair has its own)")
+    files = ",".join(DEFAULT_FILES) if args.files is None else args.files
+    args.files = [f.strip() for f in files.split(",") if f.strip()]
     if not args.files:
         ap.error("--files: no file given")
+    if args.custom:
+        args.pair_names = None
+    else:
+        names = [n.strip() for n in (args.pairs or "all").split(",") if n.strip()]
+        if not names:
+            ap.error("--pairs: no pair given")
+        unknown = [n for n in names if n != "all" and n not in PAIRS]
+        if unknown:
+            ap.error(f"--pairs: unknown {', '.join(unknown)} (known: {', '.join(PAIRS)}, all)")
+        args.pair_names = list(PAIRS) if "all" in names else list(dict.fromkeys(names))
     tick, lot = GRID["spot" if args.spot else "usdm"]
     args.tick_size = tick if args.tick_size is None else args.tick_size
     args.lot_size = lot if args.lot_size is None else args.lot_size
@@ -462,8 +524,227 @@ def print_table(title: str, mm_p: dict, mm_w: dict, hb: dict, hb_p: dict, checks
           + f", completed={hb_p['completed']}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+# --- pairs -------------------------------------------------------------------------------------
+def data_root_from_arg(arg: str | None) -> Path:
+    """The data root (``--data-root``, else ``MMSIM_DATA_ROOT``, else ``data/``)."""
+    if arg:
+        return Path(arg)
+    env = os.environ.get("MMSIM_DATA_ROOT")
+    return Path(env) if env else Path("data")
+
+
+def pair_files(pair: dict, data_root: Path) -> list[str]:
+    """The pair's files (relative to ``data_root``) that exist; ``files_glob`` pairs are
+    globbed (sorted). Empty if any listed file is missing."""
+    if "files_glob" in pair:
+        found: list[str] = []
+        for pat in pair["files_glob"]:
+            found += sorted(os.fspath(p.relative_to(data_root)) for p in data_root.glob(pat))
+        return found
+    files = list(pair["files"])
+    return files if all((data_root / f).is_file() for f in files) else []
+
+
+def pair_args(args: argparse.Namespace, name: str, files: list[str]) -> argparse.Namespace:
+    """``args`` for pair ``name``: its files, market (``--spot``), contract and grid."""
+    pair = PAIRS[name]
+    p = argparse.Namespace(**vars(args))
+    p.files = list(files)
+    p.spot = pair["market"] == "spot"
+    p.inverse = pair.get("inverse")
+    p.tick_size, p.lot_size = pair.get("grid", GRID["spot" if p.spot else "usdm"])
+    p.order_qty = pair.get("order_qty", args.order_qty)
+    p.order_lots = order_lots(p.order_qty, p.lot_size)
+    p.custom = False
+    return p
+
+
+def resolve_pairs(args: argparse.Namespace, data_root: Path
+                  ) -> tuple[list[tuple[str, argparse.Namespace]], dict[str, str]]:
+    """``(runnable, unavailable)``: ``(name, args)`` of each requested pair whose files are
+    under ``data_root``, and ``{name: why not}`` for the others."""
+    todo, missing = [], {}
+    for name in args.pair_names:
+        pair = PAIRS[name]
+        files = pair_files(pair, data_root)
+        if files:
+            todo.append((name, pair_args(args, name, files)))
+        elif "files_glob" in pair:
+            have = sorted(p.name for p in (data_root / "binance").glob("*") if p.is_dir())
+            missing[name] = (f"no capture under {data_root / 'binance'} matching "
+                             f"{', '.join(pair['files_glob'])} (there: {', '.join(have)})")
+        else:
+            missing[name] = f"missing under {data_root}: " + ", ".join(
+                f for f in pair["files"] if not (data_root / f).is_file())
+    return todo, missing
+
+
+# --- hftbacktest on its own conversion ---------------------------------------------------------
+def span_info(events: np.ndarray) -> dict:
+    """The market-data span of mmsim's run: first and last ``exch_ts`` of its events."""
+    lo, hi = int(events["exch_ts"].min()), int(events["exch_ts"].max())
+    return {"first_exch_ns": lo, "last_exch_ns": hi, "minutes": (hi - lo) / 60e9}
+
+
+def run_peer_native(files: list[Path], args: argparse.Namespace, span: dict) -> dict:
+    """Run ``peer_hftbacktest_native.py`` in the peer venv on the raw ``files`` cut to
+    ``span``; returns its JSON."""
+    from benchmarks.peer_env import ensure_peer_venv
+
+    py = ensure_peer_venv(REPO / "benchmarks" / ".peer-venv")
+    with tempfile.TemporaryDirectory(prefix="mmsim-peer-native-") as tmp:
+        out = Path(tmp) / "native.json"
+        cmd = [str(py), str(REPO / "benchmarks" / "peer_hftbacktest_native.py"),
+               *map(str, files), "--out", str(out),
+               "--market", "spot" if args.spot else "usdm",
+               "--span-lo", str(span["first_exch_ns"]), "--span-hi", str(span["last_exch_ns"]),
+               "--tick-size", repr(args.tick_size), "--lot-size", repr(args.lot_size),
+               "--order-lots", str(args.order_lots), "--repeats", str(args.repeats)]
+        if args.inverse is not None:
+            cmd += ["--inverse", repr(float(args.inverse))]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.stderr.write(r.stderr)
+            raise RuntimeError(f"the hftbacktest native worker failed (exit {r.returncode})")
+        return json.loads(out.read_text())
+
+
+def native_result(nat: dict, depth: str, mmsim_warm_wall_s: float) -> dict:
+    """The native worker's ``depth`` run (``roi_vector`` / ``hashmap``) → ``R`` plus
+    ``n_events`` (hftbacktest rows replayed), ``span`` (their first/last ``exch_ts``),
+    ``completed`` and ``mmsim_warm_wall_s`` (mmsim's whole-order run, for the ratio)."""
+    m = nat[depth]
+    r = peer_result(m)
+    completed = r.pop("completed")
+    r.update(n_events=int(nat["rows"]),
+             span={"first_exch_ns": int(nat["first_exch_ts"]),
+                   "last_exch_ns": int(nat["last_exch_ts"])},
+             completed=completed, mmsim_warm_wall_s=float(mmsim_warm_wall_s))
+    return r
+
+
+def ratio_or_none(a: float | None, b: float | None) -> float | None:
+    """``a / b``, or None if either is missing or ``b`` is 0."""
+    return _ratio(a, b)
+
+
+def add_native(doc: dict, roi: dict, hm: dict, nat: dict, span: dict, mm_w: dict, hb: dict,
+               n_peer_converted: int) -> dict:
+    """Add the native runs to a pair's document (in place; returned): ``hftbacktest.roi_vector``
+    and ``hftbacktest.hashmap_native`` (R + ``n_events``, ``span``, ``mmsim_warm_wall_s``),
+    ``native`` (conversion facts) and ``speed`` (warm walls and mmsim / peer ratios)."""
+    doc["hftbacktest"]["roi_vector"] = roi
+    doc["hftbacktest"]["hashmap_native"] = hm
+    doc["span"] = {**span, "mmsim_events": int(doc.get("events", 0)),
+                   "hftbacktest_converted_rows": int(n_peer_converted),
+                   "hftbacktest_native_rows": int(nat["rows"])}
+    doc["native"] = {k: nat[k] for k in ("converter", "framing", "rows_converted", "rows",
+                                         "rows_dropped_outside_span", "roi", "convert_s",
+                                         "roi_vector_equals_hashmap") if k in nat}
+    doc["speed"] = {
+        "mmsim_warm_wall_s": mm_w["warm_wall_s"],
+        "roi_vector_warm_wall_s": roi["warm_wall_s"],
+        "hashmap_native_warm_wall_s": hm["warm_wall_s"],
+        "hashmap_converted_warm_wall_s": hb["warm_wall_s"],
+        "mmsim_over_roi_vector": ratio_or_none(mm_w["warm_wall_s"], roi["warm_wall_s"]),
+        "mmsim_over_hashmap_native": ratio_or_none(mm_w["warm_wall_s"], hm["warm_wall_s"]),
+        "mmsim_over_hashmap_converted": ratio_or_none(mm_w["warm_wall_s"], hb["warm_wall_s"]),
+    }
+    return doc
+
+
+NATIVE_WHY = (
+    "why the native fills differ: hftbacktest's converter keeps the depth diffs received before "
+    "the REST snapshot (mmsim's reader drops those already in it and bridges the update-id "
+    "chain), clears each side only down to the snapshot's deepest level, shifts every local "
+    "time by the file's most negative feed latency (per file; mmsim: the reader's suggested "
+    "offset) and orders rows by its own event-order correction; bookTicker rows are not "
+    "converted. Same market, different replay: the decision grid, feed delays and queue "
+    "positions move, hence fills.")
+
+
+def print_native(nat: dict, roi: dict, hm: dict, mm_w: dict, hb: dict, span: dict,
+                 n_mmsim: int, n_conv: int) -> None:
+    """The native runs beside mmsim (whole-order) and the converted-input run."""
+    r = nat["roi"]
+    print(f"hftbacktest on its own conversion ({nat['converter']}), span "
+          f"{span['first_exch_ns']} .. {span['last_exch_ns']} ({span['minutes']:.2f} min): "
+          f"mmsim {n_mmsim:,} events (incl. bookTicker/mark/markers), hftbacktest converted "
+          f"from mmsim {n_conv:,} rows, native {nat['rows']:,} rows "
+          f"({nat['rows_dropped_outside_span']:,} outside the span dropped); ROI "
+          f"[{r['lb']:.10g}, {r['ub']:.10g}] = {r['ticks']:,} ticks, "
+          f"{r['depth_rows_outside_roi']:,} of {r['depth_rows']:,} depth rows outside")
+    w = 14
+    print(f"  {'':<17} {'mmsim whole':>{w}} {'hbt converted':>{w}} {'hbt ROIVector':>{w}}"
+          f" {'hbt HashMap':>{w}} {'mmsim/ROIVec':>12}")
+    labels = {"fill_events": "fill events", "filled_orders": "filled orders",
+              "traded_qty": "traded qty", "final_position": "final position",
+              "pnl": "PnL", "fees": "fees", "warm_wall_s": "warm wall s"}
+    for key in R_FIELDS:
+        a, b, c, d = mm_w.get(key), hb.get(key), roi.get(key), hm.get(key)
+        rr = _ratio(a, c)
+        print(f"  {labels[key]:<17} {_fmt(a, key):>{w}} {_fmt(b, key):>{w}} {_fmt(c, key):>{w}}"
+              f" {_fmt(d, key):>{w}} {'' if rr is None else f'{rr:.4f}':>12}")
+    same = "identical" if nat.get("roi_vector_equals_hashmap") else "DIFFERENT"
+    print(f"  ROIVector vs HashMap on the native input: fills {same}"
+          + ("" if roi["completed"] and hm["completed"] else "; a run stopped early"))
+    print("  " + NATIVE_WHY)
+
+
+def summary_row(name: str, span: dict, n_mmsim: int, mm_w: dict, hb: dict, roi: dict,
+                hm: dict, parity_ok: bool) -> dict:
+    """One line of the final table (warm walls in s, ratios mmsim / peer)."""
+    return {"pair": name, "minutes": span["minutes"], "mmsim_events": int(n_mmsim),
+            "native_rows": int(roi["n_events"]),
+            "mmsim_s": mm_w["warm_wall_s"], "roi_vector_s": roi["warm_wall_s"],
+            "hashmap_native_s": hm["warm_wall_s"], "hashmap_converted_s": hb["warm_wall_s"],
+            "mmsim_over_roi_vector": ratio_or_none(mm_w["warm_wall_s"], roi["warm_wall_s"]),
+            "mmsim_over_hashmap_native": ratio_or_none(mm_w["warm_wall_s"], hm["warm_wall_s"]),
+            "mmsim_over_hashmap_converted": ratio_or_none(mm_w["warm_wall_s"],
+                                                          hb["warm_wall_s"]),
+            "parity": "MATCH" if parity_ok else "MISMATCH"}
+
+
+def format_summary(rows: list[dict], unavailable: dict[str, str] | None = None) -> str:
+    """The final table: per pair the warm walls (best of --repeats, compile excluded) and
+    the ratios mmsim / ROIVector (issue target <= 0.5) and mmsim / HashMap."""
+    head = (f"{'pair':<16} {'span':>7} {'mmsim ev':>9} {'native ev':>9} {'mmsim s':>8} "
+            f"{'ROIVec s':>8} {'HMnat s':>8} {'HMconv s':>8} {'mm/ROI':>7} {'mm/HMnat':>8} "
+            f"{'mm/HMconv':>9}  parity")
+    out = ["warm wall time, best of --repeats, compile excluded (mmsim: whole-order fills; "
+           "hftbacktest: no_partial_fill_exchange); ratio < 1: mmsim faster; target "
+           "mmsim/ROIVector <= 0.5", head]
+
+    def f(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    for r in rows:
+        out.append(f"{r['pair']:<16} {r['minutes']:>5.1f}m {r['mmsim_events']:>9,} "
+                   f"{r['native_rows']:>9,} {f(r['mmsim_s'], '.4f'):>8} "
+                   f"{f(r['roi_vector_s'], '.4f'):>8} {f(r['hashmap_native_s'], '.4f'):>8} "
+                   f"{f(r['hashmap_converted_s'], '.4f'):>8} "
+                   f"{f(r['mmsim_over_roi_vector'], '.3f'):>7} "
+                   f"{f(r['mmsim_over_hashmap_native'], '.3f'):>8} "
+                   f"{f(r['mmsim_over_hashmap_converted'], '.3f'):>9}  {r['parity']}")
+    for n, why in (unavailable or {}).items():
+        out.append(f"{n:<16} not run: {why}")
+    return "\n".join(out)
+
+
+def json_document(docs: dict[str, dict], rows: list[dict],
+                  unavailable: dict[str, str] | None = None) -> dict:
+    """``--json``: one pair → its document as is (the shape before ``--pairs``, plus
+    ``hftbacktest.roi_vector`` / ``hashmap_native``, ``span``, ``native``, ``speed``); several
+    → ``{"pairs": {name: document}, "summary": [row], "unavailable": {name: why}}``."""
+    if len(docs) == 1 and not unavailable:
+        return next(iter(docs.values()))
+    return {"pairs": docs, "summary": rows, "unavailable": dict(unavailable or {})}
+
+
+def run_pair(args: argparse.Namespace, name: str) -> dict | int:
+    """Run one capture: the parity check (printed as before), hftbacktest on its own
+    conversion, the side-by-side table. Returns ``{"doc", "ok", "row"}`` (the pair's JSON
+    document, whether the whole-order parity holds, its :func:`summary_row`) or an exit code."""
     ds, events = load_events(args, args.data_root)
     market = ds.meta.get("market")
     if market == "spot" and not args.spot:
@@ -535,22 +816,61 @@ def main(argv: list[str] | None = None) -> int:
         if diff is not None:
             print(f"  first differing fill #{diff['index']} (exch_ts, side, price_tick, lots): "
                   f"mmsim {diff['mmsim']}, hftbacktest {diff['hftbacktest']}")
+    info = {"files": list(args.files), "market": market, "symbol": symbol,
+            "tick_size": args.tick_size, "lot_size": args.lot_size,
+            "order_qty": args.order_qty, "inverse_contract_size": args.inverse,
+            "events": int(len(events)), "clock_start_ns": t0,
+            "clock_aligned": mm_t0 is not None,
+            "first_event_ns": t_first, "feed_offset_ns": offset,
+            "hftbacktest_version": hb_all["hftbacktest_version"],
+            "first_fill_difference": diff,
+            "events_per_s": {"mmsim_whole_order": mm_w["events_per_s"],
+                             "hftbacktest_no_partial": hb["events_per_s"]}}
+    doc = build_report(mm_p, mm_w, hb, hb_p, checks, info)
+
+    # hftbacktest as its users run it: its converter on the raw files, ROIVector + HashMap
+    span = span_info(events)
+    data_root = data_root_from_arg(args.data_root)
+    nat = run_peer_native([data_root / f for f in args.files], args, span)
+    roi = native_result(nat, "roi_vector", mm_w["warm_wall_s"])
+    hm = native_result(nat, "hashmap", mm_w["warm_wall_s"])
+    print_native(nat, roi, hm, mm_w, hb, span, int(len(events)), int(peer_keep_mask(events).sum()))
+    add_native(doc, roi, hm, nat, span, mm_w, hb, int(peer_keep_mask(events).sum()))
+    row = summary_row(name, span, int(len(events)), mm_w, hb, roi, hm, all_ok)
+    return {"doc": doc, "ok": all_ok, "row": row}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.custom:
+        todo, unavailable = [("custom", args)], {}
+    else:
+        todo, unavailable = resolve_pairs(args, data_root_from_arg(args.data_root))
+    for n, why in unavailable.items():
+        print(f"pair {n}: not run ({why})")
+    if not todo:
+        print("error: no pair to run", file=sys.stderr)
+        return 2
+    docs: dict[str, dict] = {}
+    rows = []
+    ok = True
+    for n, pargs in todo:
+        if len(todo) > 1:
+            print(f"\n=== pair {n}: {' + '.join(pargs.files)} ===")
+        r = run_pair(pargs, n)
+        if isinstance(r, int):
+            return r
+        docs[n] = r["doc"]
+        rows.append(r["row"])
+        ok &= r["ok"]
+    print()
+    print(format_summary(rows, unavailable))
     if args.json:
-        info = {"files": list(args.files), "market": market, "symbol": symbol,
-                "tick_size": args.tick_size, "lot_size": args.lot_size,
-                "order_qty": args.order_qty, "inverse_contract_size": args.inverse,
-                "events": int(len(events)), "clock_start_ns": t0,
-                "clock_aligned": mm_t0 is not None,
-                "first_event_ns": t_first, "feed_offset_ns": offset,
-                "hftbacktest_version": hb_all["hftbacktest_version"],
-                "first_fill_difference": diff,
-                "events_per_s": {"mmsim_whole_order": mm_w["events_per_s"],
-                                 "hftbacktest_no_partial": hb["events_per_s"]}}
-        doc = build_report(mm_p, mm_w, hb, hb_p, checks, info)
+        doc = json_document(docs, rows, unavailable)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"wrote {os.fspath(args.json)}")
-    return 0 if all_ok else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

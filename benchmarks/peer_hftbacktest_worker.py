@@ -377,12 +377,13 @@ def equity(balance: float, position: float, fee: float, mid: float, inverse: flo
     return balance + position * mid - fee
 
 
-def run_once(data: np.ndarray, partial_fill: bool, order_lots: int, tick_size: float,
-             lot_size: float, inverse: float = 0.0) -> tuple[dict, np.ndarray, float, float]:
-    """One backtest: returns ``(results, fill_records, loop_wall_s, build_wall_s)``."""
+def run_built(make, order_lots: int, tick_size: float, lot_size: float,
+              inverse: float = 0.0) -> tuple[dict, np.ndarray, float, float]:
+    """One backtest on the hftbacktest object ``make()`` builds: returns ``(results,
+    fill_records, loop_wall_s, build_wall_s)`` (the native-input run uses it too)."""
     rec = np.zeros((REC_CAP, len(FILL_COLUMNS)), np.int64)
     t0 = time.perf_counter()
-    hbt = build_backtest(data, partial_fill, tick_size, lot_size, inverse)
+    hbt = make()
     t1 = time.perf_counter()
     rc, n_sub, n_cxl, n_steps, n_skip, first_ts, bb, ba, n_rec = quote_loop(
         hbt, order_lots, lot_size, tick_size, rec)
@@ -413,6 +414,14 @@ def run_once(data: np.ndarray, partial_fill: bool, order_lots: int, tick_size: f
         "completed": bool(rc == 1),
     }
     return res, rec[: min(n_rec, REC_CAP)].copy(), t2 - t1, t1 - t0
+
+
+def run_once(data: np.ndarray, partial_fill: bool, order_lots: int, tick_size: float,
+             lot_size: float, inverse: float = 0.0) -> tuple[dict, np.ndarray, float, float]:
+    """One backtest on mmsim's converted events: ``(results, fill_records, loop_wall_s,
+    build_wall_s)``."""
+    return run_built(lambda: build_backtest(data, partial_fill, tick_size, lot_size, inverse),
+                     order_lots, tick_size, lot_size, inverse)
 
 
 def bench(data: np.ndarray, partial_fill: bool, repeats: int, **kw) -> tuple[dict, np.ndarray]:
