@@ -25,7 +25,7 @@ from mmsim.enums import EventKind
 from mmsim.instruments import DEFAULT_INSTRUMENTS
 
 BUILTIN = ("synthetic", "lobster", "databento", "parquet", "binance", "binance_hist", "tardis",
-           "hftbacktest")
+           "bybit", "hftbacktest")
 
 TOY_READER = '''
 """A toy format: CSV rows ``ts_ns,side,price,qty,order_id`` (decimal price), all adds."""
@@ -100,7 +100,7 @@ def _cfg(data: dict, instrument: dict | None = None):
 def test_the_registry_lists_every_reader_with_what_it_is():
     assert reg.reader_names() == BUILTIN
     assert reg.reader_names("raw") == ("lobster", "databento", "binance", "binance_hist",
-                                       "tardis", "hftbacktest")
+                                       "tardis", "bybit", "hftbacktest")
     assert reg.reader_names("generated") == ("synthetic",)
     assert reg.reader_names("canonical") == ("parquet",)
     assert reg.known_kinds() == ("auto", *sorted(BUILTIN))
@@ -111,7 +111,7 @@ def test_the_registry_lists_every_reader_with_what_it_is():
         assert callable(fn) and getattr(data, fn.__name__) is fn  # the exported reader
     # what the runner's L2_KINDS said, and the vendor default instruments as they were
     assert {k for k in BUILTIN if reg.book_of(k) == "L2"} == {
-        "binance", "tardis", "binance_hist", "hftbacktest"}
+        "binance", "tardis", "binance_hist", "bybit", "hftbacktest"}
     assert reg.book_of("parquet") == "L3" and reg.book_of("nobody-wrote-this") == "L3"
     assert reg.book_of("lobster", {"book": "L2"}) == "L2"
     assert dict(DEFAULT_INSTRUMENTS) == {
@@ -222,7 +222,7 @@ def test_a_registered_format_is_usable_from_mmsim_ingest(tmp_path, toy, capsys):
         main(["ingest", "--help"])
     helptext = " ".join(capsys.readouterr().out.split())
     assert "toy: TOY.csv [EXTRA.csv ...] (toy CSV of adds; L2)" in helptext
-    assert "binance, binance-hist, tardis, hftbacktest, toy: price grid" in helptext
+    assert "binance, binance-hist, tardis, bybit, hftbacktest, toy: price grid" in helptext
     assert main(["ingest", "toy", str(root / "day1.toy.csv"), "--tick-size", "0.25",
                  "--lot-size", "1", "--gap-policy", "apply", "--out", str(out)]) == 0
     assert "--gap-policy is not used by toy (ignored)" in capsys.readouterr().err
@@ -262,8 +262,8 @@ def test_an_unknown_kind_is_a_one_line_config_error(tmp_path, toy):
         load_config(p)
     msg = str(e.value)
     assert msg == (f"{p}: field 'data.kind': unknown data kind 'lobstr' (known: auto, "
-                   "binance, binance_hist, databento, hftbacktest, lobster, parquet, "
-                   "synthetic, tardis, toy)")
+                   "binance, binance_hist, bybit, databento, hftbacktest, lobster, "
+                   "parquet, synthetic, tardis, toy)")
     assert "\n" not in msg
     assert load_config(p, ["data.kind=binance-hist"]).data.kind == "binance_hist"
     with pytest.raises(ConfigError, match=r"field 'data.kind': unknown data kind 'x' .* "

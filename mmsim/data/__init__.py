@@ -23,6 +23,7 @@ from mmsim.data.registry import (
 if TYPE_CHECKING:
     from mmsim.data.binance import read_binance
     from mmsim.data.binance_hist import read_binance_hist
+    from mmsim.data.bybit import read_bybit
     from mmsim.data.databento import read_databento
     from mmsim.data.hftbacktest_npz import read_hftbacktest_npz
     from mmsim.data.lobster import read_lobster
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "read_binance": "mmsim.data.binance",
     "read_binance_hist": "mmsim.data.binance_hist",
+    "read_bybit": "mmsim.data.bybit",
     "read_databento": "mmsim.data.databento",
     "read_hftbacktest_npz": "mmsim.data.hftbacktest_npz",
     "read_lobster": "mmsim.data.lobster",
@@ -60,6 +62,7 @@ __all__ = [
     "list_readers",
     "read_binance",
     "read_binance_hist",
+    "read_bybit",
     "read_databento",
     "read_events",
     "read_hftbacktest_npz",

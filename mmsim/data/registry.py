@@ -157,6 +157,10 @@ class ReaderSpec:
     role : {"raw", "generated", "canonical"}
         ``raw``: vendor files read by ``reader`` (and cached); ``generated``: no files
         (``synthetic``); ``canonical``: already a canonical event file (``parquet``).
+    calendar : {"equities", "futures", "24/7"}
+        The market's trading calendar, for annualising Sharpe and Sortino when the
+        experiment gives none (:data:`mmsim.metrics.metrics.CALENDARS`). Default
+        ``equities``.
     timezone : str
         IANA time zone of the venue (``America/New_York`` for NASDAQ), for display:
         :func:`mmsim.results.load` with ``datetimes=True`` shows timestamps in it (they are
@@ -186,6 +190,7 @@ class ReaderSpec:
     instrument: Mapping[str, Any] = field(default_factory=dict)
     role: Role = "raw"
     timezone: str = "UTC"
+    calendar: Literal["equities", "futures", "24/7"] = "equities"
 
     def __post_init__(self) -> None:
         fix = object.__setattr__
@@ -227,6 +232,8 @@ class ReaderSpec:
         if self.pass_paths not in ("args", "list") or (
                 self.pass_paths == "list" and self.orderbook):
             problems.append("pass_paths must be 'args' or 'list' (without an orderbook)")
+        if self.calendar not in ("equities", "futures", "24/7"):
+            problems.append(f"calendar {self.calendar!r} must be equities, futures or 24/7")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
@@ -458,7 +465,7 @@ register_reader(ReaderSpec(
     description="Databento MBO file",
     # CME E-mini S&P 500: tick 0.25 index points, $50 per point.
     instrument={"symbol": "ES", "tick_size": 0.25, "lot_size": 1.0, "multiplier": 50.0},
-    timezone="America/Chicago",  # CME Globex
+    timezone="America/Chicago", calendar="futures",  # CME Globex
 ))
 register_reader(ReaderSpec(
     name="parquet", reader=None, book=None, role="canonical", usage="FILE.parquet",
@@ -472,20 +479,34 @@ register_reader(ReaderSpec(
     options=("tick_size", "lot_size", "symbol", "contract", "multiplier", "gap_policy"),
     description="raw combined-stream captures of one instrument (USD-M, COIN-M, spot), "
                 "read as one stream",
+    calendar="24/7",
 ))
 register_reader(ReaderSpec(
     name="binance_hist", reader="mmsim.data.binance_hist:read_binance_hist", book="L2",
     usage="SNAPSHOT.csv UPDATES.csv", extra_files=(1, 1), options=("tick_size", "lot_size"),
     description="Binance historical depth snapshot CSV and its updates CSV",
+    calendar="24/7",
 ))
 register_reader(ReaderSpec(
     name="tardis", reader="mmsim.data.tardis:read_tardis", book="L2",
     usage="BOOK.csv [TRADES.csv | --trades TRADES.csv]", extra_files=(0, 1), trades=True,
     needs_grid=True, options=("tick_size", "lot_size"),
     description="Tardis.dev incremental_book_L2 CSV, with its trades CSV if given",
+    calendar="24/7",
+))
+register_reader(ReaderSpec(
+    name="bybit", reader="mmsim.data.bybit:read_bybit", book="L2",
+    usage="OB.data [TRADES.csv | --trades TRADES.csv]",
+    patterns=("*_ob[0-9]*.data", "*_ob[0-9]*.data.zip", "*_ob[0-9]*.data.gz"),
+    extra_files=(0, 1), trades=True, needs_grid=True,
+    options=("tick_size", "lot_size", "gap_policy"),
+    description="Bybit order-book dump (orderbook.N JSON lines, e.g. ob500), with its public "
+                "trades CSV if given",
+    calendar="24/7",
 ))
 register_reader(ReaderSpec(
     name="hftbacktest", reader="mmsim.data.hftbacktest_npz:read_hftbacktest_npz", book="L2",
     usage="FILE.npz", suffixes=(".npz",), needs_grid=True, options=("tick_size", "lot_size"),
     description="hftbacktest .npz event file",
+    calendar="24/7",
 ))
