@@ -33,6 +33,9 @@ In the experiment YAML, a ``grid:`` section maps each key to the same forms::
       day:                                      # zipped, named: one mapping per point
         - {data.path: lobster/A_message_1.csv, data.orderbook: lobster/A_orderbook_1.csv}
         - {data.path: lobster/B_message_1.csv, data.orderbook: lobster/B_orderbook_1.csv}
+      policy_case:                              # a value may be a whole section
+        - {policy: {name: fixed_spread, spread_bps: 2}}
+        - {policy: {name: offset_ticks, offset_ticks: 3}}
 
 ``--grid`` axes are applied after the YAML ones: an axis that sets a key already swept
 replaces the axis holding it (in its place); new axes are appended. The points are the
@@ -301,7 +304,10 @@ def axes_from_mapping(grid: dict[str, Any] | None, source: str = "grid") -> list
             for p in spec:
                 if set(p) != set(keys):
                     raise GridError(f"{where}: every mapping must set the same keys {keys}")
-            vals = [tuple(_numeric(p[k]) for k in keys) for p in spec]
+            if len(keys) == 1:  # one key: its values as they are (a whole section may be one)
+                vals = [_numeric(p[keys[0]]) for p in spec]
+            else:
+                vals = [tuple(_numeric(p[k]) for k in keys) for p in spec]
             axes.append(_make_axis(name, keys, vals, where))
             continue
         keys = name.split(",")

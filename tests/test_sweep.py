@@ -366,3 +366,18 @@ def test_first_run_in_parent_only_while_the_engine_is_not_compiled(
                     cache_dir=cache, jobs=2, progress=False)
     assert res.counts["ok"] == 2
     assert res.meta["executor"]["first_run_in_parent"] is (not cached)
+
+
+def test_a_named_axis_may_set_whole_sections():
+    from mmsim.sweep import axes_from_mapping, expand_grid
+
+    cases = [{"policy": {"name": "fixed_spread", "spread_bps": 2}},
+             {"policy": {"name": "offset_ticks", "offset_ticks": "3"}}]
+    (ax,) = axes_from_mapping({"policy_case": cases})
+    assert ax.keys == ("policy",)
+    pts = expand_grid([ax])
+    assert pts[0] == {"policy": {"name": "fixed_spread", "spread_bps": 2}}
+    assert pts[1] == {"policy": {"name": "offset_ticks", "offset_ticks": 3.0}}  # numeric text
+    two = axes_from_mapping({"market": [{"data.kind": "synthetic", "seed": 1},
+                                        {"data.kind": "synthetic", "seed": 2}]})
+    assert expand_grid(two)[1] == {"data.kind": "synthetic", "seed": 2}
