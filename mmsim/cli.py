@@ -165,7 +165,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from mmsim.summary import format_summary
 
     print("summary:" + ("" if args.verbose else "  (every metric: --verbose, or metrics.json)"))
-    print(format_summary(run.metrics, run.manifest.get("instrument"), run.instruments))
+    print(format_summary(run.metrics, run.manifest.get("instrument"), run.instruments,
+                         run.manifest.get("metrics_calendar")))
     timing = json.loads((run.run_dir / "timing.json").read_text())
     eps = timing.get("events_per_s")
     if timing.get("compiled"):

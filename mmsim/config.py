@@ -512,11 +512,24 @@ def missing_param_errors(
 
 
 class MetricsConfig(_Frozen):
-    """Metric settings (MODELS.md §9). ``periods_per_year`` None: equities (252 × 6.5 h)."""
+    """Metric settings (MODELS.md §9).
+
+    ``periods_per_year`` None: from ``calendar`` (:data:`mmsim.metrics.metrics.CALENDARS`:
+    ``equities`` 252 sessions of 6.5 h, ``futures`` 252 of 23 h, ``24/7`` 365 days);
+    ``calendar: auto`` takes the market's from the data kind (24/7 for crypto venues, equities
+    for LOBSTER and the synthetic flow, futures for CME). ``capital`` (settlement currency)
+    adds percentage returns (``RunResult.returns()``), ``return_pct`` and a Calmar ratio on
+    them.
+    """
 
     sharpe_clock_s: float = Field(60.0, gt=0)
     periods_per_year: float | None = None
     markout_horizons_s: tuple[float, ...] = (0.0, 0.1, 1.0, 10.0, 60.0, 300.0)
+    calendar: Literal["auto", "equities", "futures", "24/7"] = "auto"
+    capital: float | None = Field(None, gt=0)
+
+    #: fields added after the first release: left out of ``as_dict`` at their defaults
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("calendar", "capital")
 
 
 #: instruments one experiment may declare in all (the quoted one included)
@@ -827,6 +840,10 @@ class ExperimentConfig(_Frozen):
         for k in RiskConfig.LATER_FIELDS:
             if getattr(self.risk, k) == getattr(default_risk, k):
                 out["risk"].pop(k, None)
+        default_metrics = MetricsConfig()
+        for k in MetricsConfig.LATER_FIELDS:
+            if getattr(self.metrics, k) == getattr(default_metrics, k):
+                out["metrics"].pop(k, None)
         if self.instrument_name is None:
             out.pop("instrument_name", None)
         if not self.instruments:

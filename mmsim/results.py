@@ -979,6 +979,32 @@ class RunResult:
         currency; raises as :meth:`fills_of`."""
         return self._select(self.equity, instrument)
 
+    def returns(self, capital: float | None = None) -> pd.Series:
+        """Percentage returns of the quoted instrument's equity on the Sharpe clock
+        (``metrics.sharpe_clock_s``): ``ΔE / (capital + E)`` per period, a float64 Series on
+        a UTC ``DatetimeIndex`` (period ends), what quantstats and empyrical take
+        (:func:`mmsim.metrics.trades.returns_series`).
+
+        Raises
+        ------
+        ValueError
+            If neither ``capital`` nor the config's ``metrics.capital`` is given.
+        """
+        from mmsim.metrics.trades import returns_series
+
+        m = self.config.get("metrics") or {}
+        capital = capital if capital is not None else m.get("capital")
+        if capital is None:
+            raise ValueError("returns need a capital: returns(capital=...) or metrics.capital "
+                             "in the experiment")
+        eq = self.equity_of(0) if self.instruments else self.equity
+        ts = eq["ts"]
+        t = (ts.dt.tz_convert("UTC").astype("int64") if isinstance(ts.dtype, pd.DatetimeTZDtype)
+             else ts).to_numpy(np.int64)
+        e = eq["equity"].to_numpy(np.float64)
+        return returns_series(t, e - e[0] if e.shape[0] else e,
+                              float(m.get("sharpe_clock_s", 60.0)), float(capital))
+
     def book_equity(self, report_currency_index: int = 0) -> pd.DataFrame:
         """:func:`mmsim.metrics.book_equity` of this run (all instruments, converted to the
         settlement currency of instrument ``report_currency_index``)."""

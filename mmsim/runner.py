@@ -150,6 +150,7 @@ def backtest(
         t_compile = time.perf_counter()
         from mmsim.engine.backtest import Engine
         from mmsim.metrics import compute_run_metrics
+        from mmsim.metrics.metrics import calendar_periods
 
         engine = Engine(spec)
         compile_s = time.perf_counter() - t_compile
@@ -184,6 +185,9 @@ def backtest(
         t_replay = time.perf_counter()
         writer.close_logs()
         fills, orders, equity = writer.read_back()
+        calendar = market_calendar(cfg.metrics.calendar, ds.kind, ds.meta)
+        ppy, ppd = (cfg.metrics.periods_per_year, None) if cfg.metrics.periods_per_year \
+            else calendar_periods(calendar, cfg.metrics.sharpe_clock_s)
         metrics = compute_run_metrics(
             fills,
             equity,
@@ -191,10 +195,12 @@ def backtest(
             [leg.instrument for leg in legs],
             [leg.name for leg in legs],
             sharpe_clock_s=cfg.metrics.sharpe_clock_s,
-            periods_per_year=cfg.metrics.periods_per_year,
+            periods_per_year=ppy,
+            periods_per_day=ppd,
             max_position=[cfg.risk.max_position_qty]
             + [o.max_position_qty for o in cfg.instruments],
             markout_horizons_s=cfg.metrics.markout_horizons_s,
+            capital=cfg.metrics.capital,
         )
         stats = engine.stats()
         metrics = {**metrics, **{f"engine_{k}": v for k, v in stats.items()}}
@@ -214,6 +220,8 @@ def backtest(
             "data_meta": ds.meta,
             "data_report": ds.report,
             "instrument": inst.model_dump(),
+            "metrics_calendar": (calendar if cfg.metrics.periods_per_year is None
+                                 else f"{cfg.metrics.periods_per_year:g} periods per year"),
             "clocks": "exchange: exch_ts; strategy: local_ts "
             + ("from data" if spec.feed.mode is FeedMode.DATA_LOCAL_TS
                else f"= exch_ts + {spec.feed.nanos} ns"),
@@ -238,6 +246,24 @@ def backtest(
     except BaseException:
         writer.abort()
         raise
+
+
+def market_calendar(calendar: str, data_kind: str, meta: dict | None = None) -> str:
+    """The trading calendar of the Sharpe annualisation (:data:`mmsim.metrics.metrics.
+    CALENDARS`): ``calendar`` unless ``auto``, else the data kind's
+    (:attr:`mmsim.data.registry.ReaderSpec.calendar`; a canonical Parquet file: the kind it
+    was ingested from, ``meta['source']``)."""
+    if calendar != "auto":
+        return calendar
+    from mmsim.data.registry import get_reader
+
+    kind = data_kind
+    if kind == "parquet" and meta and meta.get("source"):
+        kind = str(meta["source"])
+    try:
+        return get_reader(kind).calendar
+    except ValueError:
+        return "equities"
 
 
 def _scaled(chunks, grid):

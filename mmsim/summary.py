@@ -77,7 +77,7 @@ def _rows(rows: list[tuple[str, str, str]]) -> list[str]:
 
 
 def format_summary(metrics: Mapping[str, Any], instrument: Mapping[str, Any] | None = None,
-                   instruments: list[str] | None = None) -> str:
+                   instruments: list[str] | None = None, calendar: str | None = None) -> str:
     """The grouped summary of a run's metrics, as text (one line per metric, with its unit).
 
     Parameters
@@ -89,6 +89,8 @@ def format_summary(metrics: Mapping[str, Any], instrument: Mapping[str, Any] | N
         (``coin`` for an inverse contract) and the symbol.
     instruments : list of str, optional
         The run's instrument names (several: a whole-book group and a PnL line each).
+    calendar : str, optional
+        The annualisation's trading calendar (the manifest's ``metrics_calendar``).
 
     Returns
     -------
@@ -113,7 +115,7 @@ def format_summary(metrics: Mapping[str, Any], instrument: Mapping[str, Any] | N
         ("  inventory", _num(m.get("inventory_pnl")),
          f"{ccy}  (mark-to-market, funding included)"),
         ("  fees paid", _num(m.get("fees")), f"{ccy}  (negative: net rebates)"),
-        ("  funding paid", _num(m.get("engine_funding_paid", 0.0)), ccy),
+        ("  funding paid", _num(m.get("funding_paid", 0.0)), f"{ccy}  (negative: received)"),
         ("pnl before fees", _num(m.get("pnl_before_fees")), ccy),
     ])
     n_per = m.get("n_periods")
@@ -122,14 +124,22 @@ def format_summary(metrics: Mapping[str, Any], instrument: Mapping[str, Any] | N
     ann = f"annualised, {n_per} returns on a {clock} clock"
     if isinstance(ppy, (int, float)) and not math.isnan(ppy):
         ann += f", {ppy:,.0f} periods/yr"
-    cal = m.get("calendar")
-    if isinstance(cal, str):
-        ann += f" ({cal})"
+    if calendar:
+        ann += f" ({calendar})"
     group("risk", [
         ("sharpe", _num(m.get("sharpe"), 2), ann),
         ("sortino", _num(m.get("sortino"), 2), "annualised, same returns"),
         ("max drawdown", _num(m.get("max_drawdown")), ccy),
         ("pnl / max drawdown", _num(m.get("return_over_max_drawdown"), 2), ""),
+        ("calmar", _num(m.get("calmar"), 2), "annualised pnl / max drawdown"
+         + (" (returns on metrics.capital)" if "return_pct" in m else "")),
+    ] + ([("return", _pct(m.get("return_pct")), "of metrics.capital")]
+         if "return_pct" in m else []))
+    group("round trips (FIFO lots, fees included)", [
+        ("round trips", _num(m.get("n_round_trips")), ""),
+        ("win rate", _pct(m.get("win_rate")), "with pnl > 0"),
+        ("profit factor", _num(m.get("profit_factor"), 2), "gains / losses"),
+        ("mean pnl", _num(m.get("avg_round_trip_pnl")), ccy),
     ])
     group("orders and fills", [
         ("orders sent", _num(m.get("n_orders")), f"({_num(m.get('n_quotes'))} quotes, "

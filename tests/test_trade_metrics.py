@@ -87,3 +87,69 @@ def test_sharpe_sortino_and_drawdown_agree_with_empyrical():
     assert m["sortino"] == pytest.approx(empyrical.sortino_ratio(r, annualization=ppy),
                                          rel=1e-12)
     assert max_drawdown_frac(r) == pytest.approx(-empyrical.max_drawdown(r), rel=1e-12)
+
+
+def test_compute_metrics_splits_funding_out_and_adds_round_trips_and_calmar():
+    from mmsim.metrics.metrics import compute_metrics
+
+    s = 10**9
+    fills = pd.DataFrame({"exch_ts": [1 * s, 2 * s], "local_ts": [1 * s, 2 * s],
+                          "order_id": [1, 2], "side": [1, -1], "price": [100.0, 101.0],
+                          "qty": [1.0, 1.0], "fee": [0.01, 0.01], "liquidity": ["maker"] * 2,
+                          "is_hedge": [False, False], "mid": [100.5, 100.5]})
+    equity = pd.DataFrame({"ts": np.arange(0, 121, 60) * s, "mid": [100.5] * 3,
+                           "position": [0.0, 0.0, 0.0], "cash": [0.0, 0.9, 0.7],
+                           "equity": [0.0, 0.9, 0.7], "funding": [0.0, 0.0, 0.2]})
+    m = compute_metrics(fills, equity, None, sharpe_clock_s=60.0)
+    assert m["funding_paid"] == pytest.approx(0.2)
+    assert m["spread_pnl"] + m["inventory_pnl"] - m["fees"] - m["funding_paid"] == \
+        pytest.approx(m["pnl"])
+    assert m["n_round_trips"] == 1 and m["win_rate"] == 1.0
+    assert m["avg_round_trip_pnl"] == pytest.approx(1.0 - 0.02)
+    year_s = m["periods_per_year"] * 60.0
+    assert m["calmar"] == pytest.approx(0.7 * year_s / 120.0 / 0.2)
+    assert "return_pct" not in m
+    mc = compute_metrics(fills, equity, None, sharpe_clock_s=60.0, capital=1000.0)
+    assert mc["return_pct"] == pytest.approx(0.7 / 1000.0)
+    assert mc["calmar"] > 0
+
+
+def test_the_calendar_comes_from_the_market():
+    from mmsim.metrics.metrics import calendar_periods
+    from mmsim.runner import market_calendar
+
+    assert calendar_periods("24/7", 60.0) == (365 * 1440.0, 1440.0)
+    assert calendar_periods("equities", 60.0) == (252 * 390.0, 390.0)
+    assert calendar_periods("futures", 3600.0) == (252 * 23.0, 23.0)
+    assert market_calendar("auto", "binance") == "24/7"
+    assert market_calendar("auto", "lobster") == "equities"
+    assert market_calendar("auto", "databento") == "futures"
+    assert market_calendar("auto", "parquet", {"source": "tardis"}) == "24/7"
+    assert market_calendar("futures", "binance") == "futures"
+    with pytest.raises(ValueError, match="calendar must be one of"):
+        calendar_periods("lunar", 60.0)
+
+
+def test_run_returns_with_a_capital(tmp_path):
+    import mmsim
+
+    exp = mmsim.default_experiment()
+    run = mmsim.backtest(exp, out=tmp_path / "run", cache_dir=tmp_path / "c",
+                         overrides=["data.synthetic.n_events=40000", "metrics.capital=10000"])
+    r = run.returns()
+    assert isinstance(r.index, pd.DatetimeIndex) and r.name == "returns"
+    assert run.metrics["return_pct"] == pytest.approx(run.metrics["pnl"] / 10000)
+    assert float(np.prod(1 + r.to_numpy()) - 1) == pytest.approx(run.metrics["return_pct"])
+    assert json_load(run.run_dir / "manifest.json")["metrics_calendar"] == "equities"
+    plain = mmsim.backtest(exp, out=tmp_path / "run2", cache_dir=tmp_path / "c",
+                           overrides=["data.synthetic.n_events=40000"])
+    with pytest.raises(ValueError, match="capital"):
+        plain.returns()
+    assert plain.returns(capital=500.0).shape == r.shape
+    assert "capital" not in plain.config["metrics"] and "calendar" not in plain.config["metrics"]
+
+
+def json_load(p):
+    import json
+
+    return json.loads(p.read_text())

@@ -279,11 +279,14 @@ def compute_run_metrics(
         inst = instruments[0]
         return compute_metrics(fills, equity, orders, multiplier=inst.multiplier,
                                contract=inst.contract, max_position=limits[0], **kwargs)
+    # the capital is in the quoted instrument's settlement currency: its metrics only
+    capital = kwargs.pop("capital", None)
     per = [
         compute_metrics(instrument_rows(fills, name), instrument_rows(equity, name),
                         instrument_rows(orders, name), multiplier=inst.multiplier,
-                        contract=inst.contract, max_position=limit, **kwargs)
-        for inst, name, limit in zip(instruments, names, limits, strict=True)
+                        contract=inst.contract, max_position=limit,
+                        capital=capital if i == 0 else None, **kwargs)
+        for i, (inst, name, limit) in enumerate(zip(instruments, names, limits, strict=True))
     ]
     out: dict[str, float] = dict(per[0])
     for name, m in zip(names, per, strict=True):

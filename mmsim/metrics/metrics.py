@@ -41,6 +41,7 @@ from mmsim.enums import (
     RISK_REASON_NAMES,
     Reject,
 )
+from mmsim.metrics.trades import calmar, max_drawdown_frac, returns_series, trade_stats
 
 __all__ = ["DEFAULT_MARKOUT_HORIZONS_S", "compute_metrics", "horizon_label", "markout_table"]
 
@@ -50,6 +51,32 @@ DEFAULT_MARKOUT_HORIZONS_S: tuple[float, ...] = (0.0, 0.1, 1.0, 10.0, 60.0, 300.
 #: Trading days per year and seconds per trading day (US equities) of the default clock.
 EQUITY_DAYS_PER_YEAR = 252.0
 EQUITY_SESSION_S = 6.5 * 3600.0
+
+#: trading calendars for annualisation: name -> (trading days per year, seconds per day).
+#: ``equities``: US equities, 252 sessions of 6.5 h; ``futures``: CME Globex, 252 days of 23 h;
+#: ``24/7``: crypto venues, 365 days of 24 h.
+CALENDARS: dict[str, tuple[float, float]] = {
+    "equities": (EQUITY_DAYS_PER_YEAR, EQUITY_SESSION_S),
+    "futures": (252.0, 23.0 * 3600.0),
+    "24/7": (365.0, 86400.0),
+}
+
+
+def calendar_periods(calendar: str, sharpe_clock_s: float) -> tuple[float, float]:
+    """``(periods_per_year, periods_per_day)`` of a clock of ``sharpe_clock_s`` seconds on
+    one of :data:`CALENDARS`.
+
+    Raises
+    ------
+    ValueError
+        If ``calendar`` is not one of :data:`CALENDARS` or the clock is not positive.
+    """
+    if calendar not in CALENDARS:
+        raise ValueError(f"calendar must be one of {', '.join(CALENDARS)}, got {calendar!r}")
+    if not sharpe_clock_s > 0:
+        raise ValueError(f"sharpe_clock_s must be > 0, got {sharpe_clock_s}")
+    days, day_s = CALENDARS[calendar]
+    return days * day_s / sharpe_clock_s, min(day_s, 86400.0) / sharpe_clock_s
 
 _NS = 1_000_000_000
 
@@ -301,6 +328,7 @@ def compute_metrics(
     periods_per_day: float | None = None,
     max_position: float | None = None,
     markout_horizons_s: tuple[float, ...] | list[float] = DEFAULT_MARKOUT_HORIZONS_S,
+    capital: float | None = None,
 ) -> dict[str, float]:
     """Compute the summary metrics of one backtest (MODELS.md §9).
 
@@ -334,6 +362,9 @@ def compute_metrics(
         Position limit (instrument units) for ``time_at_limit_frac``.
     markout_horizons_s : sequence of float
         Horizons (seconds) of the markout, realized-spread and price-impact metrics.
+    capital : float or None
+        Capital (settlement currency) the percentage metrics are measured against
+        (``return_pct``, ``calmar`` on returns); None: Calmar on currency.
 
     Returns
     -------
@@ -348,9 +379,11 @@ def compute_metrics(
             ``pnl_before_fees = pnl + fees``, ``spread_pnl = Σ s·(mid_t − p)·qty·multiplier``
             (inverse: ``Σ s·qty·multiplier·(1/p − 1/mid_t)`` coin)
             over the fills with a finite mid (the edge captured against the mid at the fill),
-            ``inventory_pnl = pnl_before_fees − spread_pnl`` (mark-to-market of the inventory;
-            also holds funding and anything else not in the fees, so
-            ``spread_pnl + inventory_pnl − fees == pnl``).
+            ``funding_paid`` (perpetual funding paid over the run, from the equity's
+            ``funding`` column; negative = received),
+            ``inventory_pnl = pnl_before_fees + funding_paid − spread_pnl`` (mark-to-market
+            of the inventory), so ``spread_pnl + inventory_pnl − fees − funding_paid ==
+            pnl``.
         Risk
             ``sharpe`` = mean/std·sqrt(periods_per_year) of the clock returns (std with
             ddof=1), ``sharpe_daily`` = mean/std·sqrt(periods_per_day), ``sortino`` =
@@ -358,7 +391,14 @@ def compute_metrics(
             ``sqrt(mean(min(r, 0)²))``), ``n_periods``, ``sharpe_clock_s``,
             ``periods_per_year``, ``periods_per_day``, ``max_drawdown`` (largest fall of the
             equity curve from its running peak, all samples, >= 0),
-            ``return_over_max_drawdown = pnl / max_drawdown``, ``duration_s``.
+            ``return_over_max_drawdown = pnl / max_drawdown``, ``duration_s``,
+            ``calmar`` (annualised PnL over the maximum drawdown, the year of
+            ``periods_per_year`` clock periods; with ``capital``: annualised return over the
+            maximum drawdown of the compounded returns, :mod:`mmsim.metrics.trades`) and, with
+            ``capital``, ``return_pct = pnl / capital``.
+        Round trips (FIFO lot matching, fees included; :mod:`mmsim.metrics.trades`)
+            ``n_round_trips``, ``win_rate`` (share with PnL > 0), ``profit_factor`` (gains over
+            losses), ``avg_round_trip_pnl``.
         Orders and fills
             ``n_orders`` (all submits), ``n_quotes`` (non-hedge submits), ``n_rejects`` (every
             request the exchange refused: ``reject``, ``modify_reject`` and
@@ -430,11 +470,15 @@ def compute_metrics(
         spread_each = f["side"] * (f["mid"] - f["price"]) * f["qty"] * multiplier
     spread_pnl = float(np.nansum(spread_each)) if n_fills else 0.0
     pnl_before_fees = pnl + fees
+    fund = _col(equity, "funding", float) if equity is not None and "funding" in equity else \
+        np.zeros(0)
+    funding_paid = float(fund[-1] - fund[0]) if fund.shape[0] else 0.0
     out["pnl"] = pnl
     out["pnl_before_fees"] = pnl_before_fees
     out["fees"] = fees
+    out["funding_paid"] = funding_paid
     out["spread_pnl"] = spread_pnl
-    out["inventory_pnl"] = pnl_before_fees - spread_pnl
+    out["inventory_pnl"] = pnl_before_fees + funding_paid - spread_pnl
 
     # --- Sharpe, Sortino, drawdown -------------------------------------------------------
     risk = curve_risk(eq_ts, eq, sharpe_clock_s, periods_per_year, periods_per_day)
@@ -450,6 +494,17 @@ def compute_metrics(
     out["return_over_max_drawdown"] = pnl / mdd if mdd > 0 else math.nan
     duration_s = float(eq_ts[-1] - eq_ts[0]) / _NS if n_eq else math.nan
     out["duration_s"] = duration_s
+    year_s = periods_per_year * sharpe_clock_s
+    if capital is None:
+        out["calmar"] = calmar(pnl, mdd, duration_s, year_s)
+    else:
+        r = returns_series(eq_ts, eq - eq[0] if n_eq else eq, sharpe_clock_s, capital)
+        dd = max_drawdown_frac(r)
+        years = duration_s / year_s if n_eq else math.nan
+        growth = float(np.prod(1.0 + r.to_numpy())) if len(r) else math.nan
+        ann = growth ** (1.0 / years) - 1.0 if years > 0 and growth > 0 else math.nan
+        out["return_pct"] = pnl / capital
+        out["calmar"] = ann / dd if dd > 0 else math.nan
 
     # --- orders and fill rates ---------------------------------------------------------
     n_orders = n_quotes = n_cancels = n_modifies = 0
@@ -523,6 +578,13 @@ def compute_metrics(
     out["fill_rate_count"] = n_filled_orders / n_quotes if n_quotes else math.nan
     filled_qty = float(f["qty"][quote_fill & np.isin(f["order_id"], quote_ids)].sum())
     out["fill_rate_qty"] = filled_qty / quoted_qty if quoted_qty > 0 else math.nan
+    if n_fills:
+        out.update(trade_stats(pd.DataFrame({"exch_ts": f["ts"], "side": f["side"],
+                                             "price": f["price"], "qty": f["qty"],
+                                             "fee": f["fee"]}), multiplier, contract))
+    else:
+        out.update(trade_stats(pd.DataFrame({k: [] for k in ("exch_ts", "side", "price", "qty",
+                                                             "fee")})))
 
     # --- inventory -------------------------------------------------------------------
     abs_pos = np.abs(pos)
