@@ -685,6 +685,60 @@ def _kernel_declares(kind: str, name: Any, param: str) -> bool:
         return False
 
 
+#: the signals ``signals.names`` may list (the columns of ``signals.parquet``)
+SIGNAL_COLUMNS = ("obi", "ofi_qty", "kyle_lambda_tick", "buy_rate_hz", "sell_rate_hz",
+                  "vol_tick", "micro_tick", "micro_adj_tick")
+
+
+class SignalsConfig(_Frozen):
+    """Market signals on the strategy's local (delayed) book (MODELS.md §5, §11;
+    :mod:`mmsim.signals`), for every instrument of the run; the policy reads the quoted
+    instrument's at ``ctx[Ctx.SIGNALS0 + SignalCtx.<NAME>]``. Absent: signals off (the ctx
+    slots are NaN and nothing else changes).
+
+    ``obi_levels`` non-empty levels per side in the order-book imbalance; the order-flow
+    imbalance and the trade rates cover ``flow_window_s`` seconds in ``flow_buckets`` buckets;
+    Kyle's λ (the last ``kyle_intervals`` intervals) and the volatility (EWMA of half-life
+    ``vol_halflife_s``) sample the mid every ``clock_s`` seconds. ``microprice_table``: a
+    table written by :func:`mmsim.signals.table.save_microprice_table` (``.npz`` or ``.json``,
+    read from the data root if relative) for the quoted instrument's micro-price (without one
+    the micro-price slots are NaN). ``record``: write the ``names`` signals of every
+    instrument at each equity-clock sample to ``signals.parquet``.
+    """
+
+    names: tuple[Literal["obi", "ofi_qty", "kyle_lambda_tick", "buy_rate_hz", "sell_rate_hz",
+                         "vol_tick", "micro_tick", "micro_adj_tick"], ...] = SIGNAL_COLUMNS
+    obi_levels: int = Field(5, ge=1)
+    flow_window_s: float = Field(1.0, gt=0)
+    flow_buckets: int = Field(10, ge=1, le=256)
+    clock_s: float = Field(0.1, gt=0)
+    kyle_intervals: int = Field(300, ge=2, le=512)
+    vol_halflife_s: float = Field(30.0, gt=0)
+    microprice_table: str | None = Field(None, min_length=1)
+    record: bool = False
+
+    @field_validator("names")
+    @classmethod
+    def _check_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or len(set(v)) != len(v):
+            raise PydanticCustomError("mmsim_value", "a non-empty list of distinct signal "
+                                      "names ({known}), got {got}",
+                                      {"known": ", ".join(SIGNAL_COLUMNS), "got": list(v)})
+        return v
+
+    @model_validator(mode="after")
+    def _check_clocks(self) -> SignalsConfig:
+        errors = []
+        if round(self.flow_window_s * 1e9 / self.flow_buckets) < 1:
+            errors.append((("flow_window_s",), "a flow bucket (flow_window_s / flow_buckets) "
+                                              "must be at least 1 ns"))
+        if round(self.clock_s * 1e9) < 1:
+            errors.append((("clock_s",), "must be at least 1 ns"))
+        if errors:
+            raise fields_error(errors)
+        return self
+
+
 class ExperimentConfig(_Frozen):
     """A whole experiment: data, instrument, latency, engine, risk, policy, hedger, metrics.
 
@@ -720,6 +774,8 @@ class ExperimentConfig(_Frozen):
     instrument_name: str | None = Field(None, min_length=1)
     #: further instruments (indices 1..), at most ``MAX_INSTRUMENTS - 1``
     instruments: tuple[OtherInstrumentConfig, ...] = ()
+    #: market signals in the policy's context (None: off, left out of :meth:`as_dict`)
+    signals: SignalsConfig | None = None
 
     @field_validator("instrument")
     @classmethod
@@ -848,6 +904,8 @@ class ExperimentConfig(_Frozen):
             out.pop("instrument_name", None)
         if not self.instruments:
             out.pop("instruments", None)
+        if self.signals is None:
+            out.pop("signals", None)
         return out
 
     def digest(self) -> str:

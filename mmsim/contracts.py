@@ -23,6 +23,15 @@ order k: instrument index, side (+1 buy, -1 sell), quantity in lots, time in for
 (:data:`mmsim.enums.TimeInForce`: IOC, FOK or MARKET) and limit price in ticks (IOC, FOK), at
 ``1 + 5k ...``. Instrument index 0 is the quoted instrument; the contract carries the index so
 a hedge on a second instrument needs no new signature.
+
+Market signals (``ctx[Ctx.SIGNALS0 + SignalCtx.<NAME>]``, :data:`mmsim.signals.spec.SignalCtx`):
+the quoted instrument's order-book imbalance (``OBI``, top N levels, in [-1, 1]), order-flow
+imbalance (``OFI_QTY``, lots over the flow window), Kyle's λ (``KYLE_LAMBDA_TICK``, ticks per
+lot), trade intensities (``BUY_RATE_HZ``, ``SELL_RATE_HZ``, trades per second), volatility
+(``VOL_TICK``, ticks per √s) and micro-price (``MICRO_TICK``, ``MICRO_ADJ_TICK``, ticks),
+computed on the strategy's local (delayed) book at the decision time. Every slot is NaN when
+the experiment has no ``signals:`` section, and NaN where a signal is undefined (see
+:mod:`mmsim.signals.nb`; the micro-price needs ``signals.microprice_table``).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import numpy as np
 from numba import types
 
 import mmsim._jitcache  # noqa: F401  (before any cached kernel)
+from mmsim.signals.spec import SignalCtx
 
 POLICY_SIG = types.int64(
     types.float64[::1], types.float64[::1], types.float64[::1], types.float64[::1]
@@ -83,6 +93,10 @@ class _Ctx(NamedTuple):
     ORDERS0: int = 44  # CTX_ORDERS x (side, price_tick, leaves_qty, status, is_hedge)
     N_INSTRUMENTS: int = 124  # instruments in the run (1 = only the quoted one)
     INST0: int = 125  # MAX_INSTRUMENTS blocks of INST_CTX_SIZE (:data:`InstCtx`), one each
+    #: the quoted instrument's market signals, ``SignalCtx.SIZE`` slots at
+    #: ``SIGNALS0 + SignalCtx.<NAME>`` (:data:`mmsim.signals.spec.SignalCtx`); all NaN unless
+    #: the experiment has a ``signals:`` section
+    SIGNALS0: int = 173
 
 
 #: Instruments one run may replay (the quoted one and up to three others).
@@ -136,7 +150,8 @@ class _Reason(NamedTuple):
 CtxOrder = _CtxOrder()
 Reason = _Reason()
 Ctx = _Ctx()
-CTX_SIZE = Ctx.INST0 + InstCtx.SIZE * MAX_INSTRUMENTS
+CTX_SIZE = Ctx.SIGNALS0 + SignalCtx.SIZE
+assert Ctx.INST0 + InstCtx.SIZE * MAX_INSTRUMENTS == Ctx.SIGNALS0
 assert Ctx.ORDERS0 + CtxOrder.SIZE * CTX_ORDERS == Ctx.N_INSTRUMENTS
 
 

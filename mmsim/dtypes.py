@@ -114,6 +114,27 @@ EQUITY_DTYPE = np.dtype(
     align=True,
 )
 
+#: One row of ``signals.parquet`` (``signals.record: true``): the market signals of one
+#: instrument at one equity-clock sample (:data:`mmsim.signals.spec.SignalCtx` order and units;
+#: NaN where undefined). Written by the kernel into the engine's signal buffer.
+SIGNAL_RECORD_DTYPE = np.dtype(
+    [
+        ("ts", "i8"),  # the equity-clock time (local ns)
+        ("obi", "f8"),  # order-book imbalance of the top N levels, [-1, 1]
+        ("ofi_qty", "f8"),  # order-flow imbalance over the flow window, lots
+        ("kyle_lambda_tick", "f8"),  # Kyle's λ, ticks per lot
+        ("buy_rate_hz", "f8"),  # buyer-initiated trades per second
+        ("sell_rate_hz", "f8"),  # seller-initiated trades per second
+        ("vol_tick", "f8"),  # EWMA volatility of the mid, ticks per √second
+        ("micro_tick", "f8"),  # Stoikov micro-price, ticks
+        ("micro_adj_tick", "f8"),  # micro-price minus mid, ticks
+        ("instrument", "u1"),  # instrument index (0 = the quoted instrument)
+    ],
+    align=True,
+)
+#: The signal columns of :data:`SIGNAL_RECORD_DTYPE` (the names ``signals.names`` accepts).
+SIGNAL_RECORD_NAMES = tuple(n for n in SIGNAL_RECORD_DTYPE.names if n not in ("ts", "instrument"))
+
 
 def empty_events(n: int) -> np.ndarray:
     """Return a zeroed event array of ``n`` records (``EVENT_DTYPE``)."""

@@ -445,6 +445,50 @@ class LegSpec:
 
 
 @dataclass(frozen=True)
+class SignalSpec:
+    """The ``signals:`` section, resolved (:mod:`mmsim.signals`; times in ns).
+
+    Attributes
+    ----------
+    obi_levels, flow_bucket_ns, flow_n_buckets, clock_ns, kyle_n_intervals, vol_halflife_ns
+        :func:`mmsim.signals.spec.make_signal_params`'s settings (every instrument's).
+    micro_adjust_tick : tuple of tuple of float, or None
+        The quoted instrument's micro-price table ``G(I, S)`` in ticks, ``[n_imb][n_spread]``
+        (NaN: no value), from ``signals.microprice_table``; None: no micro-price.
+    names : tuple of str
+        The signals written to ``signals.parquet`` (:data:`mmsim.dtypes.SIGNAL_RECORD_NAMES`).
+    record : bool
+        Write them at every equity-clock sample.
+    """
+
+    obi_levels: int
+    flow_bucket_ns: int
+    flow_n_buckets: int
+    clock_ns: int
+    kyle_n_intervals: int
+    vol_halflife_ns: int
+    micro_adjust_tick: tuple[tuple[float, ...], ...] | None
+    names: tuple[str, ...]
+    record: bool
+
+    def params(self, instrument: int = 0) -> Any:
+        """The SIGNAL_PARAMS_DTYPE record array (shape ``(1,)``) of instrument ``instrument``
+        (the micro-price table is the quoted instrument's, index 0), ``record`` set."""
+        import numpy as np
+
+        from mmsim.signals.spec import make_signal_params
+
+        g = self.micro_adjust_tick if instrument == 0 else None
+        p = make_signal_params(
+            obi_levels=self.obi_levels, flow_bucket_ns=self.flow_bucket_ns,
+            flow_n_buckets=self.flow_n_buckets, clock_ns=self.clock_ns,
+            kyle_n_intervals=self.kyle_n_intervals, vol_halflife_ns=self.vol_halflife_ns,
+            micro_adjust_tick=None if g is None else np.array(g, dtype=np.float64))
+        p["record"] = 1 if self.record else 0
+        return p
+
+
+@dataclass(frozen=True)
 class EngineSpec:
     """Everything one replay needs, resolved (immutable, hashable).
 
@@ -486,6 +530,8 @@ class EngineSpec:
         single-instrument experiment).
     quoting : QuotingSpec
         Quote management and should-quote rules of the quoted instrument.
+    signals : SignalSpec or None
+        The market signals (``signals:``); None: off.
     """
 
     instrument: Instrument
@@ -507,6 +553,7 @@ class EngineSpec:
     instrument_name: str = ""
     others: tuple[LegSpec, ...] = ()
     quoting: QuotingSpec = QuotingSpec()
+    signals: SignalSpec | None = None
 
     @property
     def legs(self) -> tuple[LegSpec, ...]:
@@ -945,6 +992,41 @@ def _resolve(
         instrument_name=q.name,
         others=rest,
         quoting=_quoting(cfg),
+        signals=_signals(cfg, root),
+    )
+
+
+def _signals(cfg: ExperimentConfig, root: Path) -> SignalSpec | None:
+    """The :class:`SignalSpec` of ``signals:`` (None without the section); the micro-price
+    table is read from ``root`` (the data root) when its path is relative.
+
+    Raises
+    ------
+    ConfigError
+        The table cannot be read (``field 'signals.microprice_table': ...``).
+    """
+    sc = cfg.signals
+    if sc is None:
+        return None
+    g = None
+    if sc.microprice_table is not None:
+        from mmsim.signals.table import load_microprice_adjust
+
+        try:
+            a = load_microprice_adjust(root / sc.microprice_table)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"field 'signals.microprice_table': {e}") from None
+        g = tuple(tuple(float(x) for x in row) for row in a)
+    return SignalSpec(
+        obi_levels=int(sc.obi_levels),
+        flow_bucket_ns=int(round(sc.flow_window_s * 1e9 / sc.flow_buckets)),
+        flow_n_buckets=int(sc.flow_buckets),
+        clock_ns=int(round(sc.clock_s * 1e9)),
+        kyle_n_intervals=int(sc.kyle_intervals),
+        vol_halflife_ns=int(round(sc.vol_halflife_s * 1e9)),
+        micro_adjust_tick=g,
+        names=tuple(sc.names),
+        record=bool(sc.record),
     )
 
 

@@ -50,9 +50,12 @@ from mmsim.data.store import (
 from mmsim.enums import LIQUIDITY_NAMES, ORDER_EVENT_NAMES, REJECT_NAMES, TIF_NAMES
 from mmsim.instruments import Instrument
 
+#: The optional market-signal log of a run (``signals.record: true``; :func:`load_signals`).
+SIGNALS_FILE = "signals.parquet"
 #: Files of a backtest run directory (``manifest.json`` lists what a run holds in ``files``).
 RUN_FILES = frozenset({"fills.parquet", "orders.parquet", "equity.parquet", "metrics.json",
-                       "metrics.parquet", "config.yaml", "manifest.json", "timing.json"})
+                       "metrics.parquet", "config.yaml", "manifest.json", "timing.json",
+                       SIGNALS_FILE})
 #: What ``mmsim report`` adds to a run or sweep folder.
 REPORT_DIR = "report"
 #: Entries of a sweep folder (:mod:`mmsim.sweep`).
@@ -238,6 +241,23 @@ def equity_table(rec: np.ndarray, inst: Instrument, last_mid: float = np.nan,
         ],
         schema=EQUITY_SCHEMA,
     )
+
+
+def signals_table(rec: np.ndarray, name: str) -> pa.Table:
+    """Signal rows (``ts``, signal columns of :data:`mmsim.dtypes.SIGNAL_RECORD_DTYPE`,
+    ``instrument``) as a table: ``ts`` int64 local ns, each signal float64 in its units
+    (NaN where undefined), then the ``instrument`` name column."""
+    cols = {k: pa.array(rec[k]) for k in rec.dtype.names if k != INSTRUMENT_COLUMN}
+    cols[INSTRUMENT_COLUMN] = _name_column(len(rec), name)
+    return pa.table(cols)
+
+
+def load_signals(run_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """The run's ``signals.parquet`` as pandas (one row per instrument and equity-clock
+    sample: ``ts`` int64 local ns, the recorded signals, ``instrument``), or None if the run
+    did not record signals."""
+    p = Path(run_dir) / SIGNALS_FILE
+    return pd.read_parquet(p) if p.is_file() else None
 
 
 def instrument_index(rec: np.ndarray, n_instruments: int) -> np.ndarray | None:
@@ -736,8 +756,13 @@ class RunWriter:
         self.insts, self.names = instruments, names
         self._last_mid = np.full(len(instruments), np.nan)
 
-    def append(self, fills: np.ndarray, orders: np.ndarray, equity: np.ndarray) -> None:
+    def append(self, fills: np.ndarray, orders: np.ndarray, equity: np.ndarray,
+               signals: np.ndarray | None = None) -> None:
         """Append engine records (any of them may be empty).
+
+        ``signals`` (given only by a run with ``signals.record: true``): signal rows
+        (``ts``, the asked SIGNAL_RECORD_DTYPE columns, ``instrument``), written to
+        ``signals.parquet`` (:func:`signals_table`), which the first call with them creates.
 
         Each record is converted with the instrument of its ``instrument`` field (index into
         :meth:`set_instruments`; records without the field are of instrument 0), rows kept
@@ -768,6 +793,12 @@ class RunWriter:
         if len(equity):
             self._w["equity"].write_table(records_table(equity, n, self._equity_part))
             self._appended = True
+        if signals is not None:
+            table = records_table(signals, n, lambda r, i: signals_table(r, names[i]))
+            if "signals" not in self._w:
+                self._w["signals"] = pq.ParquetWriter(self.tmp / SIGNALS_FILE, table.schema)
+            if len(signals):
+                self._w["signals"].write_table(table)
 
     def _equity_part(self, rec: np.ndarray, i: int) -> pa.Table:
         inst = self.insts[i]

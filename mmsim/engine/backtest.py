@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import numpy as np
+from numpy.lib.recfunctions import repack_fields
 
 from mmsim.book.nb import (
     B_FULL,
@@ -34,6 +35,7 @@ from mmsim.dtypes import (
     ORDER_LOG_DTYPE,
     OUR_ORDER_DTYPE,
     RESPONSE_DTYPE,
+    SIGNAL_RECORD_DTYPE,
 )
 from mmsim.engine import nb as enb
 from mmsim.enums import TimeInForce
@@ -55,6 +57,7 @@ from mmsim.resolve import (
     ReplaceMode,
     TakerTif,
 )
+from mmsim.signals.spec import SIGNAL_PARAMS_DTYPE, SignalCtx, new_signal_state
 
 # the spec's enums → the kernel's codes (every member has one: tests/test_resolve.py)
 QUEUE_CODES = {
@@ -179,6 +182,13 @@ class Engine:
         The quoted instrument's rows of the above (views): ``st["cash"]``, ``cfg["max_ours"]``.
     books : list of dict
         Each instrument's book arrays (views of the stacked ones the kernel reads).
+    sig_state, sig_params : numpy.ndarray, shape (n_instruments,)
+        The market signals' state (SIGNAL_STATE_DTYPE, zeroed) and settings
+        (SIGNAL_PARAMS_DTYPE: the spec's ``signals`` for every instrument, or zeroed = off).
+    sig : numpy.ndarray of SIGNAL_RECORD_DTYPE
+        The signal rows' buffer (``EQ_BUF`` long with ``signals.record``, else empty); with
+        it, each flush passes ``signals=`` (the asked columns, ``ts`` and ``instrument``)
+        to the sink as a fourth, keyword argument.
     """
 
     FILL_BUF = 1 << 15
@@ -296,7 +306,19 @@ class Engine:
         self.fills = np.zeros(self.FILL_BUF, dtype=FILL_DTYPE)
         self.olog = np.zeros(self.OLOG_BUF, dtype=ORDER_LOG_DTYPE)
         self.eq = np.zeros(self.EQ_BUF, dtype=EQUITY_DTYPE)
-        self.counts = np.zeros(3, dtype=np.int64)
+        self.counts = np.zeros(enb.C_SIG + 1, dtype=np.int64)
+        self.sig_state = new_signal_state(ni)
+        self.sig_params = np.zeros(ni, dtype=SIGNAL_PARAMS_DTYPE)
+        sig = spec.signals
+        if sig is not None:
+            for i in range(ni):
+                self.sig_params[i] = sig.params(i)[0]
+        self.sig_values = np.full((ni, SignalCtx.SIZE), np.nan)
+        self._sig_fields = ["ts", *sig.names, "instrument"] if sig is not None and \
+            sig.record else None
+        # at most one signal row per equity row: as long as the equity buffer, the equity
+        # flush check covers it
+        self.sig = np.zeros(self.EQ_BUF if self._sig_fields else 0, dtype=SIGNAL_RECORD_DTYPE)
         self.scratch = np.zeros(enb.SCRATCH_FIXED + nmax, dtype=np.int64)
         self._no_inst = np.zeros(0, dtype=np.uint8)
 
@@ -324,15 +346,20 @@ class Engine:
                      self.hout, self.scratch),
             enb.Books(b["ordt"], b["free"], b["hkeys"], b["hvals"], b["bs"], b["lvl"], b["anon"],
                       b["sc"]),
-            enb.Local(self.llvl_all, self.lsc_all, self.ring_all),
+            enb.Local(self.llvl_all, self.lsc_all, self.ring_all, self.sig_state,
+                      self.sig_params, self.sig_values),
             enb.Orders(self.ours_all, self.resp_all),
             self.state, self.params, self.lat_all,
-            enb.Out(self.fills, self.olog, self.eq, self.counts),
+            enb.Out(self.fills, self.olog, self.eq, self.counts, self.sig),
         )
 
     def _flush(self, sink: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> None:
         c = self.counts
-        sink(self.fills[: c[0]].copy(), self.olog[: c[1]].copy(), self.eq[: c[2]].copy())
+        if self._sig_fields is None:
+            sink(self.fills[: c[0]].copy(), self.olog[: c[1]].copy(), self.eq[: c[2]].copy())
+        else:
+            sink(self.fills[: c[0]].copy(), self.olog[: c[1]].copy(), self.eq[: c[2]].copy(),
+                 signals=repack_fields(self.sig[: c[enb.C_SIG]][self._sig_fields]))
         c[:] = 0
 
     def feed(self, events: np.ndarray, sink, final: bool = False,

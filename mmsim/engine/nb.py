@@ -44,6 +44,13 @@ Risk limits and quote management (MODELS.md §10, §4; ``cfg.risk_on``)
     young quotes and small moves in place; a FOK order fills whole at arrival or expires.
     Every reason that starts or stops acting is a ``risk_on`` / ``risk_off`` row of the
     orders log. None of it is on the per-event path.
+
+Market signals (:mod:`mmsim.signals`; ``signals:``, flag ``local.sig_params[i].on``)
+    Each feed entry applied to instrument ``i``'s local ladder also updates its signals
+    (:func:`_ring_pop_apply`: book codes and trades, at the entry's local time); a decision
+    writes the quoted instrument's into ``ctx[Ctx.SIGNALS0 ...]`` (:func:`_fill_ctx`; NaN
+    when off); with ``sig_params[i].record`` each equity sample adds a row to ``out.sig``
+    (:func:`_sample_all`). Off, the cost is one branch per feed entry.
 """
 
 from __future__ import annotations
@@ -111,6 +118,7 @@ from mmsim.dtypes import (
     ORDER_LOG_DTYPE,
     OUR_ORDER_DTYPE,
     RESPONSE_DTYPE,
+    SIGNAL_RECORD_DTYPE,
 )
 from mmsim.enums import (
     RISK_REASON_BASE,
@@ -137,6 +145,8 @@ from mmsim.models.queue import (  # noqa: F401  (QUEUE_* are the engine's queue 
     QUEUE_RISK_AVERSE,
     queue_front_nb,
 )
+from mmsim.signals.nb import signals_on_book_nb, signals_on_trade_nb, signals_to_ctx_nb
+from mmsim.signals.spec import SIGNAL_PARAMS_DTYPE, SIGNAL_STATE_DTYPE, SignalCtx
 
 INF_TS = np.int64(9_000_000_000_000_000_000)
 
@@ -230,12 +240,18 @@ class Books(NamedTuple):
 
 
 class Local(NamedTuple):
-    """The strategy's delayed view, per instrument: its ladder (``llvl``, scalars ``lsc``)
-    and the feed queue that brings the exchange's changes to it (``ring``, FEED_DTYPE)."""
+    """The strategy's delayed view, per instrument: its ladder (``llvl``, scalars ``lsc``),
+    the feed queue that brings the exchange's changes to it (``ring``, FEED_DTYPE) and its
+    market signals (:mod:`mmsim.signals`): their state (``sig_state``, SIGNAL_STATE_DTYPE[ni]),
+    settings (``sig_params``, SIGNAL_PARAMS_DTYPE[ni]; ``on == 0``: off) and the values last
+    written for the equity clock (``sig_values``, float64[ni, SignalCtx.SIZE])."""
 
     llvl: np.ndarray
     lsc: np.ndarray
     ring: np.ndarray
+    sig_state: np.ndarray
+    sig_params: np.ndarray
+    sig_values: np.ndarray
 
 
 class Orders(NamedTuple):
@@ -247,13 +263,20 @@ class Orders(NamedTuple):
 
 
 class Out(NamedTuple):
-    """The output buffers (FILL_DTYPE, ORDER_LOG_DTYPE, EQUITY_DTYPE) and their fill counts
-    (int64[3]: fills, orders log, equity)."""
+    """The output buffers (FILL_DTYPE, ORDER_LOG_DTYPE, EQUITY_DTYPE), their fill counts
+    (int64[4]: fills, orders log, equity, signals: index :data:`C_SIG`) and the signal rows
+    (``sig``, SIGNAL_RECORD_DTYPE; empty unless ``signals.record``: at most one row per equity
+    row, so when used it is at least as long as ``eq`` and the equity check flushes it too)."""
 
     fills: np.ndarray
     olog: np.ndarray
     eq: np.ndarray
     counts: np.ndarray
+    sig: np.ndarray
+
+
+#: index of the signal rows' count in ``Out.counts``
+C_SIG = 3
 
 
 _FLUSH_MARGIN = 256
@@ -488,6 +511,15 @@ def _fill_priority(
     return budget
 
 
+@nb.njit(cache=True, inline="always", _nrt=False)
+def _reaches_ours(side, px, nbid, nask, st):
+    """New resting volume on ``side`` at ``px`` is at or through one of our orders on the
+    other side (the test :func:`_opposite_volume` acts on, made before the call: most
+    events fail it)."""
+    return (side < 0 and nbid > 0 and px <= st.open_bid_hi_tick) or (
+        side > 0 and nask > 0 and px >= st.open_ask_lo_tick)
+
+
 @kernel
 def _opposite_volume(side, px, q, ts, nbid, nask, ours, st, cfg, lat, resp,
                       fills, olog, counts, sc):
@@ -529,10 +561,12 @@ def _ring_push(ring, st, ts, code, px, dq):
 
 
 @kernel
-def _ring_pop_apply(ring, st, llvl, lsc):
+def _ring_pop_apply(ring, st, llvl, lsc, sst, sp):
+    """Apply the oldest feed entry to the local view (and to its signals when ``sp.on``)."""
     cap = ring.shape[0]
     j = st.feed_head
     code = ring[j].code
+    is_trade = False
     if code == FEED_CLEAR_BOTH:
         ladder_clear_nb(llvl, lsc, 0)
     elif code == FEED_CLEAR_BIDS:
@@ -542,6 +576,7 @@ def _ring_pop_apply(ring, st, llvl, lsc):
     elif code == RING_RECENTER:
         ladder_recenter_nb(llvl, lsc, ring[j].price_tick)
     elif code == RING_TRADE or code == -RING_TRADE:
+        is_trade = True
         px = ring[j].price_tick
         if code < 0:  # resting ask: buyer-initiated
             if np.isnan(st.trade_hi_tick) or px > st.trade_hi_tick:
@@ -552,12 +587,17 @@ def _ring_pop_apply(ring, st, llvl, lsc):
         st.trade_qty += ring[j].qty
     else:
         ladder_change_nb(llvl, lsc, code, ring[j].price_tick, ring[j].qty)
+    if sp.on != 0:
+        if is_trade:
+            signals_on_trade_nb(sst, sp, ring[j].ts, 1 if code > 0 else -1, ring[j].qty)
+        else:
+            signals_on_book_nb(sst, sp, ring[j].ts, llvl, lsc)
     st.feed_head = (j + 1) % cap
     st.feed_count -= 1
 
 
 @kernel
-def _feed(ring, st, llvl, lsc, ts, code, px, dq):
+def _feed(ring, st, llvl, lsc, sst, sp, ts, code, px, dq):
     """Queue a change of the exchange book for the local view at local time ``ts``."""
     if ts < st.feed_last_ts:
         ts = st.feed_last_ts
@@ -565,7 +605,7 @@ def _feed(ring, st, llvl, lsc, ts, code, px, dq):
     st.feed_last_ts = ts
     if not _ring_push(ring, st, ts, code, px, dq):
         st.n_feed_overflows += 1
-        _ring_pop_apply(ring, st, llvl, lsc)
+        _ring_pop_apply(ring, st, llvl, lsc, sst, sp)
         _ring_push(ring, st, ts, code, px, dq)
 
 
@@ -600,8 +640,8 @@ def _l2_level_change(ours, cfg, st, side, px, old_q, new_q):
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
-def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring, ours,
-               st, cfg, lat, resp, fills, olog, counts):
+def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring, sst, sp,
+               ours, st, cfg, lat, resp, fills, olog, counts):
     """L2: the level at ``px`` on ``side`` is now ``q`` lots."""
     idx = px - sc[L_BASE]
     w = sc[L_W]
@@ -617,40 +657,41 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
         if ref >= 0 and abs(px - ref) > w // 4:
             sc[L_OOW] += 1
             return 0
-        _recenter(px, lvl, sc, llvl, lsc, ring, st, lts)
+        _recenter(px, lvl, sc, llvl, lsc, ring, sst, sp, st, lts)
     old = level_qty_nb(lvl, sc, side, px)
     if q == old:
         return 0
     ladder_change_nb(lvl, sc, side, px, q - old)
-    _feed(ring, st, llvl, lsc, lts, side, px, q - old)
+    _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, q - old)
     if cfg.ladder_follows_touch != 0:
         b = sc[L_BEST_BID] if side > 0 else sc[L_BEST_ASK]
         if b >= 0 and (b < w // 8 or b > w - w // 8):
-            _recenter(b + sc[L_BASE], lvl, sc, llvl, lsc, ring, st, lts)
+            _recenter(b + sc[L_BASE], lvl, sc, llvl, lsc, ring, sst, sp, st,
+                      lts)
     if snap:
         return 0
     if (side > 0 and nbid > 0 and px <= st.open_bid_hi_tick) or (
         side < 0 and nask > 0 and px >= st.open_ask_lo_tick
     ):
         _l2_level_change(ours, cfg, st, side, px, old, q)
-    if q > old:
+    if q > old and _reaches_ours(side, px, nbid, nask, st):
         _opposite_volume(side, px, q - old, ev.exch_ts, nbid, nask, ours, st, cfg,
                          lat, resp, fills, olog, counts, sc)
     return 0
 
 
 @kernel
-def _recenter(center_px, lvl, sc, llvl, lsc, ring, st, lts):
+def _recenter(center_px, lvl, sc, llvl, lsc, ring, sst, sp, st, lts):
     """Centre the exchange ladder on ``center_px``; the local ladder follows via the feed."""
     new_base = center_px - sc[L_W] // 2
     ladder_recenter_nb(lvl, sc, new_base)
     st.n_recenters += 1
-    _feed(ring, st, llvl, lsc, lts, RING_RECENTER, new_base, 0)
+    _feed(ring, st, llvl, lsc, sst, sp, lts, RING_RECENTER, new_base, 0)
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
 def _market_event(
-    ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, ours, st, cfg,
+    ev, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc, ring, sst, sp, ours, st, cfg,
     lat, resp, fills, olog, counts,
 ):
     """Apply one market event at the exchange, update our queue positions and fill us."""
@@ -685,12 +726,12 @@ def _market_event(
                 os_ = ordt[old, O_SIDE]
                 op = ordt[old, O_PRICE]
                 oq = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, old)
-                _feed(ring, st, llvl, lsc, lts, os_, op, -oq)
+                _feed(ring, st, llvl, lsc, sst, sp, lts, os_, op, -oq)
                 _reduce_ahead(ours, cfg, st, os_, op, ordt[old, O_SEQ], oq)
         slot = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q, False)
         if slot == -2:
             return ERR_BOOK_FULL
-        _feed(ring, st, llvl, lsc, lts, side, px, q)
+        _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, q)
         if oid == 0 and ((side > 0 and nbid > 0) or (side < 0 and nask > 0)):
             slots, cnt = _open_list(st, side)
             for i in range(cnt):
@@ -698,7 +739,7 @@ def _market_event(
                 if (ours[k].exch_status == ST_OPEN and ours[k].side == side
                         and ours[k].price_tick == px):
                     ours[k].queue_ahead += q
-        if not snap:
+        if not snap and _reaches_ours(side, px, nbid, nask, st):
             _opposite_volume(side, px, q, ts, nbid, nask, ours, st, cfg, lat,
                              resp, fills, olog, counts, sc)
         return 0
@@ -707,7 +748,7 @@ def _market_event(
         if oid == 0:
             removed = l3_anon_reduce_nb(lvl, anon, sc, side, px, q)
             if removed > 0:
-                _feed(ring, st, llvl, lsc, lts, side, px, -removed)
+                _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, -removed)
             seq = np.int64(-1)
             oside = side
             opx = px
@@ -723,9 +764,9 @@ def _market_event(
                 removed = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot)
             else:
                 removed = l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, q)
-            _feed(ring, st, llvl, lsc, lts, oside, opx, -removed)
+            _feed(ring, st, llvl, lsc, sst, sp, lts, oside, opx, -removed)
         if kind == EventKind.EXECUTE and not snap and removed > 0:
-            _feed(ring, st, llvl, lsc, lts, RING_TRADE if oside > 0 else -RING_TRADE, opx,
+            _feed(ring, st, llvl, lsc, sst, sp, lts, RING_TRADE if oside > 0 else -RING_TRADE, opx,
                   removed)
         if (oside > 0 and nbid > 0 and opx <= st.open_bid_hi_tick) or (
             oside < 0 and nask > 0 and opx >= st.open_ask_lo_tick
@@ -745,7 +786,7 @@ def _market_event(
             s2 = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q, True)
             if s2 == -2:
                 return ERR_BOOK_FULL
-            _feed(ring, st, llvl, lsc, lts, side, px, q)
+            _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, q)
         else:
             oside = ordt[slot, O_SIDE]
             opx = ordt[slot, O_PRICE]
@@ -753,14 +794,14 @@ def _market_event(
             seq = ordt[slot, O_SEQ]
             lost = l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, side, px, q)
             if oside == side and opx == px:
-                _feed(ring, st, llvl, lsc, lts, side, px, q - oq)
+                _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, q - oq)
             else:
-                _feed(ring, st, llvl, lsc, lts, oside, opx, -oq)
-                _feed(ring, st, llvl, lsc, lts, side, px, q)
+                _feed(ring, st, llvl, lsc, sst, sp, lts, oside, opx, -oq)
+                _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, q)
             dec = oq if lost == 1 else oq - q
             if dec > 0:
                 _reduce_ahead(ours, cfg, st, oside, opx, seq, dec)
-        if not snap:
+        if not snap and _reaches_ours(side, px, nbid, nask, st):
             _opposite_volume(side, px, q, ts, nbid, nask, ours, st, cfg, lat,
                              resp, fills, olog, counts, sc)
         return 0
@@ -771,7 +812,7 @@ def _market_event(
         # trades reach the strategy's view (INFO prints are carried by EXECUTE records)
         if side != 0 and (ev.flags & (EventFlag.CROSS | EventFlag.INFO)) == 0:
             code = RING_TRADE if side > 0 else -RING_TRADE
-            _feed(ring, st, llvl, lsc, lts, code, px, q)
+            _feed(ring, st, llvl, lsc, sst, sp, lts, code, px, q)
         if (ev.flags & (EventFlag.INFO | EventFlag.CROSS)) != 0:
             return 0
         if (side > 0 and nbid > 0 and px <= st.open_bid_hi_tick) or (
@@ -787,17 +828,17 @@ def _market_event(
 
     if kind == EventKind.LEVEL_SET:
         return _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
-                          ours, st, cfg, lat, resp, fills, olog, counts)
+                          sst, sp, ours, st, cfg, lat, resp, fills, olog, counts)
 
     # the rare kinds (marks, funding, clears, snapshots, status) in a kernel of their own:
     # run_nb inlines this function, and inlining costs compile time by its size squared
     return _rare_event(ev, kind, side, lts, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl,
-                       lsc, ring, ours, st, cfg)
+                       lsc, ring, sst, sp, ours, st, cfg)
 
 
 @kernel
 def _rare_event(ev, kind, side, lts, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
-                ring, ours, st, cfg):
+                ring, sst, sp, ours, st, cfg):
     """:func:`_market_event` for a MARK, FUNDING, CLEAR, SNAPSHOT_BEGIN/END or STATUS event."""
     oid = ev.order_id
     if kind == EventKind.MARK:
@@ -814,7 +855,7 @@ def _rare_event(ev, kind, side, lts, ordt, free, hkeys, hvals, bs, lvl, anon, sc
     if kind == EventKind.CLEAR:
         l3_clear_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, side)
         code = FEED_CLEAR_BOTH if side == 0 else (FEED_CLEAR_BIDS if side > 0 else FEED_CLEAR_ASKS)
-        _feed(ring, st, llvl, lsc, lts, code, 0, 0)
+        _feed(ring, st, llvl, lsc, sst, sp, lts, code, 0, 0)
         for k in range(cfg.max_ours):
             if ours[k].exch_status == ST_OPEN and (side == 0 or ours[k].side == side):
                 ours[k].queue_ahead = 0.0
@@ -1293,8 +1334,13 @@ def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, ma
 
 
 @kernel
-def _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q):
+def _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q, sst, sp):
     t0 = st.t0
+    if sp.on != 0:
+        signals_to_ctx_nb(sst, sp, now, llvl, lsc, ctx, Ctx.SIGNALS0)
+    else:
+        for k in range(SignalCtx.SIZE):
+            ctx[Ctx.SIGNALS0 + k] = np.nan
     ctx[Ctx.TIME_S] = (now - t0) * 1e-9
     if cfg.end_ts > 0:
         ctx[Ctx.TIME_TO_HORIZON_S] = max(0.0, (cfg.end_ts - now) * 1e-9)
@@ -1812,6 +1858,8 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
     lat = lat2[0]
     llvl = llvl2[0]
     lsc = lsc2[0]
+    sst = local.sig_state[0]
+    sp = local.sig_params[0]
     ours = ours2[0]
     st.n_decisions += 1
     tp = scr[0:MAX_LEVELS]
@@ -1837,7 +1885,7 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
                         _vol_ewmas(st, cfg, dt, x)
             st.vol_last_mid = mid
             st.vol_last_ts = now
-    _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q)
+    _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q, sst, sp)
     _fill_ctx_legs(ctx, st2, cfg2, llvl2, lsc2)
     warm = now - st.t0 >= cfg.warmup_ns
     qout[:] = 0.0
@@ -1885,7 +1933,7 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
         _manage_side(ours, st, cfg, lat, olog, counts, now, side, tp, tq, n, used,
                      matched, room)
     if cfg.has_hedger != 0 and warm:
-        _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q)
+        _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q, sst, sp)
         _fill_ctx_legs(ctx, st2, cfg2, llvl2, lsc2)
         hout[:] = 0.0
         rc = hedger(ctx, hparams, hstate, hout)
@@ -1934,6 +1982,34 @@ def _sample_equity(eq, counts, ts, st, sc, inst):
 
 
 @kernel
+def _sample_signals(sig, counts, ts, sst, sp, llvl, lsc, vals, inst):
+    """One row of the signals of instrument ``inst`` at local time ``ts`` (equity clock)."""
+    signals_to_ctx_nb(sst, sp, ts, llvl, lsc, vals, 0)
+    c = counts[C_SIG]
+    sig[c].ts = ts
+    sig[c].instrument = inst
+    sig[c].obi = vals[SignalCtx.OBI]
+    sig[c].ofi_qty = vals[SignalCtx.OFI_QTY]
+    sig[c].kyle_lambda_tick = vals[SignalCtx.KYLE_LAMBDA_TICK]
+    sig[c].buy_rate_hz = vals[SignalCtx.BUY_RATE_HZ]
+    sig[c].sell_rate_hz = vals[SignalCtx.SELL_RATE_HZ]
+    sig[c].vol_tick = vals[SignalCtx.VOL_TICK]
+    sig[c].micro_tick = vals[SignalCtx.MICRO_TICK]
+    sig[c].micro_adj_tick = vals[SignalCtx.MICRO_ADJ_TICK]
+    counts[C_SIG] = c + 1
+
+
+@kernel
+def _sample_all(eq, counts, ts, st, sc, local, sig):
+    """The equity rows of every instrument at ``ts`` (and their signal rows when recorded)."""
+    for j in range(st.shape[0]):
+        _sample_equity(eq, counts, ts, st[j], sc[j], j)
+        if local.sig_params[j].record != 0:
+            _sample_signals(sig, counts, ts, local.sig_state[j], local.sig_params[j],
+                            local.llvl[j], local.lsc[j], local.sig_values[j], j)
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
 def _needs_flush(counts, fills, olog, eq):
     return (
         counts[0] > fills.shape[0] - _FLUSH_MARGIN
@@ -1952,9 +2028,10 @@ def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, 
     and the equity clock; within one kind the lower instrument index first.
     """
     lvl, sc, bs = books.lvl, books.sc, books.bs
-    llvl, lsc, ring = local
+    llvl, lsc, ring, sst, sp = local.llvl, local.lsc, local.ring, local.sig_state, \
+        local.sig_params
     ours, resp = orders
-    fills, olog, eq, counts = out
+    fills, olog, eq, counts = out.fills, out.olog, out.eq, out.counts
     ni = st.shape[0]
     g = st[0]  # the run's clocks live with the quoted instrument
     nmax = cfg[0].max_ours
@@ -1991,7 +2068,7 @@ def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, 
             return RET_FLUSH
         if t_ring == tmin:
             j = j_ring
-            _ring_pop_apply(ring[j], st[j], llvl[j], lsc[j])
+            _ring_pop_apply(ring[j], st[j], llvl[j], lsc[j], sst[j], sp[j])
         elif t_resp == tmin:
             j = j_resp
             kind, slot = _response_arrives(resp[j], st[j], ours[j])
@@ -2026,8 +2103,7 @@ def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, 
             _charge_funding(st[j], cfg[j])
         else:
             g.next_equity_ts = t_eq + cfg[0].equity_ns
-            for j in range(ni):
-                _sample_equity(eq, counts, tmin, st[j], sc[j], j)
+            _sample_all(eq, counts, tmin, st, sc, local, out.sig)
 
 
 def _arr(dtype, ndim=1):
@@ -2044,11 +2120,13 @@ BOOKS_TYPE = nb.typeof(Books(np.zeros((1, 1, 1), np.int64), *([np.zeros((1, 1), 
                              np.zeros((1, 1, 1), np.int64), np.zeros((1, 1, 1), np.int64),
                              np.zeros((1, 1), np.int64)))
 LOCAL_TYPE = nb.typeof(Local(np.zeros((1, 1, 1), np.int64), np.zeros((1, 1), np.int64),
-                             np.zeros((1, 1), FEED_DTYPE)))
+                             np.zeros((1, 1), FEED_DTYPE), np.zeros(1, SIGNAL_STATE_DTYPE),
+                             np.zeros(1, SIGNAL_PARAMS_DTYPE), np.zeros((1, 1))))
 ORDERS_TYPE = nb.typeof(Orders(np.zeros((1, 1), OUR_ORDER_DTYPE),
                                np.zeros((1, 1), RESPONSE_DTYPE)))
 OUT_TYPE = nb.typeof(Out(np.zeros(1, FILL_DTYPE), np.zeros(1, ORDER_LOG_DTYPE),
-                         np.zeros(1, EQUITY_DTYPE), np.zeros(1, np.int64)))
+                         np.zeros(1, EQUITY_DTYPE), np.zeros(1, np.int64),
+                         np.zeros(1, SIGNAL_RECORD_DTYPE)))
 #: The kernel's declared signature: policies and hedgers arrive as first-class function values,
 #: so one compiled (and disk-cached) engine serves every policy.
 RUN_SIG = nb.types.int64(
@@ -2073,9 +2151,10 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
     calling again, or a negative ``ERR_*`` code.
     """
     ordt, free, hkeys, hvals, bs, lvl, anon, sc = books
-    llvl, lsc, ring = local
+    llvl, lsc, ring, sst, sp = local.llvl, local.lsc, local.ring, local.sig_state, \
+        local.sig_params
     ours, resp = orders
-    fills, olog, eq, counts = out
+    fills, olog, eq, counts = out.fills, out.olog, out.eq, out.counts
     n = events.shape[0]
     ni = st.shape[0]
     multi = inst_of.shape[0] > 0
@@ -2096,7 +2175,7 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
                 end += 1
         o_k, f_k, hk_k, hv_k, bs_k = ordt[k], free[k], hkeys[k], hvals[k], bs[k]
         lv_k, an_k, sc_k, ll_k, ls_k = lvl[k], anon[k], sc[k], llvl[k], lsc[k]
-        ri_k, ou_k, st_k = ring[k], ours[k], st[k]
+        ri_k, ou_k, st_k, ss_k, sp_k = ring[k], ours[k], st[k], sst[k], sp[k]
         cf_k, la_k, re_k = cfg[k], lat[k], resp[k]
         while i < end:
             ts = events[i].exch_ts
@@ -2114,7 +2193,7 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
                 tr = ri_k[st_k.feed_head].ts
                 if tr >= ts or tr > t_other:
                     break
-                _ring_pop_apply(ri_k, st_k, ll_k, ls_k)
+                _ring_pop_apply(ri_k, st_k, ll_k, ls_k, ss_k, sp_k)
             due = t_other < ts or (st_k.feed_count > 0 and ri_k[st_k.feed_head].ts < ts)
             if multi and not due:  # the other instruments' feed updates
                 for j in range(ni):
@@ -2130,7 +2209,7 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
                 g.resume_index = i
                 return RET_FLUSH
             rc = _market_event(events[i], o_k, f_k, hk_k, hv_k, bs_k, lv_k, an_k, sc_k, ll_k,
-                               ls_k, ri_k, ou_k, st_k, cf_k, la_k, re_k, fills,
+                               ls_k, ri_k, ss_k, sp_k, ou_k, st_k, cf_k, la_k, re_k, fills,
                                olog, counts)
             if rc != 0:
                 g.resume_index = i
@@ -2149,8 +2228,7 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
             return rc
         if g.last_equity_ts < last:
             # a closing sample at the last event, so the equity curve holds every fill
-            for j in range(ni):
-                _sample_equity(eq, counts, last, st[j], sc[j], j)
+            _sample_all(eq, counts, last, st, sc, local, out.sig)
     return RET_DONE
 
 
@@ -2167,7 +2245,8 @@ RUN_INTERNAL_ARGS = (nb.types.int64, nb.types.boolean, *RUN_SIG.args[3:])
 MARKET_EVENT_ARGS = (
     _element(RUN_SIG.args[0]),
     *(_element(t) for t in BOOKS_TYPE.types),
-    *(_element(t) for t in LOCAL_TYPE.types),
+    # the local view but the signal values (llvl, lsc, ring, sig_state, sig_params)
+    *(_element(t) for t in LOCAL_TYPE.types[:Local._fields.index("sig_values")]),
     _element(ORDERS_TYPE.types[0]),
     _ST, _CFG, _LAT,
     _element(ORDERS_TYPE.types[1]),

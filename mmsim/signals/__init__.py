@@ -4,10 +4,18 @@ Order-book imbalance (top N levels), order-flow imbalance (Cont, Kukanov, Stoiko
 λ, trade intensity per side, short-horizon volatility and Stoikov's (2018) micro-price, updated
 incrementally, O(1) amortised per event, without allocation (:mod:`mmsim.signals.nb`); their
 settings, state records and ctx slots (:mod:`mmsim.signals.spec`, no numba); the offline
-micro-price estimator (:mod:`mmsim.signals.microprice`).
+micro-price estimator (:mod:`mmsim.signals.microprice`) and its table files
+(:mod:`mmsim.signals.table`, for ``signals.microprice_table``).
 
-How to wire it into the engine
-------------------------------
+The engine runs them when the experiment has a ``signals:`` section
+(:class:`mmsim.config.SignalsConfig`): every instrument's are updated from its feed, the
+quoted instrument's fill ``ctx[Ctx.SIGNALS0 + SignalCtx.<NAME>]`` at each decision (NaN
+without the section), and ``signals.record: true`` writes them at each equity-clock sample
+to ``signals.parquet`` (:func:`mmsim.results.load_signals`). The flag is ``sp.on`` (a zeroed
+params record is off), so a run without the section pays one branch per feed entry.
+
+How it is wired into the engine
+-------------------------------
 Per instrument ``j``: one state record ``sst = sig_state[j]`` (``SIGNAL_STATE_DTYPE``, zeroed
 at the start of a run: :func:`~mmsim.signals.spec.new_signal_state`) and one params record
 ``sp = sig_params[j]`` (``SIGNAL_PARAMS_DTYPE``: :func:`~mmsim.signals.spec.make_signal_params`,

@@ -35,6 +35,8 @@ MAX_MICRO_SPREAD = 8
 #: :func:`make_signal_params`).
 SIGNAL_PARAMS_DTYPE = np.dtype(
     [
+        ("on", np.int64),  # 1: the engine updates and reads these signals (0: all off)
+        ("record", np.int64),  # 1: the engine records them on the equity clock
         ("obi_levels", np.int64),  # N: non-empty price levels per side in the OBI
         ("flow_bucket_ns", np.int64),  # width of one OFI / trade-count bucket, ns
         ("flow_n_buckets", np.int64),  # buckets in the OFI / intensity window
@@ -149,6 +151,8 @@ def make_signal_params(
     -------
     numpy.ndarray
         Shape ``(1,)``, dtype :data:`SIGNAL_PARAMS_DTYPE`; pass ``params[0]`` to the kernels.
+        ``on`` is 1 and ``record`` 0 (the engine sets it: ``signals.record``); a zeroed
+        record (``on == 0``) is how the engine leaves an instrument's signals off.
 
     Raises
     ------
@@ -170,6 +174,7 @@ def make_signal_params(
             raise ValueError(f"{name} must be {rng}, got {v!r}")
     p = np.zeros(1, dtype=SIGNAL_PARAMS_DTYPE)
     r = p[0]
+    r["on"] = 1
     r["obi_levels"] = obi_levels
     r["flow_bucket_ns"] = flow_bucket_ns
     r["flow_n_buckets"] = flow_n_buckets
