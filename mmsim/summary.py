@@ -113,7 +113,7 @@ def format_summary(metrics: Mapping[str, Any], instrument: Mapping[str, Any] | N
         ("  spread capture", _num(m.get("spread_pnl")),
          f"{ccy}  (edge against the mid at each fill)"),
         ("  inventory", _num(m.get("inventory_pnl")),
-         f"{ccy}  (mark-to-market, funding included)"),
+         f"{ccy}  (mark-to-market of the inventory)"),
         ("  fees paid", _num(m.get("fees")), f"{ccy}  (negative: net rebates)"),
         ("  funding paid", _num(m.get("funding_paid", 0.0)), f"{ccy}  (negative: received)"),
         ("pnl before fees", _num(m.get("pnl_before_fees")), ccy),
