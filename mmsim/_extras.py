@@ -9,7 +9,8 @@ extra          packages                      for
 ``databento``  databento-dbn                 reading Databento DBN (MBO) files
 ``dask``       dask[distributed]             sweeps on a Dask cluster (``--scheduler``,
                                              ``--dask-local``)
-``report``     matplotlib                    ``mmsim report`` (the charts)
+``report``     matplotlib, plotly            ``mmsim report`` (the PNG charts; the
+                                             interactive ``report.html``)
 ``all``        all of the above
 =============  ============================  ===========================================
 """
@@ -23,7 +24,7 @@ from types import ModuleType
 EXTRAS = {
     "databento": ("databento-dbn>=0.20",),
     "dask": ("dask[distributed]>=2024.1",),
-    "report": ("matplotlib>=3.8",),
+    "report": ("matplotlib>=3.8", "plotly>=5.20"),
 }
 
 

@@ -7,7 +7,7 @@
 ``--tick-size``/``--lot-size`` where the format needs them)
 ``mmsim backtest EXP.yaml [--data-root DIR] [--out RUN_DIR] [--set key=value ...]``
 ``mmsim sweep EXP.yaml [--grid key=v1,v2 ...] [--jobs N | --dask-local N | --scheduler ADDR]``
-``mmsim report RUN_DIR|SWEEP_DIR [--out DIR] [--metric pnl --x KEY --y KEY]``
+``mmsim report RUN_DIR|SWEEP_DIR [--out DIR] [--metric pnl --x KEY --y KEY --top N]``
 """
 
 from __future__ import annotations
@@ -206,11 +206,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from mmsim.report import report
 
     kw = {}
-    if (Path(args.path) / "sweep.parquet").is_file():
+    sweep = (Path(args.path) / "sweep.parquet").is_file()
+    if sweep:
         kw = {"metric": args.metric, "x": args.x, "y": args.y, "top": args.top,
               "minimize": args.minimize}
     page = report(args.path, args.out, **kw)
-    print(f"report: {page}")
+    if sweep:
+        from mmsim.report_html import format_best_runs
+
+        print(format_best_runs(args.path, args.metric, args.top, args.minimize))
+    print(f"report: {page} (interactive; the PNG charts: {page.with_name('charts.html')})")
     return 0
 
 
@@ -261,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--metric", default="pnl", help="metric of the summary's best runs")
     ps.add_argument("--no-progress", action="store_true", help="no progress bar")
     ps.set_defaults(func=_cmd_sweep)
-    pr = sub.add_parser("report", help="PNG charts and an HTML page of a run or a sweep")
+    pr = sub.add_parser("report", help="an interactive HTML page (report.html) and PNG charts "
+                        "of a run or a sweep; a sweep's best runs are also printed")
     pr.add_argument("path", type=Path, help="a run directory or a sweep folder")
     pr.add_argument("--out", default=None, help="output folder (default <path>/report)")
     pr.add_argument("--metric", default="pnl", help="sweep: metric of the heatmap and ranking")

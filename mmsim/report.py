@@ -8,8 +8,9 @@
   fills (:func:`mmsim.metrics.markout_table`, MODELS.md §9);
 * ``pnl_split.png`` — PnL = spread capture + inventory − fees (``metrics.json``);
 
-and ``report.html`` with the charts embedded as base64 data URIs and the metrics table (no
-file it refers to: the page can be mailed on its own).
+and ``charts.html`` with the charts embedded as base64 data URIs and the metrics table (no
+file it refers to: the page can be mailed on its own); ``report.html`` is the interactive
+Plotly page of :func:`mmsim.report_html.run_page` (plotly.js embedded, no network needed).
 
 A run of several instruments (MODELS.md §12) gets, instead of the first two charts, one
 ``equity_inventory_<i>_<name>.png`` and one ``fills_<i>_<name>.png`` per instrument (equity in
@@ -20,7 +21,9 @@ split are those of the quoted instrument. A single-instrument report is as befor
 
 ``report_sweep(SWEEP_DIR, metric="pnl")`` draws ``heatmap_<metric>.png`` (the metric over two
 swept parameters, averaged over the other axes; a line over one parameter if only one is
-swept) and writes ``report.html`` with it, the best runs by the metric and the failed runs.
+swept) and writes ``charts.html`` with it, the best runs by the metric and the failed runs;
+``report.html`` is the interactive page of :func:`mmsim.report_html.sweep_page` (heatmap,
+parallel coordinates over every swept parameter, the best runs).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ import numpy as np
 import pandas as pd
 
 REPORT_DIR = "report"
+#: the page of the PNG charts (no script), beside the interactive ``report.html``
+STATIC_PAGE = "charts.html"
 #: timestamps above this (ns) are read as wall-clock dates (after 1973), else as elapsed time
 _DATE_NS = 10**17
 _MAX_LINE_POINTS = 20_000
@@ -316,7 +321,8 @@ def _page(title: str, parts: list[str]) -> str:
 
 
 def report_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Charts and ``report.html`` of one run directory.
+    """PNG charts, their page ``charts.html`` and the interactive ``report.html`` of one run
+    directory.
 
     Parameters
     ----------
@@ -328,12 +334,14 @@ def report_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None)
     Returns
     -------
     Path
-        The HTML page.
+        The interactive page ``<out>/report.html``.
 
     Raises
     ------
     FileNotFoundError, ValueError
         If ``run_dir`` is not a finished run.
+    mmsim._extras.MissingExtraError
+        If matplotlib or plotly is not installed (``pip install 'mmsim[report]'``).
     """
     from mmsim.metrics import DEFAULT_MARKOUT_HORIZONS_S
     from mmsim.results import load
@@ -380,9 +388,10 @@ def report_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None)
     parts += ["<h2>Metrics</h2>", _kv_table(run.metrics),
               "<h2>Config</h2>",
               f"<pre>{html.escape(yaml.safe_dump(run.config, sort_keys=False))}</pre>"]
-    page = od / "report.html"
-    page.write_text(_page(f"mmsim run {name}", parts))
-    return page
+    (od / STATIC_PAGE).write_text(_page(f"mmsim run {name}", parts))
+    from mmsim.report_html import run_page
+
+    return run_page(run_dir, od / "report.html")
 
 
 def _multi_charts(run, names: list[str], horizons, od: Path
@@ -489,7 +498,8 @@ def report_sweep(
     top: int = 10,
     minimize: bool = False,
 ) -> Path:
-    """Heatmap and ``report.html`` of a sweep folder.
+    """PNG heatmap, its page ``charts.html`` and the interactive ``report.html`` of a sweep
+    folder.
 
     Parameters
     ----------
@@ -509,7 +519,7 @@ def report_sweep(
     Returns
     -------
     Path
-        The HTML page.
+        The interactive page ``<out>/report.html``.
 
     Raises
     ------
@@ -571,9 +581,11 @@ def report_sweep(
                   _frame_table(failed[["run_key", *params, "error"]])]
     parts += ["<h2>Base config</h2>",
               f"<pre>{html.escape(json.dumps(meta.get('base_config', {}), indent=1))}</pre>"]
-    page = od / "report.html"
-    page.write_text(_page(f"mmsim sweep {meta.get('name')}", parts))
-    return page
+    (od / STATIC_PAGE).write_text(_page(f"mmsim sweep {meta.get('name')}", parts))
+    from mmsim.report_html import sweep_page
+
+    return sweep_page(df, params, metric, x, y, best[cols], f"mmsim sweep {meta.get('name')}",
+                      od / "report.html", minimize=minimize)
 
 
 def _safe(name: str) -> str:

@@ -1,4 +1,5 @@
-"""Reports: PNG charts and a self-contained HTML page for a run and for a sweep."""
+"""Reports: PNG charts and their self-contained page (``charts.html``) for a run and for a
+sweep; the interactive ``report.html`` is tested in test_report_html.py."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def test_run_report(run_dir, tmp_path):
     for name in ("equity_inventory", "fills", "markout", "pnl_split"):
         png = tmp_path / "rep" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 5_000
-    text = _assert_self_contained(page)
+    assert "Plotly.newPlot" in page.read_text()
+    text = _assert_self_contained(page.with_name("charts.html"))
     assert text.count("data:image/png;base64,") == 4
     for word in ("Equity and inventory", "Markout curve", "PnL split", "spread_pnl",
                  "inventory_pnl", "markout_1s"):
@@ -67,7 +69,8 @@ def test_sweep_report(sweep_dir, tmp_path):
     page = report_sweep(sweep_dir, tmp_path / "rep", metric="pnl")
     png = tmp_path / "rep" / "heatmap_pnl.png"
     assert png.read_bytes()[:8] == PNG_MAGIC
-    text = _assert_self_contained(page)
+    assert "Plotly.newPlot" in page.read_text()
+    text = _assert_self_contained(page.with_name("charts.html"))
     assert "pnl over the grid" in text and text.count("data:image/png;base64,") == 1
     assert "Best 6 runs by pnl" in text
     assert "Failed runs (6)" in text and "no_such_policy" in text
@@ -76,7 +79,7 @@ def test_sweep_report(sweep_dir, tmp_path):
 def test_sweep_report_options(sweep_dir, tmp_path):
     page = report_sweep(sweep_dir, tmp_path / "a", metric="max_drawdown",
                         x="latency.entry_nanos", y="policy.name", top=3, minimize=True)
-    text = _assert_self_contained(page)
+    text = _assert_self_contained(page.with_name("charts.html"))
     assert "Best 3 runs by max_drawdown (lowest first)" in text
     with pytest.raises(KeyError, match="not in the sweep table"):
         report_sweep(sweep_dir, tmp_path / "b", metric="no_such_metric")
@@ -89,7 +92,8 @@ def test_one_axis_sweep_report_and_cli(tmp_path, capsys):
                     cache_dir=tmp_path / "cache", jobs=0, progress=False)
     assert main(["report", str(res.sweep_dir), "--metric", "sharpe"]) == 0
     assert (res.sweep_dir / "report" / "heatmap_sharpe.png").is_file()
-    _assert_self_contained(res.sweep_dir / "report" / "report.html")
+    _assert_self_contained(res.sweep_dir / "report" / "charts.html")
+    assert (res.sweep_dir / "report" / "report.html").is_file()
 
 
 def test_report_of_something_else_raises(tmp_path):
