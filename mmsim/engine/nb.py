@@ -2260,6 +2260,12 @@ REQUEST_ARRIVES_ARGS = (
     _element(BOOKS_TYPE.types[5]), _element(BOOKS_TYPE.types[7]), _element(BOOKS_TYPE.types[4]),
 )
 
+#: :func:`_risk_gate`'s argument types as :func:`_decide` calls it
+RISK_GATE_ARGS = (
+    nb.types.int64, _ST, _CFG, _LAT, _element(ORDERS_TYPE.types[0]), WORK_TYPE.types[5],
+    OUT_TYPE.types[1], OUT_TYPE.types[3], _element(LOCAL_TYPE.types[1]),
+)
+
 
 def compile_engine():
     """:func:`run_nb`, compiled for :data:`RUN_SIG` or loaded from the disk cache
@@ -2267,11 +2273,12 @@ def compile_engine():
 
     On an empty cache with more than one CPU the compile is split in two: a child process
     compiles the scheduler (:func:`_run_internal`: responses, decisions, funding, the equity
-    clock) into the disk cache while this one compiles the order-entry path
-    (:func:`_request_arrives`, which the child then finds in the cache) and the kernels the
-    market-event path calls (by compiling :func:`_market_event` on its own; :func:`run_nb`
-    inlines it); then :func:`run_nb` loads the scheduler from the cache. On this kind of
-    machine (2 cores) that takes the cold start from about 30 s to about 20 s.
+    clock) into the disk cache while this one compiles the risk layer (:func:`_risk_gate`)
+    and the order-entry path (:func:`_request_arrives`), which the child then finds in the
+    cache, and the kernels the market-event path calls (by compiling :func:`_market_event` on
+    its own; :func:`run_nb` inlines it); then :func:`run_nb` loads the scheduler from the
+    cache. On this kind of machine (2 cores) that takes the cold start from about 40 s to
+    27-31 s.
     ``MMSIM_SERIAL_COMPILE=1`` turns the split off; if the child fails, this process compiles
     everything itself.
     """
@@ -2284,6 +2291,7 @@ def compile_engine():
         child = compile_elsewhere("mmsim.engine.nb", "_run_internal", "RUN_INTERNAL_ARGS")
     if child is not None:
         try:
+            _risk_gate.compile(RISK_GATE_ARGS)
             _request_arrives.compile(REQUEST_ARRIVES_ARGS)
             _market_event.compile(MARKET_EVENT_ARGS)
         except BaseException:
