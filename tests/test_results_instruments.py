@@ -349,7 +349,8 @@ def test_report_of_two_instruments(tmp_path):
 
     run = _write(tmp_path)
     page = report_run(run.run_dir, tmp_path / "rep")
-    text = page.read_text()
+    assert page.name == "report.html"  # the interactive page (tests/test_report_html.py)
+    text = (tmp_path / "rep" / "charts.html").read_text()  # the PNG page
     for png in ("book", "equity_inventory_0_spot", "equity_inventory_1_perp", "fills_0_spot",
                 "fills_1_perp", "markout", "pnl_split"):
         assert (tmp_path / "rep" / f"{png}.png").stat().st_size > 5_000, png
