@@ -424,6 +424,21 @@ def suggested_feed_offset(stats: dict[str, Any]) -> int:
     return -int(p1) if p1 is not None and p1 < 0 else 0
 
 
+def finish_l2_report(ev: np.ndarray, offsets: list[int], report: dict[str, Any]) -> int:
+    """Complete an L2 reader's ``report`` from its sorted events ``ev`` and the
+    ``local_ts - exch_ts`` ``offsets`` (ns) of its messages: ``clock_offset_ns``
+    (:func:`offset_stats`), ``suggested_feed_offset_ns``, ``crossed_states`` and
+    ``validation`` (:func:`l2_stream_report`). Returns the suggested feed offset (ns)."""
+    stats = offset_stats(np.asarray(offsets, dtype=np.int64))
+    feed_offset = suggested_feed_offset(stats)
+    validation = l2_stream_report(ev)
+    report["clock_offset_ns"] = stats
+    report["suggested_feed_offset_ns"] = feed_offset
+    report["crossed_states"] = validation["crossed_states"]
+    report["validation"] = validation
+    return feed_offset
+
+
 def file_info(path: Path, data: bytes) -> dict[str, Any]:
     """``{"name", "sha256", "bytes"}`` of one input file (raw bytes as stored)."""
     return {"name": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}

@@ -63,10 +63,8 @@ from mmsim.data.binance import (
     DecimalGrid,
     EventBuilder,
     file_info,
-    l2_stream_report,
-    offset_stats,
+    finish_l2_report,
     read_input,
-    suggested_feed_offset,
 )
 from mmsim.data.errors import DataError
 from mmsim.data.store import IngestResult
@@ -311,13 +309,7 @@ def read_bybit(
     ev = b.finish()
     if len(ev) == 0:
         raise DataError(Path(orderbook or trades), None, None, "no records")
-    stats = offset_stats(np.asarray(offsets, dtype=np.int64))
-    feed_offset = suggested_feed_offset(stats)
-    validation = l2_stream_report(ev)
-    report["clock_offset_ns"] = stats
-    report["suggested_feed_offset_ns"] = feed_offset
-    report["crossed_states"] = validation["crossed_states"]
-    report["validation"] = validation
+    feed_offset = finish_l2_report(ev, offsets, report)
     date = np.datetime64(int(ev["exch_ts"][0]), "ns").astype("datetime64[D]").item()
     meta: dict[str, Any] = {
         "source": "bybit",

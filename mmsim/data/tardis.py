@@ -58,10 +58,8 @@ import numpy as np
 from mmsim.data.binance import (
     DecimalGrid,
     EventBuilder,
-    l2_stream_report,
-    offset_stats,
+    finish_l2_report,
     read_input,
-    suggested_feed_offset,
 )
 from mmsim.data.errors import DataError
 from mmsim.data.store import IngestResult
@@ -389,14 +387,8 @@ def read_tardis(
     if rec:
         exchange = rec[0]
         symbol = symbol or rec[1]
-    stats = offset_stats(np.asarray(offsets, dtype=np.int64))
-    feed_offset = suggested_feed_offset(stats)
-    validation = l2_stream_report(ev)
     report.setdefault("trades", 0)
-    report["clock_offset_ns"] = stats
-    report["suggested_feed_offset_ns"] = feed_offset
-    report["crossed_states"] = validation["crossed_states"]
-    report["validation"] = validation
+    feed_offset = finish_l2_report(ev, offsets, report)
     date = np.datetime64(int(ev["exch_ts"][0]), "ns").astype("datetime64[D]").item()
     meta: dict[str, Any] = {
         "source": "tardis",
