@@ -19,7 +19,12 @@ from mmsim._jitcache import declared  # (before any cached kernel)
 from mmsim.contracts import POLICY_SIG, Ctx, Quote, Reason
 from mmsim.kernels import OK
 from mmsim.policies.cartea import CA, CAS, CJ, CJD, CJD_SIZE, CJE, CJS, CT, HS
-from mmsim.policies.nb import reference_price_tick, write_two_sided
+from mmsim.policies.nb import (
+    reference_price_tick,
+    time_left_s,
+    volatility_px,
+    write_two_sided,
+)
 
 __all__ = ["CA", "CAS", "CJ", "CJD", "CJE", "CJS", "CT", "HS", "cartea_alpha_nb",
            "cartea_jaimungal_nb", "cartea_touch_nb", "ho_stoll_nb", "signed_flow_lots"]
@@ -216,12 +221,8 @@ def ho_stoll_nb(ctx, params, state, out):
     if np.isnan(m):
         return OK
     tick = ctx[Ctx.TICK_SIZE]
-    sigma = params[HS.sigma_px]
-    if sigma <= 0.0:
-        sigma = ctx[Ctx.VOL_TICK] * tick
-    tau = ctx[Ctx.TIME_TO_HORIZON_S]
-    if not np.isfinite(tau):
-        tau = params[HS.tau_s]
+    sigma = volatility_px(ctx, params[HS.sigma_px])
+    tau = time_left_s(ctx, params[HS.tau_s])
     size = params[HS.order_qty]
     q = ctx[Ctx.POSITION] / size
     risk = params[HS.gamma] * sigma * sigma * tau

@@ -44,6 +44,22 @@ __all__ = ["AS", "FS", "GC", "GC_RING_CAP", "GC_STATE_SIZE", "GL", "GR", "GS", "
 
 
 @nb.njit(cache=True)
+def volatility_px(ctx, sigma_px):
+    """σ of the mid in price per √second: ``sigma_px``, or the engine's online estimate
+    (``ctx[VOL_TICK]`` ticks/√s times the tick size) when it is 0."""
+    if sigma_px <= 0.0:
+        return ctx[Ctx.VOL_TICK] * ctx[Ctx.TICK_SIZE]
+    return sigma_px
+
+
+@nb.njit(cache=True)
+def time_left_s(ctx, tau_s):
+    """T − t in seconds: the context's time to horizon, or ``tau_s`` when the run has none."""
+    tau = ctx[Ctx.TIME_TO_HORIZON_S]
+    return tau if np.isfinite(tau) else tau_s
+
+
+@nb.njit(cache=True)
 def reference_price_tick(ctx, ref):
     """Reference price in ticks: ``ref`` is :data:`~mmsim.policies.params.Ref` ``MID`` (the
     mid) or ``WMID`` (the size-weighted mid) (MODELS.md §4); NaN if the book has no mid."""
@@ -118,12 +134,8 @@ def avellaneda_stoikov_nb(ctx, params, state, out):
     tick = ctx[Ctx.TICK_SIZE]
     gamma = params[AS.gamma]
     k = params[AS.k]
-    sigma = params[AS.sigma_px]
-    if sigma <= 0.0:
-        sigma = ctx[Ctx.VOL_TICK] * tick
-    tau = ctx[Ctx.TIME_TO_HORIZON_S]
-    if not np.isfinite(tau):
-        tau = params[AS.tau_s]
+    sigma = volatility_px(ctx, params[AS.sigma_px])
+    tau = time_left_s(ctx, params[AS.tau_s])
     size = params[AS.order_qty]
     q = ctx[Ctx.POSITION] / size
     s = m * tick
@@ -217,9 +229,7 @@ def glft_nb(ctx, params, state, out):
     gamma = params[GL.gamma]
     k = params[GL.k]
     a_int = params[GL.A]
-    sigma = params[GL.sigma_px]
-    if sigma <= 0.0:
-        sigma = ctx[Ctx.VOL_TICK] * tick
+    sigma = volatility_px(ctx, params[GL.sigma_px])
     size = params[GL.order_qty]
     lot = ctx[Ctx.LOT_SIZE]
     delta = size * lot
