@@ -281,6 +281,9 @@ ENGINE_STATE_DTYPE = np.dtype(
         ("open_ask_lo_tick", np.int64),  # lowest price of our open asks
         ("n_pending_hedges", np.int64),  # hedge orders sent and not finished
         ("n_slot_full", np.int64),  # submits dropped: no free order slot
+        # order slots ever taken: slots are taken lowest free first, so every slot from here
+        # on is free and the loops over our orders stop here
+        ("n_slots_used", np.int64),
         ("next_funding_ts", np.int64),  # next funding time (exchange ns)
         ("last_funding_ts", np.int64),  # last funding time charged
         ("n_funding", np.int64),  # funding payments made

@@ -294,12 +294,12 @@ def _open_list(st, side):
 
 
 @kernel
-def _recompute_bounds(ours, st, nmax):
+def _recompute_bounds(ours, st):
     nb_ = 0
     na_ = 0
     hi = np.int64(-(2**62))
     lo = np.int64(2**62)
-    for k in range(nmax):
+    for k in range(st.n_slots_used):
         if ours[k].exch_status == ST_OPEN:
             if ours[k].side > 0:
                 st.open_bid_slots[nb_] = k
@@ -319,9 +319,9 @@ def _recompute_bounds(ours, st, nmax):
 
 
 @kernel
-def _recompute_next_req(ours, st, nmax):
+def _recompute_next_req(ours, st):
     t = INF_TS
-    for k in range(nmax):
+    for k in range(st.n_slots_used):
         if ours[k].req != 0 and ours[k].req_ts < t:
             t = ours[k].req_ts
     st.next_request_ts = t
@@ -711,7 +711,7 @@ def _market_event(
     st.last_event_ts = ts
     st.n_events += 1
     if st.dirty != 0:
-        _recompute_bounds(ours, st, cfg.max_ours)
+        _recompute_bounds(ours, st)
     if bs[B_NFREE] == 0 and (kind == EventKind.ADD or kind == EventKind.MODIFY) and oid != 0:
         st.n_events -= 1
         return ERR_BOOK_FULL  # nothing applied yet: the driver grows the table and resumes
@@ -1173,10 +1173,10 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
 
 @kernel
 def _exposure(ours, nmax, side):
-    """Lots our live orders on ``side`` (quotes and hedges) could still fill, worst case,
-    beyond the fills the strategy knows of: open quantity as last reported, or, with a modify
-    in flight, ``max(open, modify total − filled)``. Orders whose submit is not yet
-    acknowledged count in full."""
+    """Lots our live orders on ``side`` (quotes and hedges) among the first ``nmax`` slots
+    (``st.n_slots_used``) could still fill, worst case, beyond the fills the strategy knows
+    of: open quantity as last reported, or, with a modify in flight, ``max(open, modify
+    total − filled)``. Orders whose submit is not yet acknowledged count in full."""
     tot = np.int64(0)
     for k in range(nmax):
         ls = ours[k].local_status
@@ -1228,9 +1228,9 @@ def _reset_order(ours, slot):
 
 @kernel
 def _new_order(ours, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedge):
-    nmax = cfg.max_ours
+    # the lowest free slot: below st.n_slots_used, or the next never-used one
     slot = -1
-    for k in range(nmax):
+    for k in range(min(cfg.max_ours, st.n_slots_used + 1)):
         o = ours[k]
         if o.local_status == ST_FREE and o.exch_status == ST_FREE and o.n_responses == 0 \
                 and o.req == 0:
@@ -1239,6 +1239,8 @@ def _new_order(ours, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedg
     if slot < 0:
         st.n_slot_full += 1
         return -1
+    if slot >= st.n_slots_used:
+        st.n_slots_used = slot + 1
     st.last_order_id += 1
     _reset_order(ours, slot)
     ours[slot].order_id = st.last_order_id
@@ -1286,7 +1288,8 @@ def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, ma
     nmax = cfg.max_ours
     used[:] = 0
     matched[:nmax] = 0
-    for k in range(nmax):
+    nused = st.n_slots_used
+    for k in range(nused):
         ls = ours[k].local_status
         if ours[k].is_hedge == 1 or ours[k].side != side:
             continue
@@ -1304,7 +1307,7 @@ def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, ma
                     if q > 0 and q != ours[k].local_target:
                         _send(ours, st, cfg, lat, olog, counts, k, REQ_MODIFY, ts, tp[j], q)
                 break
-    for k in range(nmax):
+    for k in range(nused):
         ls = ours[k].local_status
         if matched[k] != 0 or ours[k].is_hedge == 1 or ours[k].side != side:
             continue
@@ -1390,7 +1393,7 @@ def _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q, sst
     nob = 0
     noa = 0
     c = 0
-    for k in range(cfg.max_ours):
+    for k in range(st.n_slots_used):
         ls = ours[k].local_status
         if ls == ST_PENDING or ls == ST_OPEN:
             if ours[k].is_hedge == 0:
@@ -1457,7 +1460,6 @@ def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
     Hedges are taking orders (MARKET, or IOC at a limit) and obey that instrument's
     position limit."""
     ni = st2.shape[0]
-    nmax = cfg2[0].max_ours
     nh = min(int(hout[HedgeOut.N]), MAX_HEDGE_ORDERS)
     for k in range(nh):
         base = HedgeOut.ORDER0 + HedgeOut.ORDER_SIZE * k
@@ -1474,7 +1476,8 @@ def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
             continue  # a fill-or-kill order needs its limit price
         maxp = cfg2[inst].max_position_lots
         if maxp >= 0:  # hedges obey the position limit too
-            r = maxp - side * st2[inst].local_position - _exposure(ours2[inst], nmax, side)
+            r = maxp - side * st2[inst].local_position - _exposure(
+                ours2[inst], st2[inst].n_slots_used, side)
             if q > r:
                 q = r
             if q <= 0:
@@ -1911,14 +1914,14 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
         nask = 0
     maxp = cfg.max_position_lots
     pos = st.local_position
-    nmax = cfg.max_ours
     big = np.int64(2**62)
     # the limit holds at the exchange: position + every open and in-flight lot on the side
-    room_b = maxp - pos - _exposure(ours, nmax, 1) if maxp >= 0 else big
-    room_a = maxp + pos - _exposure(ours, nmax, -1) if maxp >= 0 else big
+    used_slots = st.n_slots_used
+    room_b = maxp - pos - _exposure(ours, used_slots, 1) if maxp >= 0 else big
+    room_a = maxp + pos - _exposure(ours, used_slots, -1) if maxp >= 0 else big
     if notional_lots >= 0:  # the notional limit, as a position limit at this mid
-        room_b = min(room_b, notional_lots - pos - _exposure(ours, nmax, 1))
-        room_a = min(room_a, notional_lots + pos - _exposure(ours, nmax, -1))
+        room_b = min(room_b, notional_lots - pos - _exposure(ours, used_slots, 1))
+        room_a = min(room_a, notional_lots + pos - _exposure(ours, used_slots, -1))
     for side, nlev, room in ((1, nbid, room_b), (-1, nask, room_a)):
         n = 0
         for k in range(nlev):
@@ -2034,7 +2037,6 @@ def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, 
     fills, olog, eq, counts = out.fills, out.olog, out.eq, out.counts
     ni = st.shape[0]
     g = st[0]  # the run's clocks live with the quoted instrument
-    nmax = cfg[0].max_ours
     while True:
         t_ring = INF_TS
         t_resp = INF_TS
@@ -2078,26 +2080,26 @@ def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, 
                 if rc != 0:
                     return rc
                 for i in range(ni):
-                    _recompute_next_req(ours[i], st[i], nmax)
+                    _recompute_next_req(ours[i], st[i])
         elif t_req == tmin:
             # the earliest request (ties: the one sent first)
             j = j_req
             oj = ours[j]
             best = -1
-            for k in range(nmax):
+            for k in range(st[j].n_slots_used):
                 if oj[k].req != 0 and oj[k].req_ts == tmin:
                     if best < 0 or oj[k].req_seq < oj[best].req_seq:
                         best = k
             _request_arrives(best, oj, st[j], cfg[j], lat[j], resp[j], fills,
                              olog, counts, lvl[j], sc[j], bs[j])
-            _recompute_next_req(oj, st[j], nmax)
+            _recompute_next_req(oj, st[j])
         elif t_dec == tmin:
             g.next_decision_ts = t_dec + cfg[0].decision_ns
             rc = _decide(tmin, Reason.CLOCK, policy, hedger, work, st, cfg, lat, local, ours, out)
             if rc != 0:
                 return rc
             for i in range(ni):
-                _recompute_next_req(ours[i], st[i], nmax)
+                _recompute_next_req(ours[i], st[i])
         elif t_fund == tmin:
             j = j_fund
             _charge_funding(st[j], cfg[j])
@@ -2278,7 +2280,7 @@ def compile_engine():
     cache, and the kernels the market-event path calls (by compiling :func:`_market_event` on
     its own; :func:`run_nb` inlines it); then :func:`run_nb` loads the scheduler from the
     cache. On this kind of machine (2 cores) that takes the cold start from about 40 s to
-    27-31 s.
+    about 19 s (``make bench-ab ARGS=--compile``).
     ``MMSIM_SERIAL_COMPILE=1`` turns the split off; if the child fails, this process compiles
     everything itself.
     """
