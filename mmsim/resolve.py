@@ -957,6 +957,8 @@ def _resolve(
 
     end_ts = int(last_ts) if e.horizon == "end" and last_ts is not None else None
     inst = q.instrument
+    signals = _signals(cfg, root)
+    _check_reference(policy, signals)
     return EngineSpec(
         instrument=inst,
         policy=policy,
@@ -992,8 +994,27 @@ def _resolve(
         instrument_name=q.name,
         others=rest,
         quoting=_quoting(cfg),
-        signals=_signals(cfg, root),
+        signals=signals,
     )
+
+
+def _check_reference(policy: KernelBinding, signals: SignalSpec | None) -> None:
+    """A policy quoting around the micro-price (``ref: micro``) needs its table.
+
+    Raises
+    ------
+    ConfigError
+        ``field 'policy.ref'``: ``micro`` without ``signals.microprice_table``.
+    """
+    from mmsim.policies.params import Ref
+
+    names = list(policy.spec.params)
+    if "ref" not in names or int(policy.params[names.index("ref")]) != Ref.MICRO:
+        return
+    if signals is None or signals.micro_adjust_tick is None:
+        raise ConfigError("field 'policy.ref': 'micro' quotes around the Stoikov micro-price, "
+                          "which needs a signals: section with a microprice_table (see "
+                          "mmsim.signals.table.save_microprice_table)")
 
 
 def _signals(cfg: ExperimentConfig, root: Path) -> SignalSpec | None:

@@ -173,7 +173,8 @@ def test_specs_pickle_with_their_declarations():
 # ------------------------------------------------------------------ enum parameters
 def test_enum_parameters_take_names_and_map_them_to_the_named_codes():
     fs = get_policy("fixed_spread")
-    assert fs.params["ref"].choices == (("mid", pparams.Ref.MID), ("wmid", pparams.Ref.WMID))
+    assert fs.params["ref"].choices == (("mid", pparams.Ref.MID), ("wmid", pparams.Ref.WMID),
+                                        ("micro", pparams.Ref.MICRO))
     for given, code in (("wmid", pparams.Ref.WMID), ("WMID", pparams.Ref.WMID),
                         (" mid ", pparams.Ref.MID), (1, pparams.Ref.WMID)):
         vec = fs.param_vector({"spread_bps": 2, "ref": given})
@@ -194,9 +195,9 @@ def test_enum_parameters_take_names_and_map_them_to_the_named_codes():
     ("kind", "name", "values", "message"),
     [
         ("policy", "fixed_spread", {"spread_bps": 2, "ref": "vwap"},
-         "field 'policy.ref': must be mid (0) or wmid (1), got 'vwap'"),
-        ("policy", "fixed_spread", {"spread_bps": 2, "ref": 2},
-         "field 'policy.ref': must be mid (0) or wmid (1), got 2"),
+         "field 'policy.ref': must be mid (0) or wmid (1) or micro (2), got 'vwap'"),
+        ("policy", "fixed_spread", {"spread_bps": 2, "ref": 3},
+         "field 'policy.ref': must be mid (0) or wmid (1) or micro (2), got 3"),
         ("hedger", "threshold", {"threshold": 1, "tif": "gtc"},
          "field 'hedger.tif': must be market (3) or ioc (2) or fok (4), got 'gtc'"),
         ("hedger", "threshold", {"threshold": 1, "tif": "post_only"},
@@ -228,7 +229,7 @@ def test_choice_declarations_must_name_members_of_the_enum():
     with pytest.raises(ValueError, match="default 'gtc' is not one of market, ioc"):
         Param.choice(TimeInForce, "gtc", "x", allowed=("market", "ioc"))
     p = Param.choice(pparams.Ref, None, "x")
-    assert p.required and p.domain() == "mid (0) or wmid (1)"
+    assert p.required and p.domain() == "mid (0) or wmid (1) or micro (2)"
 
 
 # ------------------------------------------------------------------ error codes

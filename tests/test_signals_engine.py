@@ -17,6 +17,7 @@ from mmsim.config import SIGNAL_COLUMNS, ConfigError, config_from_dict
 from mmsim.contracts import CTX_SIZE, POLICY_SIG, Ctx
 from mmsim.dtypes import SIGNAL_RECORD_NAMES
 from mmsim.enums import EventKind as K
+from mmsim.enums import OrderEvent
 from mmsim.policies.registry import KernelSpec, register_policy
 from mmsim.results import load_signals
 from mmsim.signals import SignalCtx
@@ -253,3 +254,34 @@ def test_binance_btcusdt_run_with_signals(data_root, tmp_path):
     pd.testing.assert_frame_equal(ref.fills, run.fills)
     pd.testing.assert_frame_equal(ref.equity, run.equity)
     assert load_signals(tmp_path / "ref") is None
+
+
+def _first_quotes(h: Harness) -> dict[int, float]:
+    o = h.all_orders()
+    sub = o[o["event"] == OrderEvent.SUBMIT]
+    t0 = sub["local_ts"].min()
+    first = sub[sub["local_ts"] == t0]
+    return {int(s): float(p) for s, p in zip(first["side"], first["price_tick"], strict=True)}
+
+
+def test_a_policy_quotes_around_the_micro_price_with_ref_micro(tmp_path):
+    path, g = _table(tmp_path)
+    quotes = {}
+    for ref in ("mid", "micro"):
+        h = Harness(policy="fixed_spread", params={"spread_bps": 20, "ref": ref},
+                    latency={"feed_nanos": 50 * MS}, signals={"microprice_table": str(path)})
+        h.feed(STREAM, final=True)
+        quotes[ref] = _first_quotes(h)
+    # at 100 ms the local book is bid 9999 x10 / ask 10001 x4: mid 10000, micro 10000 + G[1, 1]
+    # = 10000.6; the half spread 10 bps of $100 is 10 ticks
+    assert quotes["mid"] == {1: 9990.0, -1: 10010.0}
+    assert g[1, 1] == pytest.approx(0.6)
+    assert quotes["micro"] == {1: 9990.0, -1: 10011.0}
+
+
+def test_ref_micro_without_a_micro_price_table_is_a_config_error():
+    with pytest.raises(ConfigError, match="field 'policy.ref': 'micro'.*microprice_table"):
+        Harness(policy="fixed_spread", params={"spread_bps": 20, "ref": "micro"})
+    with pytest.raises(ConfigError, match="field 'policy.ref'"):
+        Harness(policy="avellaneda_stoikov", params={"gamma": 0.1, "k": 1.0, "ref": "micro"},
+                signals={})

@@ -40,7 +40,8 @@ def _order_qty() -> Param:
 
 
 def _ref() -> Param:
-    return Param.choice(Ref, "mid", "reference price: mid or size-weighted mid")
+    return Param.choice(Ref, "mid", "reference price: mid, size-weighted mid (wmid) or "
+                        "Stoikov micro-price (micro: needs signals.microprice_table)")
 
 
 # ---- Cartea–Jaimungal–Penalva (2015) §10.2, exact finite-horizon solution (MODELS.md §3) ---

@@ -35,6 +35,7 @@ from mmsim.policies.params import (
     SY,
     Ref,
 )
+from mmsim.signals.spec import SignalCtx
 
 __all__ = ["AS", "FS", "GC", "GC_RING_CAP", "GC_STATE_SIZE", "GL", "GR", "GS", "OT", "Ref",
            "ST", "SY", "avellaneda_stoikov_nb", "fixed_spread_nb", "glft_calibrated_nb",
@@ -62,9 +63,13 @@ def time_left_s(ctx, tau_s):
 @nb.njit(cache=True)
 def reference_price_tick(ctx, ref):
     """Reference price in ticks: ``ref`` is :data:`~mmsim.policies.params.Ref` ``MID`` (the
-    mid) or ``WMID`` (the size-weighted mid) (MODELS.md §4); NaN if the book has no mid."""
+    mid), ``WMID`` (the size-weighted mid, MODELS.md §4) or ``MICRO`` (Stoikov's micro-price,
+    MODELS.md §11, from the signals layer); NaN if the book has no mid (or, for ``MICRO``,
+    where the micro-price table has no value)."""
     if ref == Ref.WMID:
         return ctx[Ctx.WMID_TICK]
+    if ref == Ref.MICRO:
+        return ctx[Ctx.SIGNALS0 + SignalCtx.MICRO_TICK]
     return ctx[Ctx.MID_TICK]
 
 

@@ -38,10 +38,16 @@ class _Ref(NamedTuple):
     WMID
         Size-weighted mid ``(V_ask·P_bid + V_bid·P_ask) / (V_bid + V_ask)``
         (:data:`mmsim.contracts.Ctx` ``WMID_TICK``).
+    MICRO
+        Stoikov (2018) micro-price ``mid + G(I, S)`` (MODELS.md §11), from the signals layer
+        (``ctx[Ctx.SIGNALS0 + SignalCtx.MICRO_TICK]``); needs a ``signals:`` section with a
+        ``microprice_table`` (checked when the run is resolved). NaN (no quote) where the
+        table has no value for the book's imbalance and spread.
     """
 
     MID: int = 0
     WMID: int = 1
+    MICRO: int = 2
 
 
 Ref = _Ref()
@@ -54,7 +60,8 @@ def _order_qty(default: float = 1.0) -> Param:
 
 
 def _ref() -> Param:
-    return Param.choice(Ref, "mid", "reference price: mid or size-weighted mid")
+    return Param.choice(Ref, "mid", "reference price: mid, size-weighted mid (wmid) or "
+                        "Stoikov micro-price (micro: needs signals.microprice_table)")
 
 
 def _gamma(unit: str) -> Param:
