@@ -321,6 +321,11 @@ class RiskConfig(_Frozen):
     half-life ``vol_fast_halflife_s``) exceeds k_σ times its slow average (half-life
     ``vol_slow_halflife_s``), quoting pauses (``vol_breaker_action: pause``) or the spread is
     multiplied by ``vol_breaker_spread_mult`` (``widen``) until it falls back below.
+    ``ofi_pause_qty`` (units; needs a ``signals:`` section): while ``|OFI|`` over the
+    signals' flow window (``signals.flow_window_s``, Cont–Kukanov–Stoikov 2014) exceeds it,
+    the side the flow runs against (the ask when OFI > 0, the bid when OFI < 0) is paused
+    (``ofi_action: pause``) or its distance from the quotes' centre multiplied by
+    ``ofi_spread_mult`` (``widen``).
     ``stop_before_end_s``: no quotes that many seconds before the horizon;
     ``flatten_before_end_s``: from then on the position is flattened as well (both need
     ``engine.horizon: end``).
@@ -342,6 +347,9 @@ class RiskConfig(_Frozen):
     vol_slow_halflife_s: float = Field(300.0, gt=0)
     vol_breaker_action: Literal["pause", "widen"] = "pause"
     vol_breaker_spread_mult: float = Field(2.0, ge=1)
+    ofi_pause_qty: float | None = Field(None, gt=0)
+    ofi_action: Literal["pause", "widen"] = "pause"
+    ofi_spread_mult: float = Field(2.0, ge=1)
     stop_before_end_s: float | None = Field(None, ge=0)
     flatten_before_end_s: float | None = Field(None, ge=0)
 
@@ -352,7 +360,7 @@ class RiskConfig(_Frozen):
         "stop_cooldown_s", "flatten_on_stop", "flatten_tif", "flatten_slippage_ticks",
         "vol_breaker_ratio", "vol_fast_halflife_s", "vol_slow_halflife_s",
         "vol_breaker_action", "vol_breaker_spread_mult", "stop_before_end_s",
-        "flatten_before_end_s")
+        "flatten_before_end_s", "ofi_pause_qty", "ofi_action", "ofi_spread_mult")
 
     @model_validator(mode="after")
     def _check_limits(self) -> RiskConfig:

@@ -361,6 +361,7 @@ ENGINE_PARAMS_DTYPE = np.dtype(
         ("flatten_slippage_ticks", np.int64),
         ("soft_position_lots", np.int64),  # -1 = no soft limit
         ("vol_breaker_action", np.int64),  # BREAKER_* (mmsim.engine.nb)
+        ("ofi_action", np.int64),  # BREAKER_*: the order-flow pause pauses or widens
         ("min_quote_life_ns", np.int64),
         ("refresh_threshold_ticks", np.int64),
         ("placement", np.int64),  # PLACE_* (mmsim.engine.nb)
@@ -377,6 +378,8 @@ ENGINE_PARAMS_DTYPE = np.dtype(
         ("vol_fast_halflife_s", np.float64),
         ("vol_slow_halflife_s", np.float64),
         ("vol_breaker_spread_mult", np.float64),
+        ("ofi_pause_lots", np.float64),  # |OFI| threshold, lots (NaN = no pause)
+        ("ofi_spread_mult", np.float64),
         ("size_inventory_factor", np.float64),
         ("break_even_margin_bps", np.float64),
         ("max_vol_tick", np.float64),  # NaN = no rule

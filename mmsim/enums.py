@@ -230,6 +230,10 @@ class _RiskReason(NamedTuple):
         Should-quote rule: the position is at its limit on that side.
     VOL_THRESHOLD
         Should-quote rule: the volatility estimate is above ``quoting.max_vol_tick``.
+    OFI_PAUSE
+        ``|OFI|`` over the signals' flow window above ``risk.ofi_pause_qty``: the side the
+        flow runs against (the ask when OFI > 0, buying pressure; the bid when OFI < 0) is
+        paused or widened.
     """
 
     NOTIONAL_LIMIT: int = RISK_REASON_BASE
@@ -242,8 +246,7 @@ class _RiskReason(NamedTuple):
     BREAK_EVEN_SPREAD: int = RISK_REASON_BASE + 7
     INVENTORY_AT_LIMIT: int = RISK_REASON_BASE + 8
     VOL_THRESHOLD: int = RISK_REASON_BASE + 9
-    # the order-flow-imbalance pause (MODELS.md §10) takes the next code once the
-    # mmsim.signals package gives the engine an OFI estimate
+    OFI_PAUSE: int = RISK_REASON_BASE + 10
 
 
 RiskReason = _RiskReason()

@@ -302,6 +302,12 @@ class LimitSpec:
     vol_breaker_action : BreakerAction
     vol_breaker_spread_mult : float
         m of :attr:`BreakerAction.WIDEN`.
+    ofi_pause_lots : float or None
+        ``risk.ofi_pause_qty`` in lots (not rounded: the OFI is a sum of lot changes); None
+        = no order-flow pause.
+    ofi_action : BreakerAction
+    ofi_spread_mult : float
+        m of the order-flow pause's :attr:`BreakerAction.WIDEN`.
     stop_quoting_ts, flatten_ts : int or None
         Exchange ns (horizon − ``risk.stop_before_end_s`` / ``flatten_before_end_s``) from
         which no quotes go out / the position is flattened; None = never.
@@ -323,6 +329,9 @@ class LimitSpec:
     vol_slow_halflife_s: float = 300.0
     vol_breaker_action: BreakerAction = BreakerAction.PAUSE
     vol_breaker_spread_mult: float = 2.0
+    ofi_pause_lots: float | None = None
+    ofi_action: BreakerAction = BreakerAction.PAUSE
+    ofi_spread_mult: float = 2.0
     stop_quoting_ts: int | None = None
     flatten_ts: int | None = None
 
@@ -959,6 +968,9 @@ def _resolve(
     inst = q.instrument
     signals = _signals(cfg, root)
     _check_reference(policy, signals)
+    if cfg.risk.ofi_pause_qty is not None and signals is None:
+        raise ConfigError("field 'risk.ofi_pause_qty': the order-flow pause needs a signals: "
+                          "section (the order-flow imbalance is computed there)")
     return EngineSpec(
         instrument=inst,
         policy=policy,
@@ -1085,6 +1097,10 @@ def _limits(cfg: ExperimentConfig, q: LegSpec, inst: Instrument, end_ts: int | N
         vol_slow_halflife_s=float(r.vol_slow_halflife_s),
         vol_breaker_action=BreakerAction(r.vol_breaker_action),
         vol_breaker_spread_mult=float(r.vol_breaker_spread_mult),
+        ofi_pause_lots=None if r.ofi_pause_qty is None else
+        float(r.ofi_pause_qty) / inst.lot_size,
+        ofi_action=BreakerAction(r.ofi_action),
+        ofi_spread_mult=float(r.ofi_spread_mult),
         stop_quoting_ts=before_end(r.stop_before_end_s),
         flatten_ts=before_end(r.flatten_before_end_s),
     )

@@ -210,3 +210,39 @@ def test_no_risk_keys_without_risk_events():
     h.feed(BOOK + [(250, K.ADD, -1, 10006, 1, 20)], final=True)
     assert not [k for k in _metrics(h) if k.startswith("n_risk_")]
     assert int(h.engine.cfg["risk_on"]) == 0
+
+
+@pytest.mark.parametrize("action", ["pause", "widen"])
+def test_order_flow_pause_stops_the_side_the_flow_runs_against(action):
+    """50 lots join the best bid at 150 ms: the order-flow imbalance (1 s window) is +50
+    lots from then on, above the 30-lot threshold, so from the 200 ms decision the ask (the
+    side buying pressure runs over) is paused, or moved twice as far from the quotes' centre
+    10005 (10020 → 10035); the bid stays. When the 150 ms bucket leaves the window the pause
+    ends and the ask returns to 10020."""
+    h = Harness(params={"bid_tick": 9990, "bid_qty": 10, "ask_tick": 10020, "ask_qty": 10},
+                signals={"flow_window_s": 1.0, "flow_buckets": 10},
+                risk={"ofi_pause_qty": 30, "ofi_action": action})
+    h.feed(BOOK + [
+        (150, K.ADD, 1, 9999, 50, 3),
+        (2000, K.ADD, -1, 10016, 1, 20),
+    ], final=True)
+    rows = _risk_rows(h)
+    assert rows[0] == (200, "on", RiskReason.OFI_PAUSE, -1)
+    assert rows[1][1:] == ("off", RiskReason.OFI_PAUSE, 0)
+    t_off = rows[1][0]
+    assert 1100 <= t_off <= 1300
+    assert len(rows) == 2
+    if action == "pause":
+        assert _quote_sends(h, OrderEvent.CANCEL) == [(200, -1, 10020, 10)]
+        assert [s for s in _quote_sends(h) if s[0] > 100] == [(t_off, -1, 10020, 10)]
+    else:
+        mods = _quote_sends(h, OrderEvent.MODIFY)
+        assert mods == [(200, -1, 10035, 10), (t_off, -1, 10020, 10)]
+        assert not _quote_sends(h, OrderEvent.CANCEL)
+    assert _metrics(h)["n_risk_ofi_pause"] == 1
+
+
+def test_order_flow_pause_needs_the_signals_section():
+    with pytest.raises(ConfigError, match="field 'risk.ofi_pause_qty': .*signals"):
+        Harness(params={"bid_tick": 9990, "bid_qty": 10, "ask_tick": 10020, "ask_qty": 10},
+                risk={"ofi_pause_qty": 30})

@@ -116,6 +116,7 @@ def _risk_params(spec: EngineSpec | None) -> dict[str, object]:
         "flatten_slippage_ticks": lim.flatten_slippage_ticks,
         "soft_position_lots": -1 if lim.soft_position_lots is None else lim.soft_position_lots,
         "vol_breaker_action": BREAKER_CODES[lim.vol_breaker_action],
+        "ofi_action": BREAKER_CODES[lim.ofi_action],
         "min_quote_life_ns": q.min_quote_life_ns,
         "refresh_threshold_ticks": q.refresh_threshold_ticks,
         "placement": PLACEMENT_CODES[q.placement],
@@ -132,6 +133,8 @@ def _risk_params(spec: EngineSpec | None) -> dict[str, object]:
         "vol_fast_halflife_s": lim.vol_fast_halflife_s,
         "vol_slow_halflife_s": lim.vol_slow_halflife_s,
         "vol_breaker_spread_mult": lim.vol_breaker_spread_mult,
+        "ofi_pause_lots": _nan_if_none(lim.ofi_pause_lots),
+        "ofi_spread_mult": lim.ofi_spread_mult,
         "size_inventory_factor": q.size_inventory_factor,
         "break_even_margin_bps": q.break_even_margin_bps,
         "max_vol_tick": _nan_if_none(q.max_vol_tick),
@@ -141,7 +144,8 @@ def _risk_params(spec: EngineSpec | None) -> dict[str, object]:
     on = (lim.stop_quoting_ts is not None or lim.flatten_ts is not None
           or lim.soft_position_lots is not None or lim.max_notional is not None
           or lim.max_loss is not None or lim.max_drawdown is not None
-          or lim.vol_breaker_ratio is not None or q != QuotingSpec())
+          or lim.vol_breaker_ratio is not None or lim.ofi_pause_lots is not None
+          or q != QuotingSpec())
     out["risk_on"] = 1 if on else 0
     return out
 

@@ -1523,10 +1523,11 @@ def _log_risk(olog, counts, now, event, reason, side, mid, pos):
 
 
 @kernel
-def _risk_transitions(olog, counts, st, now, active, mid):
+def _risk_transitions(olog, counts, st, now, active, mid, ofi_side):
     """Log every reason that starts (RISK_ON) or stops (RISK_OFF) acting, then keep
     ``active`` in ``st.risk_active``. The side of a trigger is the one it stops: the side that
-    adds to ``|q|`` for the position-dependent reasons, else both (0)."""
+    adds to ``|q|`` for the position-dependent reasons, ``ofi_side`` (the side the flow runs
+    against) for the order-flow pause, else both (0)."""
     pos = st.local_position
     adding = 1 if pos > 0 else (-1 if pos < 0 else 0)
     old = st.risk_active
@@ -1539,6 +1540,8 @@ def _risk_transitions(olog, counts, st, now, active, mid):
             if r == RiskReason.NOTIONAL_LIMIT or r == RiskReason.SOFT_LIMIT or \
                     r == RiskReason.INVENTORY_AT_LIMIT:
                 side = adding
+            elif r == RiskReason.OFI_PAUSE:
+                side = ofi_side
             _log_risk(olog, counts, now, OrderEvent.RISK_ON, r, side, mid, pos)
         else:
             _log_risk(olog, counts, now, OrderEvent.RISK_OFF, r, 0, mid, pos)
@@ -1650,10 +1653,11 @@ def _quote_centre(qout, mid):
 
 
 @kernel
-def _widen(cfg, qout, pos, active, mid):
+def _widen(cfg, qout, pos, active, mid, ofi_side):
     """Soft limit (the side that adds inventory moves away by ``w·(|q| − q_soft)/(q_max −
-    q_soft)`` of the half spread) and the widening circuit breaker (every level ``p`` →
-    ``c + m·(p − c)`` around the quotes' centre ``c``)."""
+    q_soft)`` of the half spread), the widening circuit breaker (every level ``p`` →
+    ``c + m·(p − c)`` around the quotes' centre ``c``) and the widening order-flow pause (the
+    same on side ``ofi_side`` only, with its own m)."""
     c, h = _quote_centre(qout, mid)
     if np.isnan(c) or np.isnan(h):
         return
@@ -1673,6 +1677,11 @@ def _widen(cfg, qout, pos, active, mid):
             base = Quote.BID0 if side > 0 else Quote.ASK0
             for k in range(quote_levels_nb(qout, side)):
                 qout[base + 2 * k] = c + m * (qout[base + 2 * k] - c)
+    if (active & _risk_bit(RiskReason.OFI_PAUSE)) != 0 and cfg.ofi_action == BREAKER_WIDEN:
+        m = cfg.ofi_spread_mult
+        base = Quote.BID0 if ofi_side > 0 else Quote.ASK0
+        for k in range(quote_levels_nb(qout, ofi_side)):
+            qout[base + 2 * k] = c + m * (qout[base + 2 * k] - c)
 
 
 @kernel
@@ -1734,9 +1743,10 @@ def _flatten(now, st, cfg, lat, ours, olog, counts, lsc):
 
 
 @kernel
-def _risk_active_now(now, st, cfg, b, a, mid):
+def _risk_active_now(now, st, cfg, b, a, mid, ofi):
     """The bits of every :data:`RiskReason` acting at this decision (``b``, ``a`` the
-    strategy's touch, ``mid`` its mid, ticks) and the notional limit in lots (-1 = none)."""
+    strategy's touch, ``mid`` its mid, ticks; ``ofi`` the order-flow imbalance of the
+    signals, lots, NaN without signals) and the notional limit in lots (-1 = none)."""
     pos = st.local_position
     act = np.int64(0)
     if cfg.stop_quoting_ts > 0 and now >= cfg.stop_quoting_ts:
@@ -1764,26 +1774,33 @@ def _risk_active_now(now, st, cfg, b, a, mid):
             act |= _risk_bit(RiskReason.NOTIONAL_LIMIT)
     if cfg.soft_position_lots >= 0 and abs(pos) > cfg.soft_position_lots:
         act |= _risk_bit(RiskReason.SOFT_LIMIT)
+    if not np.isnan(cfg.ofi_pause_lots) and not np.isnan(ofi) and \
+            abs(ofi) > cfg.ofi_pause_lots:
+        act |= _risk_bit(RiskReason.OFI_PAUSE)
     return act, nl
 
 
 @kernel
-def _risk_gate(now, st, cfg, lat, ours, qout, olog, counts, lsc):
+def _risk_gate(now, st, cfg, lat, ours, qout, olog, counts, lsc, ofi):
     """The risk limits and should-quote rules at a decision (MODELS.md §10, §4), then the
     quote shaping of ``quoting:`` (placement, widening, ladder, sizes) on the policy's output
     ``qout`` (in place); flattening orders go out on the hedge path. Every reason that starts
     or stops acting is an orders-log row (:func:`_risk_transitions`).
 
+    ``ofi``: the order-flow imbalance of the quoted instrument's signals (lots; NaN without
+    a ``signals:`` section), for the order-flow pause.
+
     Returns ``(notional limit in lots or -1, KILL_BID | KILL_ASK bits of the sides taken
-    off)``. (The order-flow-imbalance pause of §10 belongs in :func:`_risk_active_now` once
-    :mod:`mmsim.signals` gives the engine an OFI estimate.)
+    off)``.
     """
     b = best_bid_tick_nb(lsc)
     a = best_ask_tick_nb(lsc)
     mid = 0.5 * (a + b) if a >= 0 and b >= 0 else np.nan
     pos = st.local_position
-    act, nl = _risk_active_now(now, st, cfg, b, a, mid)
-    _risk_transitions(olog, counts, st, now, act, mid)
+    act, nl = _risk_active_now(now, st, cfg, b, a, mid, ofi)
+    # the side the order flow runs against: the ask under buying pressure (OFI > 0)
+    ofi_side = -1 if ofi > 0 else 1
+    _risk_transitions(olog, counts, st, now, act, mid, ofi_side)
     both = (_risk_bit(RiskReason.SESSION_STOP) | _risk_bit(RiskReason.SESSION_FLATTEN)
             | _risk_bit(RiskReason.PNL_STOP) | _risk_bit(RiskReason.DRAWDOWN_STOP)
             | _risk_bit(RiskReason.BREAK_EVEN_SPREAD) | _risk_bit(RiskReason.VOL_THRESHOLD))
@@ -1795,13 +1812,15 @@ def _risk_gate(now, st, cfg, lat, ours, qout, olog, counts, lsc):
         kill = KILL_BID | KILL_ASK
     elif (act & one) != 0:
         kill = KILL_BID if pos > 0 else KILL_ASK
+    if (act & _risk_bit(RiskReason.OFI_PAUSE)) != 0 and cfg.ofi_action == BREAKER_PAUSE:
+        kill |= KILL_ASK if ofi_side < 0 else KILL_BID
     if (kill & KILL_BID) != 0:
         qout[Quote.N_BID] = 0.0
     if (kill & KILL_ASK) != 0:
         qout[Quote.N_ASK] = 0.0
     if cfg.placement != PLACE_POLICY:
         _place(cfg, qout, b, a)
-    _widen(cfg, qout, pos, act, mid)
+    _widen(cfg, qout, pos, act, mid, ofi_side)
     if cfg.ladder_levels > 0:
         _ladder(cfg, qout)
     if cfg.size_inventory_factor > 0.0:
@@ -1904,7 +1923,8 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
     notional_lots = np.int64(-1)
     kill = 0
     if cfg.risk_on != 0 and warm:
-        notional_lots, kill = _risk_gate(now, st, cfg, lat, ours, qout, olog, counts, lsc)
+        notional_lots, kill = _risk_gate(now, st, cfg, lat, ours, qout, olog, counts, lsc,
+                                         ctx[Ctx.SIGNALS0 + SignalCtx.OFI_QTY])
     nbid = quote_levels_nb(qout, 1)
     nask = quote_levels_nb(qout, -1)
     if not warm or st.halted != 0:
@@ -2265,7 +2285,7 @@ REQUEST_ARRIVES_ARGS = (
 #: :func:`_risk_gate`'s argument types as :func:`_decide` calls it
 RISK_GATE_ARGS = (
     nb.types.int64, _ST, _CFG, _LAT, _element(ORDERS_TYPE.types[0]), WORK_TYPE.types[5],
-    OUT_TYPE.types[1], OUT_TYPE.types[3], _element(LOCAL_TYPE.types[1]),
+    OUT_TYPE.types[1], OUT_TYPE.types[3], _element(LOCAL_TYPE.types[1]), nb.types.float64,
 )
 
 
