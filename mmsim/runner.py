@@ -174,9 +174,9 @@ def backtest(
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=sum(d.n_events for d in datasets), unit="ev", unit_scale=True,
-                       desc=cfg.name, file=sys.stderr)
-            chunks = _counted(chunks, bar)
+            total = sum(d.n_events for d in datasets)
+            bar = tqdm(total=total, unit="ev", unit_scale=True, desc=cfg.name, file=sys.stderr)
+            chunks = _counted(chunks, bar, max(PROGRESS_MIN_STEP, total // PROGRESS_STEPS))
         try:
             engine.run(chunks, writer.append)
         finally:
@@ -271,7 +271,34 @@ def _scaled(chunks, grid):
         yield grid.apply(c)
 
 
-def _counted(chunks, bar):
+#: the progress bar moves in about this many steps over a run (each at least
+#: :data:`PROGRESS_MIN_STEP` events)
+PROGRESS_STEPS = 200
+PROGRESS_MIN_STEP = 10_000
+
+
+def _counted(chunks, bar, step: int):
+    """``chunks`` (event arrays, or ``(events, instrument)`` pairs) cut into slices of at most
+    ``step`` events, the bar advanced by each slice as the next is asked for (the engine
+    feeds a slice after it has the next one: the bar runs one slice ahead) and showing the
+    simulated time since the first event. Slicing changes no result: the engine carries its
+    whole state from one call to the next (``tests/test_synthetic.py`` chunk invariance)."""
+    t0 = None
     for c in chunks:
-        yield c
-        bar.update(len(c[0]) if isinstance(c, tuple) else len(c))
+        ev = c[0] if isinstance(c, tuple) else c
+        if len(ev) == 0:
+            yield c
+        for i in range(0, len(ev), step):
+            piece = (ev[i:i + step], c[1][i:i + step]) if isinstance(c, tuple) else ev[i:i + step]
+            sl = piece[0] if isinstance(piece, tuple) else piece
+            yield piece
+            if t0 is None:
+                t0 = int(sl["exch_ts"][0])
+            bar.update(len(sl))
+            bar.set_postfix_str(f"sim {_clock(int(sl['exch_ts'][-1]) - t0)}", refresh=False)
+
+
+def _clock(ns: int) -> str:
+    """``ns`` nanoseconds as ``H:MM:SS``."""
+    s = max(ns, 0) // 1_000_000_000
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

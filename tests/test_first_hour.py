@@ -110,3 +110,49 @@ def test_dir_lists_the_api_and_every_name_resolves():
         assert getattr(mmsim, n) is not None
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         mmsim.nope  # noqa: B018
+
+
+class _Bar:
+    def __init__(self):
+        self.updates, self.postfix = [], []
+
+    def update(self, n):
+        self.updates.append(n)
+
+    def set_postfix_str(self, s, refresh=True):
+        self.postfix.append(s)
+
+
+def test_the_progress_bar_moves_in_slices_and_shows_the_simulated_time():
+    import numpy as np
+
+    from mmsim.dtypes import EVENT_DTYPE
+    from mmsim.runner import _counted
+
+    a = np.zeros(25, EVENT_DTYPE)
+    a["exch_ts"] = np.arange(25) * 1_000_000_000 * 150  # 150 s apart
+    b = np.zeros(5, EVENT_DTYPE)
+    b["exch_ts"] = a["exch_ts"][-1] + 1
+    bar = _Bar()
+    out = list(_counted(iter([a, b[:0], b]), bar, 10))
+    assert [len(x) for x in out] == [10, 10, 5, 0, 5]
+    np.testing.assert_array_equal(np.concatenate(out), np.concatenate([a, b]))
+    assert bar.updates == [10, 10, 5, 5]
+    assert bar.postfix[:3] == ["sim 0:22:30", "sim 0:47:30", "sim 1:00:00"]
+    inst = np.zeros(25, np.uint8)
+    pairs = list(_counted(iter([(a, inst)]), _Bar(), 10))
+    assert [(len(e), len(i)) for e, i in pairs] == [(10, 10), (10, 10), (5, 5)]
+
+
+def test_a_run_with_the_progress_bar_gives_the_same_outputs(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import mmsim.runner
+
+    monkeypatch.setattr(mmsim.runner, "PROGRESS_MIN_STEP", 7_000)
+    kw = {"overrides": ["data.synthetic.n_events=40000"], "cache_dir": tmp_path / "cache"}
+    a = mmsim.backtest(DEFAULT, out=tmp_path / "a", progress=False, **kw)
+    b = mmsim.backtest(DEFAULT, out=tmp_path / "b", progress=True, **kw)
+    assert len(a.fills) > 0
+    for x, y in ((a.fills, b.fills), (a.orders, b.orders), (a.equity, b.equity)):
+        pd.testing.assert_frame_equal(x, y)
