@@ -268,7 +268,9 @@ def market_calendar(calendar: str, data_kind: str, meta: dict | None = None) -> 
 
 def _scaled(chunks, grid):
     for c in chunks:
-        yield grid.apply(c)
+        c = grid.apply(c)
+        yield c
+        del c  # (each generator here lets go of a chunk before it reads the next)
 
 
 #: the progress bar moves in about this many steps over a run (each at least
@@ -279,10 +281,10 @@ PROGRESS_MIN_STEP = 10_000
 
 def _counted(chunks, bar, step: int):
     """``chunks`` (event arrays, or ``(events, instrument)`` pairs) cut into slices of at most
-    ``step`` events, the bar advanced by each slice as the next is asked for (the engine
-    feeds a slice after it has the next one: the bar runs one slice ahead) and showing the
-    simulated time since the first event. Slicing changes no result: the engine carries its
-    whole state from one call to the next (``tests/test_synthetic.py`` chunk invariance)."""
+    ``step`` events, the bar advanced by each slice as the next is asked for (once the
+    engine has replayed it) and showing the simulated time since the first event. Slicing
+    changes no result: the engine carries its whole state from one call to the next
+    (``tests/test_synthetic.py`` chunk invariance)."""
     t0 = None
     for c in chunks:
         ev = c[0] if isinstance(c, tuple) else c
@@ -296,6 +298,8 @@ def _counted(chunks, bar, step: int):
                 t0 = int(sl["exch_ts"][0])
             bar.update(len(sl))
             bar.set_postfix_str(f"sim {_clock(int(sl['exch_ts'][-1]) - t0)}", refresh=False)
+            del piece, sl
+        del c, ev
 
 
 def _clock(ns: int) -> str:

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mmsim.data.errors import DataError
-from mmsim.dtypes import EVENT_DTYPE, EVENT_SCHEMA, events_to_table, table_to_events
+from mmsim.dtypes import EVENT_DTYPE, EVENT_SCHEMA, events_to_table
 
 META_KEY = b"mmsim.meta"
 REPORT_KEY = b"mmsim.report"
@@ -707,16 +707,20 @@ def iter_event_chunks(
     if missing:
         raise DataError(path, None, missing[0], "not a canonical event file: column missing")
     # one row group at a time (iter_batches reads ahead and the arrow pool keeps what it
-    # freed, so memory would grow with the file); hand freed buffers back after each group
+    # freed, so memory would grow with the file), one column at a time into the group's
+    # event array, each column's Arrow buffers handed back before the next is read: a group
+    # is in memory once, plus one column
     pool = pa.default_memory_pool()
     for g in range(pf.num_row_groups):
-        table = read_row_group(path, pf, g, EVENT_SCHEMA.names)
-        for start in range(0, table.num_rows, chunk_rows):
-            part = table.slice(start, chunk_rows)
-            if part.num_rows:
-                yield table_to_events(part)
-        del table
-        pool.release_unused()
+        events = np.empty(pf.metadata.row_group(g).num_rows, dtype=EVENT_DTYPE)
+        for name in EVENT_SCHEMA.names:
+            col = read_row_group(path, pf, g, [name]).column(0)
+            events[name] = col.to_numpy()
+            del col
+            pool.release_unused()
+        for start in range(0, len(events), chunk_rows):
+            yield events[start:start + chunk_rows]
+        del events
 
 
 def read_events(path: str | os.PathLike[str]) -> np.ndarray:

@@ -29,6 +29,7 @@ from mmsim.dtypes import (
     ENGINE_PARAMS_DTYPE,
     ENGINE_STATE_DTYPE,
     EQUITY_DTYPE,
+    EVENT_DTYPE,
     FEED_DTYPE,
     FILL_DTYPE,
     MAX_OUR_ORDERS,
@@ -423,16 +424,23 @@ class Engine:
         """Run every chunk, then the final scheduled actions; flushes into ``sink``.
 
         ``chunks`` yields event arrays, or ``(events, instrument)`` pairs from
-        :func:`mmsim.data.merge.merge_chunks` for a run of several instruments."""
+        :func:`mmsim.data.merge.merge_chunks` for a run of several instruments. One chunk
+        is held at a time: the final scheduled actions run on an empty call after the last
+        one (the same actions, in the same order, as on the last chunk itself)."""
+        fed = False
         it = iter(chunks)
-        prev = next(it, None)
-        while prev is not None:
-            nxt = next(it, None)
-            if isinstance(prev, tuple):
-                self.feed(prev[0], sink, final=nxt is None, instrument=prev[1])
+        while True:
+            c = next(it, None)
+            if c is None:
+                break
+            if isinstance(c, tuple):
+                self.feed(c[0], sink, instrument=c[1])
             else:
-                self.feed(prev, sink, final=nxt is None)
-            prev = nxt
+                self.feed(c, sink)
+            fed = True
+            del c  # not held while the next chunk is read
+        if fed:
+            self.feed(np.zeros(0, dtype=EVENT_DTYPE), sink, final=True)
 
     def stats(self) -> dict[str, int]:
         """Counters of the run (events, decisions, rejects, data anomalies), summed over the
