@@ -56,10 +56,11 @@ The table
 ---------
 ``<sweep>/sweep.parquet`` (written atomically; read it with :func:`mmsim.results.load_sweep`)
 has one row per grid point in grid order: ``run_key``, one column per swept key (dotted
-name, the value as validated), ``status`` (``ok``, ``failed`` or ``pending`` = not run yet),
-``error``, ``run_dir`` (relative to the sweep folder), ``cached`` (finished before this
-invocation), ``wall_s`` (the worker's wall time of the run), ``replay_s`` (the engine's
-replay time from ``timing.json``) and every metric of ``metrics.json``. ``<sweep>/sweep.json``
+name, the value as validated; a whole section as JSON text), ``status`` (``ok``,
+``failed`` or ``pending`` = not run yet), ``error``, ``run_dir`` (relative to the sweep
+folder), ``cached`` (finished before this invocation), ``wall_s`` (the worker's wall time
+of the run), ``replay_s`` (the engine's replay time from ``timing.json``) and every metric
+of ``metrics.json``. ``<sweep>/sweep.json``
 holds the grid, the base config, the executor and the timing.
 """
 
@@ -881,12 +882,18 @@ def build_table(plan: SweepPlan, rows: dict[str, _Row]):
 
 
 def _to_arrow(df):
-    """pandas → Arrow; a column of mixed types (numbers and strings) becomes strings."""
+    """pandas → Arrow; a column of mixed types (numbers and strings) becomes strings, and a
+    column of mappings (a whole section swept by a named axis) becomes JSON text (sorted
+    keys): Parquet has no struct without fields (``data.synthetic: {}``) and a struct over
+    sections of different shapes would be mostly nulls."""
     import pyarrow as pa
 
     arrays, names = [], []
     for c in df.columns:
         s = df[c]
+        if any(isinstance(v, dict) for v in s.tolist()):
+            s = s.map(lambda v: v if v is None or isinstance(v, str) else
+                      json.dumps(v, sort_keys=True, default=str))
         try:
             a = pa.array(s.tolist(), from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
