@@ -126,6 +126,17 @@ def _market_heading(rows: list[dict[str, Any]]) -> str:
     return f"**{symbol}**: " + ", ".join(p for p in parts if p)
 
 
+def _label(row: dict[str, Any]) -> str:
+    """The row's policy name, with the case's experiment ``name`` when it is not the
+    league's own (a variant such as ``risk_layer``: the policy with the engine's risk layer
+    on)."""
+    policy = str(_field(row, "policy", "name"))
+    name = row.get("name")
+    if isinstance(name, str) and name and name != "league":
+        return f"{policy} + {name.replace('_', ' ')}"
+    return policy
+
+
 def league_table(df, columns: Sequence[Column] = COLUMNS) -> str:
     """The Markdown league table of a sweep table ``df`` (pandas, as from
     :func:`mmsim.results.load_sweep`): per market a heading line and a table, policies
@@ -157,10 +168,10 @@ def league_table(df, columns: Sequence[Column] = COLUMNS) -> str:
         out += [_market_heading(rows), "", header, rule]
         for r in ok:
             cells = [format_value(r.get(c.key), c.fmt, tick) for c in columns]
-            out.append(f"| {_field(r, 'policy', 'name')} | " + " | ".join(cells) + " |")
+            out.append(f"| {_label(r)} | " + " | ".join(cells) + " |")
         for r in bad:
             cells = [str(r.get("status"))] + ["–"] * (len(columns) - 1)
-            out.append(f"| {_field(r, 'policy', 'name')} | " + " | ".join(cells) + " |")
+            out.append(f"| {_label(r)} | " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

@@ -60,15 +60,19 @@ def plan():
     return plan_sweep(LEAGUE)
 
 
-def _cases(plan) -> list[tuple[str, str, dict]]:
+#: the cases that run a policy with more of the engine on (named by the case's ``name``)
+VARIANTS = {"risk_layer"}
+
+
+def _cases(plan, variants: bool = False) -> list[tuple[str, str, dict]]:
     return [(r.params["instrument"]["symbol"], r.params["policy"]["name"], r.params)
-            for r in plan.runs]
+            for r in plan.runs if (r.params["name"] in VARIANTS) == variants]
 
 
 def test_league_yaml_expands_to_every_market_and_policy(plan):
     assert [r.error for r in plan.runs if r.error] == []
     assert plan.param_columns == ["data", "instrument", "latency", "queue", "engine", "risk",
-                                  "metrics", "policy"]
+                                  "metrics", "name", "signals", "quoting", "policy"]
     cases = _cases(plan)
     pairs = [(m, p) for m, p, _ in cases]
     assert len(pairs) == len(set(pairs)), "a (market, policy) case is listed twice"
@@ -80,7 +84,23 @@ def test_league_yaml_expands_to_every_market_and_policy(plan):
         assert listed == policies, (
             f"{market}: missing {sorted(policies - listed)}, extra {sorted(listed - policies)}"
             " (a new policy needs its case in experiments/league.yaml)")
-    assert len(plan.runs) == len(MARKETS) * len(policies)
+    assert len(plan.runs) == len(MARKETS) * (len(policies) + len(VARIANTS))
+
+
+def test_every_market_runs_the_risk_layer_and_the_signals(plan):
+    """The risk limits (soft limit, volatility breaker, order-flow pause, break-even rule)
+    and the signals they need, on every market, by the same rule."""
+    variants = _cases(plan, variants=True)
+    assert sorted(m for m, _, _ in variants) == sorted(MARKETS)
+    plain = {m: params for m, p, params in _cases(plan) if p == "avellaneda_stoikov"}
+    for m, p, params in variants:
+        assert params["name"] in VARIANTS and p == "avellaneda_stoikov"
+        assert params["policy"] == plain[m]["policy"]  # the same quotes, the layer on top
+        risk = params["risk"]
+        assert risk["max_position_qty"] == plain[m]["risk"]["max_position_qty"]
+        assert risk["soft_position_qty"] == pytest.approx(0.6 * risk["max_position_qty"])
+        assert {"vol_breaker_ratio", "ofi_pause_qty"} <= set(risk)
+        assert "signals" in params and params["quoting"]["skip_below_break_even"]
 
 
 def test_league_cases_share_their_market_sections(plan):
