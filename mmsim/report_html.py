@@ -20,6 +20,24 @@ points per trace, the series cut into equal runs of samples and each run represe
 first sample and the samples holding its minimum and maximum, so spikes survive the
 thinning. The page states the rule and which traces it thinned.
 
+The time panels of the page (each instrument's timeline and quotes figures, and the book
+panel) share one time axis: a small inline script (:data:`_VIEW_JS`) listens to
+``plotly_relayout`` and moves the other figures to the same x range (autorange on reset).
+Zoomed in, it redraws each thinned trace from its full series, embedded in the page: every
+sample of the visible range (and the sample just outside it on either side, so lines reach
+the edges) when they are at most :data:`MAX_POINTS`, else the same min/max thinning of the
+visible range only (fills: every k-th); reset restores the overview. The full series are
+embedded in a ``<script type="application/json" id="mmsim-series">`` as little-endian base64
+typed arrays, ``{"dtype": "i8"|"f8"|"u1", "bdata": ...}`` (Plotly's own encoding): times as
+int64 ns of the exchange's wall clock (the naive local time Plotly draws), values as float64,
+so they decode to exactly the run's data; series shared by traces are stored once. A series
+longer than :data:`MAX_EMBED` samples is embedded thinned to at most :data:`MAX_EMBED` points
+(the lines of one clock keep the same samples, :func:`_minmax_union`; fills: every k-th), and
+the page says which. The script draws times as the ISO strings plotly.py writes (nanoseconds,
+no zone): Plotly reads numbers on a date axis as epoch milliseconds in the browser's zone,
+strings as wall clock. It decodes a series on the first zoom only, and runs its Plotly calls
+in one queue; ``window.mmsimView.idle()`` resolves when that queue is empty (for tests).
+
 :func:`sweep_page` writes the sweep page: a heatmap of a metric over two swept parameters
 (mean over the other axes), parallel coordinates over every swept parameter and the metric,
 and the best runs.
@@ -27,6 +45,8 @@ and the best runs.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
@@ -39,6 +59,10 @@ import pandas as pd
 
 #: at most this many points per trace of the page (see :func:`minmax_indices`)
 MAX_POINTS = 20_000
+#: at most this many samples of a thinned trace embedded for the zoomed-in view (see the
+#: module docstring): a US session on a 100 ms equity clock (234,000 samples) fits; about
+#: 11 bytes of page per sample and series
+MAX_EMBED = 250_000
 #: width (px) of the three small panels side by side
 _SMALL_WIDTH = 400
 
@@ -56,6 +80,206 @@ border-bottom:1px solid #eee;text-align:right}th{background:#f5f5f5}
 td:first-child,th:first-child{text-align:left}
 .row{display:flex;flex-wrap:wrap;gap:.8em}
 pre{background:#f7f7f7;padding:.8em;font-size:.8em;overflow-x:auto}
+"""
+
+#: the run page's view script: one time axis for the linked figures, and each thinned trace
+#: redrawn from its embedded full series when zoomed in (see the module docstring)
+_VIEW_JS = r"""
+(function () {
+  "use strict";
+  var cfgEl = document.getElementById("mmsim-view");
+  if (!cfgEl || !window.Plotly) return;
+  var cfg = JSON.parse(cfgEl.textContent);
+  var MS = BigInt(1000000), ZERO = BigInt(0);
+  var raw = null, cache = {}, chain = Promise.resolve();
+
+  // every Plotly call of this script runs in turn, in one queue
+  function later(fn) {
+    chain = chain.then(fn).catch(function (e) { console.error("mmsim view: " + e); });
+    return chain;
+  }
+  function idle() {  // resolves once the queue is empty and stays so
+    return new Promise(function (resolve) {
+      (function wait() {
+        var c = chain;
+        c.then(function () {
+          setTimeout(function () { if (c === chain) resolve(); else wait(); }, 0);
+        });
+      })();
+    });
+  }
+  // one embedded series, decoded on first use: {dtype: i8|f8|u1, bdata: base64 little-endian}
+  function series(key) {
+    if (!(key in cache)) {
+      if (raw === null) raw = JSON.parse(document.getElementById("mmsim-series").textContent);
+      var s = raw[key], bin = atob(s.bdata), n = bin.length, buf = new Uint8Array(n);
+      for (var i = 0; i < n; i++) buf[i] = bin.charCodeAt(i);
+      var T = s.dtype === "i8" ? BigInt64Array : s.dtype === "u1" ? Uint8Array : Float64Array;
+      cache[key] = new T(buf.buffer);
+    }
+    return cache[key];
+  }
+  // int64 ns of the wall clock -> ms, as Plotly's date axes hold them (wall clock read as UTC)
+  function millis(key) {
+    var k = key + "/ms";
+    if (!(k in cache)) {
+      var ns = series(key), n = ns.length, out = new Float64Array(n);
+      if (n) {
+        var r = ns[0] % MS;
+        if (r < ZERO) r += MS;
+        var b = ns[0] - r, bms = Number(b / MS);
+        for (var i = 0; i < n; i++) out[i] = bms + Number(ns[i] - b) / 1e6;
+      }
+      cache[k] = out;
+    }
+    return cache[k];
+  }
+  // ns -> the string plotly.py writes ("2024-01-02T09:30:00.123456789", wall clock, no zone);
+  // Plotly reads numbers on a date axis as epoch ms in the browser's zone, strings as written
+  function iso(v) {
+    var r = v % MS;
+    if (r < ZERO) r += MS;
+    return new Date(Number((v - r) / MS)).toISOString().slice(0, 23)
+      + String(Number(r) + 1000000).slice(1);
+  }
+  function num(v) {  // as plotly.py writes a float (NaN and infinities: null)
+    return v > -Infinity && v < Infinity ? v : null;
+  }
+  function lower(a, v) {  // first i with a[i] >= v
+    var lo = 0, hi = a.length;
+    while (lo < hi) { var m = (lo + hi) >> 1; if (a[m] < v) lo = m + 1; else hi = m; }
+    return lo;
+  }
+  function upper(a, v) {  // first i with a[i] > v
+    var lo = 0, hi = a.length;
+    while (lo < hi) { var m = (lo + hi) >> 1; if (a[m] <= v) lo = m + 1; else hi = m; }
+    return lo;
+  }
+  // minmax_indices of report_html.py on y[i0:i1]: cap/3 runs, each its first sample, its min
+  // and its max (first of each, non-finite values ignored), and the last sample
+  function minmax(y, i0, i1, cap) {
+    var n = i1 - i0, nb = Math.floor(cap / 3), out = [];
+    for (var j = 0; j < nb; j++) {
+      var s = i0 + Math.floor(j * n / nb), e = i0 + Math.floor((j + 1) * n / nb);
+      if (e <= s) continue;
+      var lo = -1, hi = -1, vlo = Infinity, vhi = -Infinity;
+      for (var i = s; i < e; i++) {
+        var v = y[i];
+        if (!(v > -Infinity && v < Infinity)) continue;
+        if (v < vlo) { vlo = v; lo = i; }
+        if (v > vhi) { vhi = v; hi = i; }
+      }
+      out.push(s);
+      if (lo >= 0) out.push(Math.min(lo, hi), Math.max(lo, hi));
+    }
+    out.push(i1 - 1);
+    var res = [];
+    for (var k = 0; k < out.length; k++) {
+      if (!res.length || out[k] > res[res.length - 1]) res.push(out[k]);
+    }
+    return res;
+  }
+  // the samples of trace t drawn for the x range [a, b] (ms)
+  function view(t, a, b) {
+    var ms = millis(t.x), n = ms.length, i0 = lower(ms, a), i1 = upper(ms, b);
+    if (t.line) { if (i0 > 0) i0--; if (i1 < n) i1++; }
+    var m = Math.max(i1 - i0, 0), cap = cfg.maxPoints, idx = [], i;
+    if (m <= cap) for (i = i0; i < i1; i++) idx.push(i);
+    else if (t.line) idx = minmax(series(t.y), i0, i1, cap);
+    else for (i = i0; i < i1; i += Math.ceil(m / cap)) idx.push(i);
+    var ns = series(t.x), y = series(t.y), xs = new Array(idx.length);
+    var ys = new Float64Array(idx.length);
+    for (i = 0; i < idx.length; i++) { xs[i] = iso(ns[idx[i]]); ys[i] = y[idx[i]]; }
+    var cd = null;
+    if (t.custom) {
+      var cols = t.custom.map(function (c) { return {v: series(c.s), labels: c.labels}; });
+      cd = idx.map(function (j) {
+        return cols.map(function (c) { return c.labels ? c.labels[c.v[j]] : num(c.v[j]); });
+      });
+    }
+    return {x: xs, y: ys, customdata: cd};
+  }
+  function xaxes(gd) {
+    return Object.keys(gd._fullLayout).filter(function (k) { return /^xaxis\d*$/.test(k); });
+  }
+  function xstate(gd, name) {
+    var ax = gd._fullLayout && gd._fullLayout[name || "xaxis"];
+    if (!ax) return null;
+    if (ax.autorange) return {auto: true};
+    var a = ax.r2l(ax.range[0]), b = ax.r2l(ax.range[1]);
+    return {auto: false, range: ax.range.slice(), lin: [Math.min(a, b), Math.max(a, b)]};
+  }
+  function same(p, q) {
+    return p && q && (p.auto ? q.auto : !q.auto && p.lin[0] === q.lin[0] && p.lin[1] === q.lin[1]);
+  }
+  // the relayout that puts every x axis of gd (matched subplots too) in state st, null if
+  // they all are (in the layout too: Plotly.relayout of one of matched axes leaves the
+  // others' autorange in the layout, and the next redraw would apply it)
+  function align(gd, st) {
+    var upd = {}, any = false;
+    xaxes(gd).forEach(function (a) {
+      var auto = (gd.layout[a] || {}).autorange !== false;
+      if (same(xstate(gd, a), st) && auto === st.auto) return;
+      any = true;
+      if (st.auto) upd[a + ".autorange"] = true; else upd[a + ".range"] = st.range.slice();
+    });
+    return any ? upd : null;
+  }
+  function move(g, upd) {
+    g.syncing = true;
+    return Plotly.relayout(g.gd, upd).then(
+      function () { g.syncing = false; }, function (e) { g.syncing = false; throw e; });
+  }
+  // one restyle per figure: the overview (autorange) or the samples of the visible range
+  function redraw(f, st) {
+    if (!f.traces.length) return;
+    later(function () {
+      var upd = {x: [], y: [], customdata: []}, which = [];
+      f.traces.forEach(function (t) {
+        var v = st.auto ? t.overview : view(t, st.lin[0], st.lin[1]);
+        upd.x.push(v.x); upd.y.push(v.y); upd.customdata.push(v.customdata);
+        which.push(t.trace);
+      });
+      return Plotly.restyle(f.gd, upd, which);
+    });
+  }
+  var figs = {}, linked = [];
+  function fig(id) {
+    if (!(id in figs)) {
+      var gd = document.getElementById(id);
+      figs[id] = gd && gd.on && gd.data ? {gd: gd, traces: [], last: {auto: true}} : null;
+    }
+    return figs[id];
+  }
+  cfg.traces.forEach(function (t) {
+    var f = fig(t.div), d = f && f.gd.data[t.trace];
+    if (!d) return;
+    t.overview = {x: d.x, y: d.y, customdata: t.custom ? d.customdata : null};
+    f.traces.push(t);
+  });
+  cfg.linked.forEach(function (id) { if (fig(id)) linked.push(figs[id]); });
+  Object.keys(figs).forEach(function (id) {
+    var f = figs[id];
+    if (!f) return;
+    f.gd.on("plotly_relayout", function (ev) {
+      var hit = Object.keys(ev || {}).map(function (k) {
+        return /^(xaxis\d*)\.(range|autorange)/.exec(k);
+      }).filter(Boolean)[0];
+      if (!hit) return;
+      var st = xstate(f.gd, hit[1]);
+      if (!st) return;
+      if (!f.syncing) {  // the axes matched to the one moved follow it (a script may set one)
+        later(function () { var upd = align(f.gd, st); return upd && move(f, upd); });
+      }
+      if (!same(f.last, st)) { f.last = st; redraw(f, st); }
+      if (f.syncing || linked.indexOf(f) < 0) return;  // moved by another figure: stop here
+      linked.forEach(function (g) {
+        if (g !== f) later(function () { var upd = align(g.gd, st); return upd && move(g, upd); });
+      });
+    });
+  });
+  window.mmsimView = {idle: idle};
+})();
 """
 
 
@@ -126,6 +350,32 @@ def minmax_indices(y: np.ndarray, cap: int = MAX_POINTS) -> np.ndarray:
     return np.unique(keep)
 
 
+def _minmax_union(ys: list[np.ndarray], budget: int) -> np.ndarray:
+    """Samples kept of series drawn on one clock: the union of :func:`minmax_indices` of each
+    at one common cap, ``budget`` if that union holds at most ``budget`` samples, else the
+    largest cap found (bisection) whose union does."""
+    m = len(ys)
+
+    def union(cap: int) -> np.ndarray:
+        return np.unique(np.concatenate([minmax_indices(y, cap) for y in ys]))
+
+    best = union(budget)
+    if best.shape[0] <= budget:
+        return best
+    lo, hi = max(6, (budget - m) // m), budget  # at lo each keeps at most lo + 1: it fits
+    best = union(lo)
+    for _ in range(6):
+        cap = (lo + hi) // 2
+        if cap <= lo or best.shape[0] >= 0.95 * budget:
+            break
+        cand = union(cap)
+        if cand.shape[0] > budget:
+            hi = cap
+        else:
+            lo, best = cap, cand
+    return best
+
+
 def _wall(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """Tz-aware timestamps as naive wall-clock datetime64 of their own zone (what Plotly
     draws), or int64 ns as seconds when they are not datetimes."""
@@ -179,12 +429,27 @@ def _pct(v: Any) -> str:
     return "nan" if math.isnan(f) else f"{100 * f:.2f} %"
 
 
+def _wall_ns(x: np.ndarray) -> np.ndarray | None:
+    """int64 ns of naive wall-clock datetime64 (what :func:`_wall` gives), None otherwise."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.datetime64):
+        return None
+    return x.astype("datetime64[ns]").view(np.int64)
+
+
 class _Page:
-    """Collects figures; the first one carries plotly.js."""
+    """Collects figures (the first one carries plotly.js), the thinning notes and the full
+    series of the thinned traces (see the module docstring)."""
 
     def __init__(self) -> None:
         self.n_figures = 0
         self.thinned: list[str] = []
+        self.coarse: list[str] = []  # embedded thinned, above MAX_EMBED
+        self.series: dict[str, dict[str, str]] = {}
+        self._keys: dict[bytes, str] = {}
+        self.traces: list[dict[str, Any]] = []
+        self.linked: list[str] = []  # divs with one shared time axis
+        self._pending: list[dict[str, Any]] = []
 
     def fig(self, fig, div_id: str, height: int, width: int | None = None,
             margin: dict | None = None) -> str:
@@ -197,11 +462,102 @@ class _Page:
         self.n_figures += 1
         return out
 
-    def keep(self, y: np.ndarray, what: str) -> np.ndarray:
-        idx = minmax_indices(y)
-        if idx.shape[0] < np.asarray(y).shape[0]:
-            self.thinned.append(f"{what}: {idx.shape[0]:,} of {np.asarray(y).shape[0]:,}")
+    def keep(self, y: np.ndarray, what: str, x: np.ndarray | None = None,
+             div: str | None = None, trace: int | None = None) -> np.ndarray:
+        """Indices of ``y`` drawn in the overview; a thinned series with its ``x`` (wall-clock
+        datetimes), figure ``div`` and trace number ``trace`` is embedded in full."""
+        y = np.asarray(y, dtype=float)
+        idx = minmax_indices(y, MAX_POINTS)
+        if idx.shape[0] < y.shape[0]:
+            self.thinned.append(f"{what}: {idx.shape[0]:,} of {y.shape[0]:,}")
+            if x is not None and div is not None and trace is not None:
+                self._embed(div, trace, what, x, y, line=True)
         return idx
+
+    def embed_markers(self, div: str, trace: int, what: str, x: np.ndarray, y: np.ndarray,
+                      custom: list[np.ndarray]) -> None:
+        """Embed a marker trace (thinned by keeping every k-th point) in full, with the
+        columns of its ``customdata`` (float, or str stored as codes and labels)."""
+        self._embed(div, trace, what, x, np.asarray(y, dtype=float), line=False, custom=custom)
+
+    def _embed(self, div: str, trace: int, what: str, x: np.ndarray, y: np.ndarray, *,
+               line: bool, custom: list[np.ndarray] | None = None) -> None:
+        ns = _wall_ns(x)
+        if ns is None or ns.shape[0] != y.shape[0]:
+            return
+        custom = [np.asarray(c) for c in custom or []]
+        if ns.shape[0] > 1 and bool(np.any(np.diff(ns) < 0)):
+            if line:  # a line out of time order: the overview only
+                return
+            order = np.argsort(ns, kind="stable")
+            ns, y, custom = ns[order], y[order], [c[order] for c in custom]
+        self._pending.append({"div": div, "trace": int(trace), "what": what, "line": line,
+                              "ns": ns, "y": y, "custom": custom})
+
+    def _finish(self) -> None:
+        """Embed the pending traces. Above :data:`MAX_EMBED` samples, the lines drawn on one
+        clock keep the same samples (:func:`_minmax_union`), so their times are stored once;
+        a marker trace keeps every k-th point."""
+        groups: dict[Any, list[dict[str, Any]]] = {}
+        for p in self._pending:
+            key = (hashlib.blake2b(p["ns"].tobytes(), digest_size=16).digest() if p["line"]
+                   else id(p))
+            groups.setdefault(key, []).append(p)
+        for group in groups.values():
+            n = group[0]["ns"].shape[0]
+            sel: np.ndarray | None = None
+            if n > MAX_EMBED:
+                if group[0]["line"]:
+                    sel = _minmax_union([p["y"] for p in group], MAX_EMBED)
+                    note = f"{sel.shape[0]:,} of {n:,}"
+                else:
+                    k = -(-n // MAX_EMBED)
+                    sel = np.arange(0, n, k)
+                    note = f"every {k}th of {n:,}"
+                self.coarse += [f"{p['what']}: {note}" for p in group]
+            for p in group:
+                ns, y, custom = p["ns"], p["y"], p["custom"]
+                if sel is not None:
+                    ns, y, custom = ns[sel], y[sel], [c[sel] for c in custom]
+                spec: dict[str, Any] = {"div": p["div"], "trace": p["trace"],
+                                        "line": p["line"], "x": self._series(ns),
+                                        "y": self._series(y)}
+                if custom:
+                    cols: list[dict[str, Any]] = []
+                    for c in custom:
+                        if c.dtype.kind in "fiub":
+                            cols.append({"s": self._series(c.astype(float))})
+                        else:
+                            codes, labels = pd.factorize(pd.Series(c.astype(str)), sort=True)
+                            cols.append({"s": self._series(codes.astype(np.uint8)),
+                                         "labels": [str(v) for v in labels]})
+                    spec["custom"] = cols
+                self.traces.append(spec)
+        self._pending = []
+
+    def _series(self, a: np.ndarray) -> str:
+        """Key of ``a`` (int64, float64 or uint8) in :attr:`series`, stored once."""
+        code = {"i": "i8", "f": "f8", "u": "u1"}[a.dtype.kind]
+        raw = np.ascontiguousarray(a, dtype=np.dtype(code).newbyteorder("<")).tobytes()
+        h = hashlib.blake2b(code.encode() + raw, digest_size=16).digest()
+        if h not in self._keys:
+            key = f"s{len(self._keys)}"
+            self._keys[h] = key
+            self.series[key] = {"dtype": code, "bdata": base64.b64encode(raw).decode("ascii")}
+        return self._keys[h]
+
+    def script(self) -> str:
+        """The page's view script: the shared time axis and the exact zoomed-in traces (call it
+        before reading :attr:`coarse`)."""
+        self._finish()
+        view = {"maxPoints": MAX_POINTS, "linked": self.linked, "traces": self.traces}
+
+        def tag(tid: str, obj: Any) -> str:
+            text = json.dumps(obj, separators=(",", ":")).replace("</", "<\\/")
+            return f'<script type="application/json" id="{tid}">{text}</script>'
+
+        return "\n".join([tag("mmsim-view", view), tag("mmsim-series", self.series),
+                          f"<script>{_VIEW_JS}</script>"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,7 +735,7 @@ def _timeline(page: _Page, eq: pd.DataFrame, name: str, unit: str, tzname: str,
     for row, y, label, color, shape in ((1, e, "equity", "#1f77b4", "linear"),
                                         (2, dd, "drawdown", "#d62728", "linear"),
                                         (3, pos, "position", "#ff7f0e", "hv")):
-        k = page.keep(y, f"{name} {label}")
+        k = page.keep(y, f"{name} {label}", x, div_id, len(fig.data))
         fig.add_trace(go.Scatter(x=x[k], y=y[k], mode="lines", name=label,
                                    line=dict(color=color, width=1, shape=shape),
                                    fill="tozeroy" if row == 2 else None),
@@ -388,6 +744,7 @@ def _timeline(page: _Page, eq: pd.DataFrame, name: str, unit: str, tzname: str,
     fig.update_layout(showlegend=False,
                       title=f"{name}: equity, drawdown and inventory (zoom: drag; reset: "
                             "double-click)")
+    page.linked.append(div_id)
     return page.fig(fig, div_id, 640)
 
 
@@ -396,14 +753,15 @@ def _quotes(page: _Page, eq: pd.DataFrame, fills: pd.DataFrame, orders: pd.DataF
     go = _go()
     fig = go.Figure()
     mid = eq["mid"].to_numpy(float)
-    k = page.keep(mid, f"{name} mid")
-    fig.add_trace(go.Scatter(x=_wall(eq["ts"])[k], y=mid[k], mode="lines", name="mid",
+    mx = _wall(eq["ts"])
+    k = page.keep(mid, f"{name} mid", mx, div_id, len(fig.data))
+    fig.add_trace(go.Scatter(x=mx[k], y=mid[k], mode="lines", name="mid",
                                line=dict(color="#888", width=1, shape="hv")))
     q = best_quotes(orders)
     qx = _wall(q["exch_ts"]) if len(q) else np.array([])
     for col, label, color in (("bid", "our bid", "#2ca02c"), ("ask", "our ask", "#d62728")):
         y = q[col].to_numpy(float)
-        k = page.keep(y, f"{name} {label}")
+        k = page.keep(y, f"{name} {label}", qx, div_id, len(fig.data))
         fig.add_trace(go.Scatter(x=qx[k], y=y[k], mode="lines", name=label,
                                    line=dict(color=color, width=1, shape="hv"),
                                    connectgaps=False, opacity=0.7))
@@ -416,6 +774,10 @@ def _quotes(page: _Page, eq: pd.DataFrame, fills: pd.DataFrame, orders: pd.DataF
             if len(f) > MAX_POINTS:
                 page.thinned.append(f"{name} {s} fills: every "
                                     f"{-(-len(f) // MAX_POINTS)}th of {len(f):,}")
+                page.embed_markers(div_id, len(fig.data), f"{name} {s} fills",
+                                   _wall(f["exch_ts"]), f["price"].to_numpy(float),
+                                   [f["qty"].to_numpy(float), f["liquidity"].astype(str).to_numpy(),
+                                    f["queue_ahead"].to_numpy(float)])
                 f = f.iloc[:: -(-len(f) // MAX_POINTS)]
             custom = np.column_stack([f["qty"].to_numpy(float),
                                       f["liquidity"].astype(str).to_numpy(),
@@ -431,6 +793,7 @@ def _quotes(page: _Page, eq: pd.DataFrame, fills: pd.DataFrame, orders: pd.DataF
     fig.update_layout(title=f"{name}: our best quotes against the mid, fills by side",
                       xaxis_title=f"exchange time ({tzname})", yaxis_title="price",
                       legend=dict(orientation="h", y=-0.18, x=0))
+    page.linked.append(div_id)
     return page.fig(fig, div_id, 460)
 
 
@@ -519,13 +882,14 @@ def _book(page: _Page, book: pd.DataFrame, names: list[str], unit: str, tzname: 
         if row == 1:
             ok = np.flatnonzero(np.isfinite(y))
             y = y - y[ok[0]] if len(ok) else y
-        k = page.keep(y, f"book {label}")
+        k = page.keep(y, f"book {label}", x, div_id, len(fig.data))
         fig.add_trace(go.Scatter(x=x[k], y=y[k], mode="lines", name=label,
                                    line=dict(width=2 if label in ("book", "net Δ") else 1,
                                              shape="hv" if row == 2 else "linear")),
                       row=row, col=1)
     fig.update_xaxes(title_text=f"exchange time ({tzname})", row=2, col=1)
     fig.update_layout(title="Book: PnL per instrument and total, delta per instrument and net")
+    page.linked.append(div_id)
     return page.fig(fig, div_id, 560)
 
 
@@ -612,18 +976,31 @@ def run_page(run_dir: str | os.PathLike, path: str | os.PathLike) -> Path:
             _pnl_split(page, m, prefix, inst, unit, f"pnl-{i}"),
             "</div></div>",
         ]
+    view_script = page.script()
     thinned = ("; ".join(html.escape(t) for t in page.thinned) if page.thinned
                else "no trace needed it in this run")
+    coarse = ("; ".join(html.escape(t) for t in page.coarse) if page.coarse
+              else "none in this run")
     body += [
         f"<p class=\"note\">Overview thinning: a trace of more than {MAX_POINTS:,} points is "
         f"cut into {MAX_POINTS // 3:,} equal runs of samples and each run keeps its first "
         "sample, its minimum and its maximum (so spikes survive); fills beyond "
-        f"{MAX_POINTS:,} per side show every k-th. The key figures, markouts and histograms "
+        f"{MAX_POINTS:,} per side show every k-th. Zoomed in, each thinned trace is redrawn "
+        "from its full series, embedded in the page: every sample of the visible time range "
+        "(and the sample just outside it on either side, so lines reach the edges) when they "
+        f"are at most {MAX_POINTS:,}, else the same thinning of the visible range only; a "
+        "reset (double-click) returns to the overview. To bound the page's size a series of "
+        f"more than {MAX_EMBED:,} samples is embedded thinned the same way to at most "
+        f"{MAX_EMBED:,} points (the lines of one clock keep the same samples: each one's "
+        "runs' first samples, minima and maxima; fills: every k-th), so zooming into it is "
+        f"exact only down to that thinning: {coarse}. The time panels share one time axis: "
+        "zooming or panning one moves the others. The key figures, markouts and histograms "
         f"use every sample. Thinned here: {thinned}.</p>",
         *panels,
         "<h2>All metrics</h2><details><summary>show</summary><table>"
         + "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_num(v)}</td></tr>"
                   for k, v in m.items()) + "</table></details>",
+        view_script,
     ]
     out = Path(path)
     out.write_text(_document(f"mmsim run {name}", body))

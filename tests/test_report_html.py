@@ -4,6 +4,7 @@ and self-containedness, and a real headless-browser render with Debian's chromiu
 from __future__ import annotations
 
 import base64
+import html
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import pytest
 pytest.importorskip("plotly")
 
 import mmsim  # noqa: E402
+import mmsim.report_html as report_html  # noqa: E402
 from mmsim.cli import main  # noqa: E402
 from mmsim.metrics import markout_table  # noqa: E402
 from mmsim.report import report_run, report_sweep  # noqa: E402
@@ -33,6 +35,11 @@ from mmsim.sweep import run_sweep  # noqa: E402
 
 EXP = Path(__file__).parents[1] / "experiments" / "default.yaml"
 SMALL = ["data.synthetic.n_events=30000"]
+#: a 10 ms equity clock and a tight spread: 2,852 equity samples, 510 quote changes and
+#: about 140 fills per side, thinned on a page with MAX_POINTS lowered to ZOOM_POINTS
+BUSY = [*SMALL, "engine.equity_interval_nanos=10000000",
+        "engine.decision_interval_nanos=10000000", "policy.spread_bps=0.5"]
+ZOOM_POINTS = 90
 S = 1_000_000_000
 RUN_PANELS = ("timeline", "quotes", "markouts", "inventory", "pnl")
 
@@ -47,6 +54,13 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def page(run_dir, tmp_path_factory) -> Path:
     return run_page(run_dir, tmp_path_factory.mktemp("report-html-page") / "report.html")
+
+
+@pytest.fixture(scope="module")
+def busy_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("report-html-busy")
+    run = mmsim.backtest(EXP, out=tmp / "run", cache_dir=tmp / "cache", overrides=BUSY)
+    return run.run_dir
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,6 +87,27 @@ def values(v) -> np.ndarray:
 
 def _length(v) -> int:
     return len(values(v))
+
+
+def embedded(text: str) -> tuple[dict, dict]:
+    """The page's view configuration and its embedded full series (decoded)."""
+    def tag(tid: str):
+        m = re.search(rf'<script type="application/json" id="{tid}">(.*?)</script>', text,
+                      flags=re.S)
+        assert m, tid
+        return json.loads(m.group(1))
+
+    return tag("mmsim-view"), {k: values(v) for k, v in tag("mmsim-series").items()}
+
+
+def wall_ns(ts: pd.Series) -> np.ndarray:
+    """int64 ns of the exchange's wall clock (the naive local time the page draws)."""
+    return ts.dt.tz_localize(None).astype("datetime64[ns]").to_numpy().view(np.int64)
+
+
+def iso(ns: np.ndarray) -> list[str]:
+    """ns as the strings plotly.py writes for a date axis."""
+    return [str(v) for v in np.datetime_as_string(ns.astype("datetime64[ns]"), unit="ns")]
 
 
 def has_data(trace: dict) -> bool:
@@ -248,9 +283,120 @@ def test_several_instruments_get_one_panel_group_each(tmp_path):
     assert sorted(figs) == sorted(["book"] + [f"{p}-{i}" for p in RUN_PANELS for i in (0, 1)])
     assert "spot (quoted)" in text and "perp (instrument 1)" in text
     assert "book PnL" in text
+    view, _ = embedded(text)
+    linked = ["book", "timeline-0", "quotes-0", "timeline-1", "quotes-1"]
+    assert view["linked"] == linked
+    exe = shutil.which("chromium")
+    if exe:  # zooming the book's time axis moves every instrument's time panels
+        page = tmp_path / "zoom.html"
+        page.write_text(text.replace("</body>", _BOOK_ZOOM_JS + "</body>"))
+        dom, console = render(exe, page)
+        assert console == [], console
+        m = re.search(r'<pre id="zoom-test">(.*?)</pre>', dom, flags=re.S)
+        assert m, "the test script did not finish"
+        out = json.loads(html.unescape(m.group(1)))
+        assert "error" not in out, out.get("error")
+        assert sorted(out["ranges"]) == sorted(linked)
+        for r in out["ranges"].values():
+            assert not r["auto"] and r["lin"] == pytest.approx(out["want"], abs=1e-3)
     # the per-instrument PnL split reads inst.<name>.* metrics
     perp = figs["pnl-1"][0]
     assert float(values(perp["y"])[3]) == pytest.approx(run.metrics["inst.perp.pnl"])
+
+
+# --------------------------------------------------------------------------------------------
+# exact when zoomed in: the embedded full series
+# --------------------------------------------------------------------------------------------
+
+
+def _busy_series(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(wall ns, values) of the series the busy run's page thins, from the run itself."""
+    run = mmsim.results.load(run_dir, datetimes=True)
+    eq = run.equity
+    ens = wall_ns(eq["ts"])
+    e = eq["equity"].to_numpy(float)
+    q = best_quotes(run.orders)
+    qns = wall_ns(q["exch_ts"])
+    dd = e - np.fmax.accumulate(np.where(np.isfinite(e), e, -np.inf))
+    out = {"equity": (ens, e), "drawdown": (ens, dd),
+           "position": (ens, eq["position"].to_numpy(float)),
+           "mid": (ens, eq["mid"].to_numpy(float)),
+           "our bid": (qns, q["bid"].to_numpy(float)), "our ask": (qns, q["ask"].to_numpy(float))}
+    for side in ("buy", "sell"):
+        f = run.fills[run.fills["side"].astype(str) == side]
+        order = np.argsort(wall_ns(f["exch_ts"]), kind="stable")
+        f = f.iloc[order]
+        out[f"{side} fills"] = (wall_ns(f["exch_ts"]), f["price"].to_numpy(float), f)
+    return out
+
+
+def test_thinned_traces_embed_their_full_series_exactly(busy_run, tmp_path, monkeypatch,
+                                                        page):
+    # an unthinned page links its time panels and embeds nothing
+    view, series = embedded(page.read_text())
+    assert view["linked"] == ["timeline-0", "quotes-0"] and view["traces"] == [] and not series
+    assert "zooming or panning one moves the others" in page.read_text()
+
+    monkeypatch.setattr(report_html, "MAX_POINTS", ZOOM_POINTS)
+    text = run_page(busy_run, tmp_path / "busy.html").read_text()
+    view, series = embedded(text)
+    assert view["maxPoints"] == ZOOM_POINTS
+    figs = figures(text)
+    ref = _busy_series(busy_run)
+    specs = {(t["div"], t["trace"]): t for t in view["traces"]}
+    where = {"equity": ("timeline-0", 0), "drawdown": ("timeline-0", 1),
+             "position": ("timeline-0", 2), "mid": ("quotes-0", 0), "our bid": ("quotes-0", 1),
+             "our ask": ("quotes-0", 2), "buy fills": ("quotes-0", 3),
+             "sell fills": ("quotes-0", 4)}
+    assert set(specs) == set(where.values())  # every thinned trace, and only those
+    for label, (div, i) in where.items():
+        t = specs[(div, i)]
+        assert figs[div][i]["name"] == label
+        ns, y = ref[label][:2]
+        assert len(values(figs[div][i]["y"])) < len(y)  # thinned in the overview
+        assert series[t["x"]].dtype == np.int64 and series[t["y"]].dtype == np.float64
+        np.testing.assert_array_equal(series[t["x"]], ns)  # exactly, to the nanosecond
+        np.testing.assert_array_equal(series[t["y"]], y)   # bit for bit (NaN included)
+        assert t["line"] == (not label.endswith("fills"))
+    # the fills' hover columns too: qty, liquidity (codes and labels), queue ahead
+    f = ref["buy fills"][2]
+    qty, liq, queue = specs[("quotes-0", 3)]["custom"]
+    np.testing.assert_array_equal(series[qty["s"]], f["qty"].to_numpy(float))
+    assert [liq["labels"][c] for c in series[liq["s"]]] == f["liquidity"].astype(str).tolist()
+    np.testing.assert_array_equal(series[queue["s"]], f["queue_ahead"].to_numpy(float))
+    # the equity clock's times are stored once for the four traces drawn on it
+    assert len({specs[w]["x"] for w in list(where.values())[:4]}) == 1
+    assert "bdata" in text and "none in this run" in text
+
+    # above MAX_EMBED samples a series is embedded thinned, and the page says so: the lines of
+    # one clock keep the same samples (the union of their min/max thinnings), fills every k-th
+    clock = ["equity", "drawdown", "position", "mid"]
+    ns, e = ref["equity"][:2]
+    for cap in (1_000, 100):
+        monkeypatch.setattr(report_html, "MAX_EMBED", cap)
+        text = run_page(busy_run, tmp_path / f"capped-{cap}.html").read_text()
+        view, series = embedded(text)
+        specs = {(t["div"], t["trace"]): t for t in view["traces"]}
+        xs = {specs[where[label]]["x"] for label in clock}
+        assert len(xs) == 1
+        x = series[xs.pop()]
+        k = np.searchsorted(ns, x)
+        assert len(x) <= cap and np.all(np.diff(x) > 0) and np.array_equal(ns[k], x)
+        for label in clock:
+            y = ref[label][1]
+            np.testing.assert_array_equal(series[specs[where[label]]["y"]], y[k])
+            assert {int(np.nanargmax(y)), int(np.nanargmin(y)), 0, len(y) - 1} <= set(k.tolist())
+        if cap == 1_000:  # the cap itself fits: exactly the union at that cap
+            np.testing.assert_array_equal(k, np.unique(np.concatenate(
+                [minmax_indices(ref[label][1], cap) for label in clock])))
+        assert f"SYN equity: {len(k):,} of {len(e):,}" in text
+        assert f"more than {cap:,} samples is embedded thinned" in text
+    fns, price, f = ref["buy fills"]
+    t = specs[where["buy fills"]]
+    np.testing.assert_array_equal(series[t["x"]], fns[::2])
+    np.testing.assert_array_equal(series[t["y"]], price[::2])
+    np.testing.assert_array_equal(series[t["custom"][0]["s"]], f["qty"].to_numpy(float)[::2])
+    assert f"SYN buy fills: every 2th of {len(fns):,}" in text
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,8 +446,9 @@ def _chromium() -> str | None:
     return exe
 
 
-def render(exe: str, path: Path) -> tuple[str, list[str]]:
-    """The DOM of ``path`` after chromium ran its scripts, and the page's console lines."""
+def render(exe: str, path: Path, tz: str | None = None) -> tuple[str, list[str]]:
+    """The DOM of ``path`` after chromium ran its scripts, and the page's console lines
+    (``tz``: the browser's time zone)."""
     res = subprocess.run(
         [exe, "--headless=new", "--no-sandbox", "--disable-gpu",
          "--virtual-time-budget=10000", "--enable-logging=stderr", "--v=0",
@@ -311,7 +458,8 @@ def render(exe: str, path: Path) -> tuple[str, list[str]]:
          "--enable-unsafe-swiftshader",
          f"--user-data-dir={path.parent / 'chromium-profile'}",
          "--dump-dom", path.resolve().as_uri()],
-        capture_output=True, text=True, timeout=180)
+        capture_output=True, text=True, timeout=180,
+        env=None if tz is None else {**os.environ, "TZ": tz})
     assert res.returncode == 0, res.stderr[-2000:]
     console = [ln for ln in res.stderr.splitlines()
                if ":CONSOLE" in ln and path.name in ln and not _GL_NOTICE.search(ln)]
@@ -345,3 +493,171 @@ def test_the_page_renders_in_headless_chromium_without_console_errors(page, tmp_
     for fid, chunk in divs.items():
         assert 'class="main-svg"' in chunk, f"{fid}: Plotly drew nothing"
         assert 'class="plot-container plotly"' in chunk, fid
+
+
+#: appended to a run page: zoom, pan from the other figure, reset; each state to <pre>
+_ZOOM_JS = """
+<script>
+window.addEventListener("load", async function () {
+  var out = {};
+  try {
+    var tl = document.getElementById("timeline-0"), qt = document.getElementById("quotes-0");
+    var snap = function () {
+      return {
+        ranges: [tl, qt].map(function (gd) {
+          var ax = gd._fullLayout.xaxis;
+          return {auto: !!ax.autorange, lin: ax.range.map(function (v) { return ax.r2l(v); })};
+        }),
+        traces: [tl, qt].map(function (gd) {
+          return gd._fullData.map(function (d) {
+            return {x: Array.from(d.x), y: Array.from(d.y),
+                    customdata: d.customdata ? Array.from(d.customdata) : null};
+          });
+        })
+      };
+    };
+    await mmsimView.idle();
+    out.overview = snap();
+    await Plotly.relayout(tl, {"xaxis.range": [ZOOM]});
+    await mmsimView.idle();
+    out.zoom = snap();
+    await Plotly.relayout(qt, {"xaxis.range": [WIDE]});
+    await mmsimView.idle();
+    out.wide = snap();
+    await Plotly.relayout(tl, {"xaxis.autorange": true});
+    await mmsimView.idle();
+    out.reset = snap();
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  var pre = document.createElement("pre");
+  pre.id = "zoom-test";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>
+"""
+
+#: appended to a several-instrument page: zoom the book into the middle half of its range
+_BOOK_ZOOM_JS = """
+<script>
+window.addEventListener("load", async function () {
+  var out = {};
+  try {
+    var ax = document.getElementById("book")._fullLayout.xaxis;
+    var r = ax.range.map(function (v) { return ax.r2l(v); }), q = (r[1] - r[0]) / 4;
+    out.want = [r[0] + q, r[1] - q];
+    await Plotly.relayout("book", {"xaxis.range": out.want.map(function (v) {
+      return ax.l2r(v); })});
+    await mmsimView.idle();
+    out.ranges = {};
+    document.querySelectorAll(".plotly-graph-div").forEach(function (gd) {
+      var a = gd._fullLayout.xaxis;
+      if (a.type === "date") out.ranges[gd.id] = {
+        auto: !!a.autorange, lin: a.range.map(function (v) { return a.r2l(v); })};
+    });
+  } catch (e) {
+    out.error = String(e && e.stack || e);
+  }
+  var pre = document.createElement("pre");
+  pre.id = "zoom-test";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>
+"""
+
+
+def _between(ns: np.ndarray, i: int) -> int:
+    """A time (ns, whole µs) halfway between samples i − 1 and i."""
+    return int((ns[i - 1] + ns[i]) // 2 // 1000 * 1000)
+
+
+def _plotly_time(ns: int) -> str:
+    return str(np.datetime64(ns, "ns").astype("datetime64[us]")).replace("T", " ")
+
+
+def test_zoomed_in_the_page_draws_every_sample_and_the_time_panels_move_together(
+        busy_run, tmp_path, monkeypatch):
+    exe = _chromium()
+    monkeypatch.setattr(report_html, "MAX_POINTS", ZOOM_POINTS)
+    text = run_page(busy_run, tmp_path / "busy.html").read_text()
+    ref = _busy_series(busy_run)
+    ens, e = ref["equity"]
+    a, b = _between(ens, 1_000), _between(ens, 1_040)   # 40 equity samples: all drawn
+    c, d = _between(ens, 100), _between(ens, 2_700)     # 2,600: thinned to the range
+    for key in ref:  # no sample within a microsecond of an edge
+        assert np.abs(ref[key][0][:, None] - np.array([a, b, c, d])).min() > 1_000
+    script = (_ZOOM_JS.replace("ZOOM", f'"{_plotly_time(a)}", "{_plotly_time(b)}"')
+              .replace("WIDE", f'"{_plotly_time(c)}", "{_plotly_time(d)}"'))
+    test_page = tmp_path / "zoom.html"
+    test_page.write_text(text.replace("</body>", script + "</body>"))
+    # a browser far from the venue's zone (UTC here): the page draws the wall clock anyway
+    dom, console = render(exe, test_page, tz="Asia/Tokyo")
+    assert console == [], console
+    m = re.search(r'<pre id="zoom-test">(.*?)</pre>', dom, flags=re.S)
+    assert m, "the test script did not finish"
+    out = json.loads(html.unescape(m.group(1)))
+    assert "error" not in out, out.get("error")
+    where = {"equity": (0, 0), "drawdown": (0, 1), "position": (0, 2), "mid": (1, 0),
+             "our bid": (1, 1), "our ask": (1, 2), "buy fills": (1, 3), "sell fills": (1, 4)}
+
+    def drawn(state: str, label: str) -> tuple[list, np.ndarray, list | None]:
+        f, i = where[label]
+        t = out[state]["traces"][f][i]
+        return t["x"], np.array([np.nan if v is None else v for v in t["y"]], float), \
+            t["customdata"]
+
+    def ms(ns: int) -> float:
+        return ns / 1e6
+
+    def pairs(t: np.ndarray, v: np.ndarray) -> set:
+        return set(zip(t.tolist(), np.nan_to_num(v, nan=-1e300).tolist(), strict=True))
+
+    branches = set()
+    for state, (lo, hi) in (("zoom", (a, b)), ("wide", (c, d))):
+        # both figures show the range set on one of them
+        for r in out[state]["ranges"]:
+            assert not r["auto"]
+            assert r["lin"] == pytest.approx([ms(lo), ms(hi)], abs=1e-3)
+        for label in where:
+            ns, y = ref[label][:2]
+            x, shown, custom = drawn(state, label)
+            i0, i1 = np.searchsorted(ns, lo), np.searchsorted(ns, hi, side="right")
+            if not label.endswith("fills"):  # lines: and the sample either side of the range
+                i0, i1 = max(i0 - 1, 0), min(i1 + 1, len(ns))
+            branches.add("exact" if i1 - i0 <= ZOOM_POINTS else
+                         "stride" if label.endswith("fills") else "minmax")
+            if i1 - i0 <= ZOOM_POINTS:  # every sample of the range, exactly
+                assert len(x) == i1 - i0, (state, label)
+                assert x == iso(ns[i0:i1]), (state, label)
+                np.testing.assert_array_equal(shown, y[i0:i1])
+            elif label.endswith("fills"):  # every k-th fill of the range
+                assert state == "wide"
+                k = np.arange(i0, i1, -(-(i1 - i0) // ZOOM_POINTS))
+                assert len(x) == len(k) <= ZOOM_POINTS, (state, label)
+                assert x == iso(ns[k])
+                np.testing.assert_array_equal(shown, y[k])
+            else:  # the overview's min/max thinning, of the visible range only
+                assert state == "wide" and len(x) <= ZOOM_POINTS + 1, (state, label)
+                xn = np.array(x, dtype="datetime64[ns]").view(np.int64)
+                assert xn[0] == ns[i0] and xn[-1] == ns[i1 - 1] and np.all(np.diff(xn) >= 0)
+                assert pairs(xn, shown) <= pairs(ns[i0:i1], y[i0:i1])
+                assert np.nanmax(shown) == np.nanmax(y[i0:i1])
+                assert np.nanmin(shown) == np.nanmin(y[i0:i1])
+            if label.endswith("fills"):  # hover: qty, liquidity, queue ahead as in overview
+                f = ref[label][2].iloc[k if i1 - i0 > ZOOM_POINTS else slice(i0, i1)]
+                assert custom == [[None if isinstance(v, float) and math.isnan(v) else v
+                                   for v in row] for row in np.column_stack(
+                    [f["qty"].to_numpy(float), f["liquidity"].astype(str).to_numpy(),
+                     f["queue_ahead"].to_numpy(float)]).tolist()]
+    assert branches == {"exact", "stride", "minmax"}
+    # 40 equity samples and their two neighbours, where the overview had thinned them
+    assert len(drawn("zoom", "equity")[0]) == 42
+    overview = drawn("overview", "equity")[0]
+    assert len(overview) < len(ens) and overview == figures(text)["timeline-0"][0]["x"]
+    assert int(((ens > a) & (ens < b)).sum()) == 40
+    # reset: both figures autorange and every trace is the overview again
+    assert all(r["auto"] for r in out["reset"]["ranges"])
+    assert out["reset"]["traces"] == out["overview"]["traces"]
+    assert out["zoom"]["traces"] != out["overview"]["traces"]
