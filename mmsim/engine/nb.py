@@ -551,7 +551,9 @@ def _ring_push(ring, st, ts, code, px, dq):
     cap = ring.shape[0]
     if st.feed_count == cap:
         return False
-    j = (st.feed_head + st.feed_count) % cap
+    j = st.feed_head + st.feed_count  # < 2·cap: a wrap, not a division
+    if j >= cap:
+        j -= cap
     ring[j].ts = ts
     ring[j].code = code
     ring[j].price_tick = px
@@ -592,7 +594,7 @@ def _ring_pop_apply(ring, st, llvl, lsc, sst, sp):
             signals_on_trade_nb(sst, sp, ring[j].ts, 1 if code > 0 else -1, ring[j].qty)
         else:
             signals_on_book_nb(sst, sp, ring[j].ts, llvl, lsc)
-    st.feed_head = (j + 1) % cap
+    st.feed_head = j + 1 if j + 1 < cap else 0
     st.feed_count -= 1
 
 
