@@ -8,6 +8,9 @@
 ``mmsim backtest EXP.yaml [--data-root DIR] [--out RUN_DIR] [--set key=value ...]``
 ``mmsim sweep EXP.yaml [--grid key=v1,v2 ...] [--jobs N | --dask-local N | --scheduler ADDR]``
 ``mmsim report RUN_DIR|SWEEP_DIR [--out DIR] [--metric pnl --x KEY --y KEY --top N]``
+``mmsim queue-score EXP.yaml [--models risk_averse,power:2,log] [--probes N] [--seed S]
+[--out DIR] [--from-policy [RUN_DIR]] [--calibrate] [--markdown]`` (L2 queue models against
+L3 truth)
 """
 
 from __future__ import annotations
@@ -219,6 +222,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_queue_score(args: argparse.Namespace) -> int:
+    """``mmsim queue-score``: :func:`mmsim.queue_score.score.queue_score`, then the table."""
+    from mmsim.queue_score.score import format_summary, queue_score
+
+    res = queue_score(
+        args.experiment, models=args.models, n_probes=args.probes, seed=args.seed,
+        lots=args.lots, out=args.out,
+        from_policy=False if args.from_policy is None else (args.from_policy or True),
+        calibrate=args.calibrate, data_root=args.data_root, overrides=args.set or [],
+        log=lambda line: print(line, flush=True))
+    print(format_summary(res.summary, markdown=args.markdown))
+    if res.calibration is not None:
+        c, u = res.calibration, res.calibration["uncertainty"]
+        print(f"calibrated power exponent: n = {c['power_n']:g} (bootstrap std "
+              f"{u['std']:.3g}, 90% [{u['p05']:g}, {u['p95']:g}]; error {c['error']:.4f})")
+    print(f"time: {res.timing.get('total_s', 0):.1f} s")
+    print(f"run directory: {res.run_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mmsim import __version__
 
@@ -277,6 +300,26 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--minimize", action="store_true",
                     help="sweep: lower metric is better (e.g. max_drawdown)")
     pr.set_defaults(func=_cmd_report)
+    pq = sub.add_parser("queue-score", help="score L2 queue models against L3 truth with "
+                        "probe orders (MODELS.md §13); --calibrate fits the power exponent")
+    pq.add_argument("experiment", type=Path, help="an experiment YAML on L3 data")
+    pq.add_argument("--models", default="risk_averse,power:1,power:2,power:3,log",
+                    help="comma-separated L2 models: risk_averse, power:<n>, log")
+    pq.add_argument("--probes", type=int, default=2000, help="probes to score")
+    pq.add_argument("--seed", type=int, default=None, help="default: the experiment's seed")
+    pq.add_argument("--lots", type=int, default=1, help="size of each probe (lots)")
+    pq.add_argument("--out", default=None,
+                    help="run directory (default runs/queue_score-<name>-<digest>)")
+    pq.add_argument("--from-policy", nargs="?", const="", default=None, metavar="RUN_DIR",
+                    help="probes at the policy's own placements: a run directory's orders "
+                         "log, or (no value) a backtest of the experiment")
+    pq.add_argument("--calibrate", action="store_true",
+                    help="fit the power exponent to the truth; writes calibration.json")
+    pq.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    pq.add_argument("--data-root", default=None, help="default: $MMSIM_DATA_ROOT, else data/")
+    pq.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override a YAML field (repeatable)")
+    pq.set_defaults(func=_cmd_queue_score)
     return p
 
 

@@ -31,6 +31,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -292,11 +293,30 @@ class QueueConfig(_Frozen):
 
     ``fifo``: L3 market-by-order FIFO. L2 (market-by-price) models: ``risk_averse``,
     ``power`` (probabilistic, ``f(x) = x**power_n``), ``log`` (``f(x) = ln(1 + x)``).
-    ``auto``: ``fifo`` for L3 data, ``risk_averse`` for L2 data.
+    ``auto``: ``fifo`` for L3 data, ``risk_averse`` for L2 data. ``calibrated``: ``power``
+    with the exponent fitted on L3 data by ``mmsim queue-score --calibrate``, read from the
+    file ``calibration`` (its ``power_n``; a relative path is taken from the working
+    directory; ``power_n`` here is then unused).
     """
 
-    model: Literal["auto", "fifo", "risk_averse", "power", "log"] = "auto"
+    model: Literal["auto", "fifo", "risk_averse", "power", "log", "calibrated"] = "auto"
     power_n: float = Field(2.0, gt=0)
+    calibration: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_calibration(self, handler: Any) -> dict[str, Any]:
+        # a field added later is left out when unset, so config digests stay
+        out = handler(self)
+        if self.calibration is None:
+            out.pop("calibration", None)
+        return out
+
+    @model_validator(mode="after")
+    def _check_calibration(self) -> QueueConfig:
+        if self.model == "calibrated" and not self.calibration:
+            raise fields_error([(("calibration",), "required with model 'calibrated' (a "
+                                                   "calibration.json of mmsim queue-score)")])
+        return self
 
 
 class RiskConfig(_Frozen):

@@ -7,7 +7,8 @@
   end`` (the dataset's last exchange timestamp), the instrument (vendor defaults, then the
   reader's metadata, then the YAML ``instrument`` section), the data's grid against the
   instrument's (:func:`mmsim.data.grid.grid_scaling`) and the latency vector (with the recorded
-  series of ``latency.model: interpolated``, read from the data root);
+  series of ``latency.model: interpolated``, read from the data root) and ``queue.model:
+  calibrated`` (``power`` with the exponent of its ``queue.calibration`` file);
 * every string of the config is mapped to its enum (:class:`QueueModel`, :class:`LatencyModel`,
   :class:`FeedMode`, :class:`QuoteTif`, :class:`ReplaceMode`, :class:`FillMode`,
   :class:`TakerTif`, :class:`BreakerAction`, :class:`Placement`, :class:`LadderUnit`);
@@ -668,8 +669,9 @@ def resolve(
     """The engine spec of experiment ``cfg`` on ``dataset``.
 
     Pure apart from reading the inputs: a dataset's canonical file is scanned only when its
-    instrument's grid differs from the data's (to prove the data lies on it), and each
-    ``latency.series_path`` is read with ``latency.model: interpolated``. Imports no kernel.
+    instrument's grid differs from the data's (to prove the data lies on it), each
+    ``latency.series_path`` is read with ``latency.model: interpolated`` and each
+    ``queue.calibration`` with ``queue.model: calibrated``. Imports no kernel.
 
     Parameters
     ----------
@@ -885,13 +887,49 @@ def _lots(qty: float, lot_size: float) -> int:
     return int(round(qty / lot_size))
 
 
+def _calibrated_power_n(path: str | None) -> float:
+    """``power_n`` of a calibration file of ``mmsim queue-score --calibrate``
+    (``queue.model: calibrated``; a relative path is taken from the working directory).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``queue.calibration`` and the file: missing, not JSON, not a power-model
+        calibration, or without a positive finite ``power_n``.
+    """
+    import json
+    import math
+
+    where = f"field 'queue.calibration': {path}"
+    try:
+        doc = json.loads(Path(str(path)).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: calibration file not found (write one with mmsim "
+                          f"queue-score EXP.yaml --calibrate)") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{where}: not a readable JSON file ({e})") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: not a calibration file (a JSON object with power_n)")
+    if doc.get("model", "power") != "power":
+        raise ConfigError(f"{where}: field 'model': {doc.get('model')!r} is not a power-model "
+                          f"calibration")
+    n = doc.get("power_n")
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or not math.isfinite(n) \
+            or n <= 0:
+        raise ConfigError(f"{where}: field 'power_n': must be a number > 0, got {n!r}")
+    return float(n)
+
+
 def _resolve_leg(lc: _LegConfig, d: _LegData,
                  latency_series: Mapping[int, Any] | None) -> LegSpec:
     """One instrument's :class:`LegSpec`: its ``auto`` decided, its strings mapped to enums,
     its quantities in its units (``lc.name`` None: the instrument's symbol)."""
     lat = lc.latency
+    power_n = float(lc.queue.power_n)
     if lc.queue.model == "auto":
         qm = QueueModel.RISK_AVERSE if d.book is BookKind.L2 else QueueModel.FIFO
+    elif lc.queue.model == "calibrated":
+        qm, power_n = QueueModel.POWER, _calibrated_power_n(lc.queue.calibration)
     else:
         qm = QueueModel(lc.queue.model)
 
@@ -915,7 +953,7 @@ def _resolve_leg(lc: _LegConfig, d: _LegData,
     return LegSpec(
         name=lc.name or d.instrument.symbol,
         instrument=d.instrument,
-        queue=QueueSpec(qm, float(lc.queue.power_n), qm is not QueueModel.FIFO),
+        queue=QueueSpec(qm, power_n, qm is not QueueModel.FIFO),
         latency=LatencySpec(lm, vector,
                             lat.series_path if lm is LatencyModel.INTERPOLATED else None),
         feed=feed,

@@ -24,7 +24,7 @@ def test_a_typo_in_the_command_suggests_the_nearest_one(capsys):
     assert main(["backtset", "x.yaml"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("mmsim: error: unknown command 'backtset' (commands: ingest, backtest, "
-                   "sweep, report); did you mean 'backtest'?")
+                   "sweep, report, queue-score); did you mean 'backtest'?")
     assert main(["zzz"]) == 2
     assert "did you mean" not in capsys.readouterr().err
 

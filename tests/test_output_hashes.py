@@ -28,7 +28,8 @@ UPDATE = os.environ.get("MMSIM_UPDATE_HASHES") == "1"
 
 #: replay experiments that need the shared data (the default one is synthetic)
 REALDATA = {"lobster_amzn_as", "databento_es_fixed", "binance_btcusdt_glft",
-            "binance_btcusdt_2023_funding", "binance_spot_hedged_perp", "league"}
+            "binance_btcusdt_2023_funding", "binance_spot_hedged_perp", "league",
+            "queue_score_aapl"}
 
 
 def frame_hash(df: pd.DataFrame) -> str:
