@@ -36,6 +36,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mmsim.data.l3_csv_config import L3CsvConfig
 from mmsim.data.registry import (
     canonical_kind,
     detect_kind,
@@ -122,6 +123,7 @@ class DataConfig(_Frozen):
     :mod:`mmsim.data.synthetic`, no files), ``lobster`` (``path`` = message file, optional
     ``orderbook``), ``databento`` (``path`` = ``.dbn.zst``), ``binance`` (``path`` plus
     ``files``: raw combined-stream captures of one instrument, one continuous stream),
+    ``l3_csv`` (``path`` = any order-level CSV, mapped by ``l3_csv``),
     ``binance_hist`` (``path`` = snapshot CSV, ``files`` = [updates CSV]), ``tardis``
     (``path`` = incremental_book_L2 CSV, ``files`` = [trades CSV]), ``hftbacktest``
     (``path`` = ``.npz``), ``parquet`` (``path`` = a canonical event file from
@@ -147,6 +149,9 @@ class DataConfig(_Frozen):
     #: quoting and resumes at the next snapshot in the data; ``apply`` applies the diff anyway
     #: (the book may go crossed; ``backtest`` prints a warning).
     gap_policy: Literal["error", "resync", "apply"] = "error"
+    #: ``kind: l3_csv`` (required there, read by no other kind): the generic L3 CSV's column,
+    #: action and side map (:class:`mmsim.data.l3_csv_config.L3CsvConfig`)
+    l3_csv: L3CsvConfig | None = None
 
     @field_validator("kind")
     @classmethod
@@ -162,7 +167,22 @@ class DataConfig(_Frozen):
         if not self.path and (self.kind == "auto" or get_reader(self.kind).role != "generated"):
             generated = " or ".join(repr(n) for n in reader_names("generated"))
             raise fields_error([(("path",), f"required unless data.kind is {generated}")])
+        takes = get_reader(self.kind).options if self.kind != "auto" else ()
+        if self.l3_csv is None and "l3_csv" in takes:
+            raise fields_error([(("l3_csv",), f"required for data.kind '{self.kind}' (the "
+                                              "file's column, action and side map)")])
+        if self.l3_csv is not None and self.kind != "auto" and "l3_csv" not in takes:
+            raise fields_error([(("l3_csv",), f"not read by data.kind '{self.kind}' (only "
+                                              "by l3_csv)")])
         return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_sections(self, handler: Any) -> dict[str, Any]:
+        # a section added later is left out when unset, so config digests stay
+        out = handler(self)
+        if self.l3_csv is None:
+            out.pop("l3_csv", None)
+        return out
 
     def resolved_kind(self) -> str:
         """The format: ``kind``, or for ``auto`` the one whose file names ``path`` matches

@@ -25,7 +25,7 @@ from mmsim.enums import EventKind
 from mmsim.instruments import DEFAULT_INSTRUMENTS
 
 BUILTIN = ("synthetic", "lobster", "databento", "parquet", "binance", "binance_hist", "tardis",
-           "bybit", "hftbacktest")
+           "bybit", "hftbacktest", "l3_csv")
 
 TOY_READER = '''
 """A toy format: CSV rows ``ts_ns,side,price,qty,order_id`` (decimal price), all adds."""
@@ -100,7 +100,7 @@ def _cfg(data: dict, instrument: dict | None = None):
 def test_the_registry_lists_every_reader_with_what_it_is():
     assert reg.reader_names() == BUILTIN
     assert reg.reader_names("raw") == ("lobster", "databento", "binance", "binance_hist",
-                                       "tardis", "bybit", "hftbacktest")
+                                       "tardis", "bybit", "hftbacktest", "l3_csv")
     assert reg.reader_names("generated") == ("synthetic",)
     assert reg.reader_names("canonical") == ("parquet",)
     assert reg.known_kinds() == ("auto", *sorted(BUILTIN))
@@ -222,7 +222,8 @@ def test_a_registered_format_is_usable_from_mmsim_ingest(tmp_path, toy, capsys):
         main(["ingest", "--help"])
     helptext = " ".join(capsys.readouterr().out.split())
     assert "toy: TOY.csv [EXTRA.csv ...] (toy CSV of adds; L2)" in helptext
-    assert "binance, binance-hist, tardis, bybit, hftbacktest, toy: price grid" in helptext
+    assert ("binance, binance-hist, tardis, bybit, hftbacktest, l3-csv, toy: price grid"
+            in helptext)
     assert main(["ingest", "toy", str(root / "day1.toy.csv"), "--tick-size", "0.25",
                  "--lot-size", "1", "--gap-policy", "apply", "--out", str(out)]) == 0
     assert "--gap-policy is not used by toy (ignored)" in capsys.readouterr().err
@@ -262,7 +263,7 @@ def test_an_unknown_kind_is_a_one_line_config_error(tmp_path, toy):
         load_config(p)
     msg = str(e.value)
     assert msg == (f"{p}: field 'data.kind': unknown data kind 'lobstr' (known: auto, "
-                   "binance, binance_hist, bybit, databento, hftbacktest, lobster, "
+                   "binance, binance_hist, bybit, databento, hftbacktest, l3_csv, lobster, "
                    "parquet, synthetic, tardis, toy)")
     assert "\n" not in msg
     assert load_config(p, ["data.kind=binance-hist"]).data.kind == "binance_hist"

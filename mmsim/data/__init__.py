@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mmsim.data.bybit import read_bybit
     from mmsim.data.databento import read_databento
     from mmsim.data.hftbacktest_npz import read_hftbacktest_npz
+    from mmsim.data.l3_csv import read_l3_csv
     from mmsim.data.lobster import read_lobster
     from mmsim.data.store import (
         IngestResult,
@@ -43,6 +44,7 @@ _LAZY = {
     "read_bybit": "mmsim.data.bybit",
     "read_databento": "mmsim.data.databento",
     "read_hftbacktest_npz": "mmsim.data.hftbacktest_npz",
+    "read_l3_csv": "mmsim.data.l3_csv",
     "read_lobster": "mmsim.data.lobster",
     "read_tardis": "mmsim.data.tardis",
     "IngestResult": "mmsim.data.store",
@@ -66,6 +68,7 @@ __all__ = [
     "read_databento",
     "read_events",
     "read_hftbacktest_npz",
+    "read_l3_csv",
     "read_lobster",
     "read_meta",
     "read_tardis",

@@ -68,7 +68,7 @@ from mmsim._extras import require
 from mmsim.book.reference import ReferenceL3Book
 from mmsim.data.errors import DataError
 from mmsim.data.store import IngestResult
-from mmsim.data.validate import validate_events
+from mmsim.data.validate import bracket_snapshot, validate_events
 from mmsim.dtypes import EVENT_DTYPE
 from mmsim.enums import EventFlag, EventKind
 
@@ -308,7 +308,7 @@ def read_databento(
     synthetic_clear = False
     if n_snap:
         synthetic_clear = kind[0] != EventKind.CLEAR
-        ev = _bracket_snapshot(ev, n_snap, synthetic_clear)
+        ev = bracket_snapshot(ev, n_snap, synthetic_clear)
 
     symbol = None
     dataset = schema = None
@@ -394,21 +394,3 @@ def _check_fill_sides(ev: np.ndarray) -> dict[str, int]:
     }
 
 
-def _bracket_snapshot(ev: np.ndarray, n_snap: int, synthetic_clear: bool) -> np.ndarray:
-    extra = 3 if synthetic_clear else 2
-    out = np.zeros(len(ev) + extra, dtype=EVENT_DTYPE)
-    mark = EventFlag.SYNTHETIC | EventFlag.SNAPSHOT
-    head = 2 if synthetic_clear else 1
-    end = head + n_snap
-    out[head:end] = ev[:n_snap]
-    out[end + 1 :] = ev[n_snap:]
-    out["kind"][0] = EventKind.SNAPSHOT_BEGIN
-    if synthetic_clear:
-        out["kind"][1] = EventKind.CLEAR
-    out["kind"][end] = EventKind.SNAPSHOT_END
-    for j, src in [*((j, 0) for j in range(head)), (end, n_snap - 1)]:
-        out["exch_ts"][j] = ev["exch_ts"][src]
-        out["local_ts"][j] = ev["local_ts"][src]
-        out["flags"][j] = mark
-    out["flags"][end] |= EventFlag.LAST
-    return out

@@ -5,8 +5,8 @@ of ``mmsim ingest``; ``binance-hist`` and ``binance_hist`` are the same name), t
 produces (``L2`` market-by-price or ``L3`` market-by-order), the file names it is detected
 from (``data.kind: auto``), the companion inputs it takes (an orderbook file, extra files, a
 trades file), the reader options it takes (from :data:`READER_OPTIONS`: the tick and lot
-grid, the symbol, the contract, the gap policy), whether the tick grid is required, its
-default instrument, a one-line description and the reader function, named as
+grid, the symbol, the contract, the gap policy, the L3 CSV map), whether the tick grid is
+required, its default instrument, a one-line description and the reader function, named as
 ``"package.module:function"`` and imported only when a file is read. Everything that needs
 to know the formats asks this module: the config's ``data.kind`` validation and
 auto-detection (:mod:`mmsim.config`), :func:`mmsim.data.sources.read_raw` and
@@ -110,6 +110,10 @@ READER_OPTIONS: Mapping[str, ReaderOption] = MappingProxyType({o.name: o for o i
                  "until the next snapshot (resync) or apply the diff anyway (apply); "
                  "default error, as data.gap_policy",
                  choices=("error", "resync", "apply"), source="data"),
+    ReaderOption("l3_csv", str,
+                 "the file's column, action and side map: a YAML file holding the "
+                 "data.l3_csv mapping, or an experiment YAML (its data.l3_csv is read); "
+                 "as data.l3_csv", source="data"),
 )})
 
 
@@ -509,4 +513,11 @@ register_reader(ReaderSpec(
     usage="FILE.npz", suffixes=(".npz",), needs_grid=True, options=("tick_size", "lot_size"),
     description="hftbacktest .npz event file",
     calendar="24/7",
+))
+register_reader(ReaderSpec(
+    name="l3_csv", reader="mmsim.data.l3_csv:read_l3_csv", book="L3",
+    usage="ORDERS.csv --l3-csv MAP.yaml", needs_grid=True,
+    options=("tick_size", "lot_size", "symbol", "l3_csv"),
+    description="generic order-level CSV, its columns, action and side values mapped in "
+                "data.l3_csv",
 ))

@@ -299,7 +299,8 @@ def open_dataset(
     ``grid_hints`` (``tick_size``, ``lot_size``, ``symbol``, ``contract``, ``multiplier``) go to
     the readers that take them (the L2 readers need the price and quantity grid to convert
     decimal strings exactly) and all enter the cache key; of the ``data`` options,
-    ``data.gap_policy`` goes to (and keys) the formats that take it (Binance).
+    ``data.gap_policy`` goes to (and keys) the formats that take it (Binance), and so does
+    ``data.l3_csv`` (as a mapping; ``l3_csv``).
 
     Returns
     -------
@@ -363,7 +364,7 @@ def open_dataset(
     # ``data`` options (gap_policy) only for the formats that take them
     hints = {k: v for k, v in (grid_hints or {}).items() if v is not None}
     opts = dict(hints)
-    data_opts = {o: getattr(data, o) for o in spec.options
+    data_opts = {o: _plain(getattr(data, o)) for o in spec.options
                  if READER_OPTIONS[o].source == "data" and getattr(data, o, None) is not None}
     opts.update(data_opts)
     key = hashlib.sha256(
@@ -376,6 +377,12 @@ def open_dataset(
     return _open_cached(path, kind, inputs,
                         lambda p: ingest_to(kind, src, ob, p, extra=extra,
                                             **{**hints, **data_opts}))
+
+
+def _plain(value: Any) -> Any:
+    """A ``data`` option as the reader and the cache key take it: a section (a config model,
+    ``data.l3_csv``) as its JSON-able mapping, anything else as it is."""
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
 
 
 def read_raw(
@@ -411,7 +418,8 @@ def read_raw(
         (Binance: the instrument's contract type, ``linear``/``inverse``, and contract size,
         when the user set them; else the reader tells them from the stream names),
         ``gap_policy`` (``error``/``resync``/``apply``; Binance: what to do at an update-id
-        gap, see :class:`mmsim.config.DataConfig`).
+        gap, see :class:`mmsim.config.DataConfig`), ``l3_csv`` (``l3_csv``: the column and
+        action map, a mapping or a YAML file, see :func:`mmsim.data.l3_csv.read_l3_csv`).
 
     Raises
     ------

@@ -489,3 +489,28 @@ def check_lobster_reconstruction(
         "first_contradictions": honest["first_contradictions"],
         "corrections_by_kind": honest["corrections_by_kind"],
     }
+
+
+def bracket_snapshot(ev: np.ndarray, n_snap: int, synthetic_clear: bool) -> np.ndarray:
+    """``ev`` (EVENT_DTYPE) with its first ``n_snap`` records (the opening snapshot) between
+    a SNAPSHOT_BEGIN (and, with ``synthetic_clear``, a CLEAR of both sides) and a
+    SNAPSHOT_END carrying ``LAST``, these records flagged SYNTHETIC | SNAPSHOT at the times of
+    the snapshot's first and last records. Returns a new array of ``len(ev) + 2`` (``+ 3``
+    with the clear) records."""
+    extra = 3 if synthetic_clear else 2
+    out = np.zeros(len(ev) + extra, dtype=EVENT_DTYPE)
+    mark = EventFlag.SYNTHETIC | EventFlag.SNAPSHOT
+    head = 2 if synthetic_clear else 1
+    end = head + n_snap
+    out[head:end] = ev[:n_snap]
+    out[end + 1 :] = ev[n_snap:]
+    out["kind"][0] = EventKind.SNAPSHOT_BEGIN
+    if synthetic_clear:
+        out["kind"][1] = EventKind.CLEAR
+    out["kind"][end] = EventKind.SNAPSHOT_END
+    for j, src in [*((j, 0) for j in range(head)), (end, n_snap - 1)]:
+        out["exch_ts"][j] = ev["exch_ts"][src]
+        out["local_ts"][j] = ev["local_ts"][src]
+        out["flags"][j] = mark
+    out["flags"][end] |= EventFlag.LAST
+    return out
