@@ -1916,6 +1916,7 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
     _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q, sst, sp)
     _fill_ctx_legs(ctx, st2, cfg2, llvl2, lsc2)
     warm = now - st.t0 >= cfg.warmup_ns
+    ofi = ctx[Ctx.SIGNALS0 + SignalCtx.OFI_QTY]  # for the risk layer, before the policy runs
     qout[:] = 0.0
     rc = policy(ctx, pparams, pstate, qout)
     if rc != 0:
@@ -1930,7 +1931,7 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
     kill = 0
     if cfg.risk_on != 0 and warm:
         notional_lots, kill = _risk_gate(now, st, cfg, lat, ours, qout, olog, counts, lsc,
-                                         ctx[Ctx.SIGNALS0 + SignalCtx.OFI_QTY])
+                                         ofi)
     nbid = quote_levels_nb(qout, 1)
     nask = quote_levels_nb(qout, -1)
     if not warm or st.halted != 0:

@@ -26,7 +26,7 @@ import numpy as np
 from mmsim.book.nb import grow_l3_book, new_l3_book, new_ladder
 from mmsim.dtypes import EVENT_DTYPE
 from mmsim.enums import EVENT_KIND_NAMES, EventKind
-from mmsim.models.queue import QUEUE_LOG, QUEUE_POWER, QUEUE_RISK_AVERSE
+from mmsim.models.queue import QUEUE_FIFO, QUEUE_MODELS
 from mmsim.queue_score.nb import (
     NO_TS,
     PASS_STATE_DTYPE,
@@ -57,7 +57,8 @@ DEFAULT_OFFSETS = (0, 1, 2)
 #: the models scored by default (``--models``)
 DEFAULT_MODELS = "risk_averse,power:1,power:2,power:3,log"
 
-_MODEL_KINDS = {"risk_averse": QUEUE_RISK_AVERSE, "power": QUEUE_POWER, "log": QUEUE_LOG}
+#: the L2 models of ``queue.model`` (every one but L3's FIFO)
+_MODEL_KINDS = {k: v for k, v in QUEUE_MODELS.items() if v != QUEUE_FIFO}
 
 
 class ModelSpec(NamedTuple):
@@ -476,7 +477,7 @@ def replay_model(
         a bad probe, or a model kind that is not an L2 model.
     """
     who = f"replay_model({model.label})"
-    if model.kind not in (QUEUE_RISK_AVERSE, QUEUE_POWER, QUEUE_LOG):
+    if model.kind not in _MODEL_KINDS.values():
         raise ValueError(f"{who}: kind {model.kind} is not an L2 queue model")
     l2_events = _check_events(l2_events, who)
     _check_probes(probes, who)

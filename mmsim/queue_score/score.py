@@ -45,7 +45,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mmsim.models.queue import QUEUE_POWER
-from mmsim.queue_score.nb import NO_OFFSET, NO_TS, PROBE_DTYPE, PROBE_STATUS_NAMES, ProbeStatus
+from mmsim.queue_score.nb import (
+    NO_OFFSET,
+    NO_TS,
+    PROBE_DTYPE,
+    PROBE_RESULT_DTYPE,
+    PROBE_STATUS_NAMES,
+    ProbeStatus,
+)
 from mmsim.queue_score.probes import (
     DEFAULT_MODELS,
     DEFAULT_OFFSETS,
@@ -202,11 +209,13 @@ def _placed(res: np.ndarray, dropped: dict[str, int]) -> np.ndarray:
 
 def _random_schedule(data: ScoreData, n: int, seed: int, lots: int,
                      offsets: Sequence[int]) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``n`` placeable probes: draws that cannot rest (no touch on their side, a crossed
-    book as in CME's pre-open, a halt) are replaced by further draws of the same stream."""
+    """``n`` placeable probes and their truth: draws that cannot rest (no touch on their
+    side, a crossed book as in CME's pre-open, a halt) are replaced by further draws of the
+    same stream. A probe's truth does not depend on the other probes of its pass, so the
+    truth of the draws is kept, not replayed again."""
     span = probe_span(data.events, data.cfg.engine.warmup_nanos)
     rng = np.random.default_rng(seed)
-    kept = []
+    kept, kept_truth = [], []
     n_kept = drawn = 0
     dropped: dict[str, int] = {}
     for _ in range(_MAX_ROUNDS):
@@ -215,15 +224,19 @@ def _random_schedule(data: ScoreData, n: int, seed: int, lots: int,
             break
         cand = random_probes(need, rng, span, lots=lots, offsets=offsets)
         drawn += need
-        ok = _placed(_truth(data, cand), dropped)
+        res = _truth(data, cand)
+        ok = _placed(res, dropped)
         kept.append(cand[ok])
+        kept_truth.append(res[ok])
         n_kept += int(ok.sum())
     probes = np.concatenate([np.zeros(0, PROBE_DTYPE), *kept])[:n]
-    probes = probes[np.lexsort((np.arange(len(probes)), probes["place_ts"]))]
+    truth = np.concatenate([np.zeros(0, PROBE_RESULT_DTYPE), *kept_truth])[:n]
+    order = np.lexsort((np.arange(len(probes)), probes["place_ts"]))
+    probes, truth = probes[order], truth[order]
     probes["probe_id"] = np.arange(len(probes))
     info = {"schedule": "random", "span_ns": list(span), "offsets_ticks": list(offsets),
             "drawn": drawn, "dropped": dropped}
-    return probes, _truth(data, probes), info
+    return probes, truth, info
 
 
 def _policy_schedule(data: ScoreData, run_dir, n: int, seed: int, lots: int, data_root,
@@ -246,15 +259,17 @@ def _policy_schedule(data: ScoreData, run_dir, n: int, seed: int, lots: int, dat
     cand = policy_probes(orders, data.spec.instrument.tick_size, seed=seed, lots=lots,
                          instrument=names[0] if names else None)
     dropped: dict[str, int] = {}
-    probes = cand[_placed(_truth(data, cand), dropped)]
+    res = _truth(data, cand)  # kept: a probe's truth does not depend on the others
+    ok = _placed(res, dropped)
+    probes, truth = cand[ok], res[ok]
     if len(probes) > n:
         pick = np.sort(np.random.default_rng(seed).choice(len(probes), size=n, replace=False))
-        probes = probes[pick]
+        probes, truth = probes[pick], truth[pick]
     probes = probes.copy()
     probes["probe_id"] = np.arange(len(probes))
     info = {"schedule": "policy", "run_dir": str(run_dir), "placements": int(len(cand)),
             "dropped": dropped}
-    return probes, _truth(data, probes), info
+    return probes, truth, info
 
 
 def _truth(data: ScoreData, probes: np.ndarray) -> np.ndarray:
@@ -765,8 +780,12 @@ def queue_score(
         calib = None
         if calibrate:
             t = time.perf_counter()
-            fit = calibrate_power(probes, truth, lambda ms: _model(data, probes, ms, truth),
-                                  grid=grid, n_boot=n_boot, seed=seed)
+            def run_power(ms: ModelSpec) -> np.ndarray:  # the scored power models are reused
+                done = estimates.get(ms.label)
+                return done if done is not None else _model(data, probes, ms, truth)
+
+            fit = calibrate_power(probes, truth, run_power, grid=grid, n_boot=n_boot,
+                                  seed=seed)
             timing["calibrate_s"] = time.perf_counter() - t
             calib = _calibration_doc(fit, data, seed, lots, len(probes), info, rows)
         tmp = claim.new_partial()
