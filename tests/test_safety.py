@@ -505,3 +505,37 @@ def test_a_user_folder_named_like_the_partial_folder_survives(tmp_path):
     assert (user / "thesis.tex").read_text() == "mine"
     assert not (tmp_path / "run").exists()
     RunWriter(tmp_path / "other").abort()  # the lock of the refused run was released
+
+
+def test_a_complete_cache_file_opens_while_another_process_holds_its_lock(tmp_path):
+    """Sweep workers open the same cached dataset at once: a file that matches its hash
+    record is used without queueing on the build lock (only a build or a check takes it)."""
+    import threading
+
+    cache = tmp_path / "cache"
+    data = DataConfig(kind="synthetic", synthetic={"n_events": 2000})
+    first = src_mod.open_dataset(data, None, cache)
+    lock = store.FileLock(first.path.with_name(first.path.name + ".lock"))
+    assert lock.acquire()  # as a worker checking or building it would
+    got = []
+    try:
+        t = threading.Thread(target=lambda: got.append(src_mod.open_dataset(data, None, cache)),
+                             daemon=True)
+        t.start()
+        t.join(60)
+        assert got, "open_dataset queued behind the lock on a complete cache file"
+    finally:
+        lock.release()
+    assert got[0].path == first.path and got[0].canonical_sha256 == first.canonical_sha256
+    # a file that no longer matches its record is checked under the lock again
+    os.utime(first.path, ns=(first.path.stat().st_atime_ns, first.path.stat().st_mtime_ns + 1))
+    assert lock.acquire()
+    got.clear()
+    t = threading.Thread(target=lambda: got.append(src_mod.open_dataset(data, None, cache)),
+                         daemon=True)
+    t.start()
+    t.join(2)
+    assert not got  # waits for the lock
+    lock.release()
+    t.join(60)
+    assert got and got[0].canonical_sha256 == first.canonical_sha256

@@ -218,8 +218,8 @@ def _cache_lock(path: Path) -> FileLock | None:
     lock = FileLock(path.with_name(path.name + ".lock"))
     try:
         if not lock.acquire():
-            _warn(f"waiting for {lock.holder() or 'another process'}, which is building "
-                  f"{path}")
+            _warn(f"waiting for {lock.holder() or 'another process'}, which is checking or "
+                  f"building {path}")
             lock.acquire(blocking=True)
     except OSError:
         return None
@@ -239,33 +239,53 @@ def _cache_problem(path: Path) -> str | None:
     return None
 
 
+def _cache_dataset(path: Path, kind: str, inputs: dict[str, str]) -> Dataset:
+    """The cache file ``path`` read as a :class:`Dataset` (metadata and summary only).
+
+    Raises
+    ------
+    DataError
+        If its metadata or summary cannot be read (``reason`` says why).
+    """
+    meta, report = _read_kv(path)
+    ds = _summarise(Dataset(path, kind, meta, report, inputs))
+    ds.canonical_sha256 = recorded_sha256(path) or sha256_file(path)
+    ds.cache_file = True
+    return ds
+
+
 def _open_cached(path: Path, kind: str, inputs: dict[str, str],
                  build: Callable[[Path], Any]) -> Dataset:
-    """The cache file ``path``: checked and used, or (re)built by ``build(path)``."""
+    """The cache file ``path``: checked and used, or (re)built by ``build(path)``.
+
+    A file whose size and mtime still match the hash record mmsim wrote beside it is used
+    without the lock: builds land by an atomic rename, so such a file is complete, and the
+    workers of a sweep opening it at once do not queue behind one another. Anything else
+    (no file, no or a stale record, a damaged file) is checked or built under the lock.
+    """
+    if path.exists() and recorded_sha256(path) is not None:
+        try:
+            return _cache_dataset(path, kind, inputs)
+        except DataError as e:
+            if e.reason == "no events":  # a faithful ingest of an empty input
+                raise
+        except OSError:
+            pass  # replaced meanwhile, say: the locked path below decides
     lock = _cache_lock(path)
     try:
         if path.exists():
             problem = _cache_problem(path)
             if problem is None:
                 try:
-                    meta, report = _read_kv(path)
-                    ds = _summarise(Dataset(path, kind, meta, report, inputs))
+                    return _cache_dataset(path, kind, inputs)
                 except DataError as e:
                     if e.reason == "no events":  # a faithful ingest of an empty input
                         raise
                     problem = f"is damaged ({e.reason})"
-            if problem is None:
-                ds.canonical_sha256 = recorded_sha256(path) or sha256_file(path)
-                ds.cache_file = True
-                return ds
             _warn(f"cache file {path} {problem}; ingesting it again")
             _remove_cache_file(path)
         build(path)
-        meta, report = _read_kv(path)
-        ds = _summarise(Dataset(path, kind, meta, report, inputs))
-        ds.canonical_sha256 = recorded_sha256(path) or sha256_file(path)
-        ds.cache_file = True
-        return ds
+        return _cache_dataset(path, kind, inputs)
     finally:
         if lock is not None:
             lock.release()
