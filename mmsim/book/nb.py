@@ -114,6 +114,14 @@ def ladder_change_nb(lvl_qty, sc, side, price_tick, delta):
     return new
 
 
+#: :func:`ladder_change_nb` inlined into its caller: for the engine's per-event path (an L2
+#: level update and the feed applying it to the local view), where the call itself (some
+#: twenty arguments: each array passes its data pointer, shape and strides) cost about as
+#: many instructions as the update
+ladder_change_inline_nb = nb.njit(cache=True, inline="always", _nrt=False)(
+    ladder_change_nb.py_func)
+
+
 @kernel
 def ladder_recenter_nb(lvl_qty, sc, new_base):
     """Move the ladder window to start at ``new_base`` (ticks), keeping the levels that stay
