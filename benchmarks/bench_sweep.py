@@ -6,7 +6,14 @@ validation, dataset summary, metrics, Parquet writes, reading the run back), and
 whole sweep, ``(wall × workers − Σ replay) / runs`` (adds process start-up, numba cache loading
 and dispatch). The dataset is ingested and the numba cache warmed before the timings.
 
-Usage: ``python benchmarks/bench_sweep.py [--data-root DIR] [--workers 1,2] [--grid-size 8]``.
+It also measures the machine's own ceiling for that speedup: the same runs done by one
+process alone, then by two processes at once (each its full share, started together, no
+dispatch between them). Two cores that slow each other down (shared caches, a host that
+runs the two virtual CPUs on one physical core) cap any sweep below 2; the sweep's speedup
+is reported against that ceiling too (``--ceiling-runs 0`` skips it).
+
+Usage: ``python benchmarks/bench_sweep.py [--data-root DIR] [--workers 1,2] [--grid-size 8]
+[--ceiling-runs 12]``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +31,49 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 EXP = REPO / "experiments" / "lobster_amzn_as.yaml"
 TARGET_SPEEDUP = 1.8
+
+# a child of the ceiling measurement: warm up, say ready, wait for "go", time its runs
+_CEILING_CHILD = r"""
+import sys, time
+from pathlib import Path
+from mmsim.runner import backtest
+exp, root, out, n = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+backtest(exp, data_root=root, out=out / "warm", overwrite=True)
+print("ready", flush=True)
+sys.stdin.readline()
+t = time.perf_counter()
+for i in range(n):
+    backtest(exp, data_root=root, out=out / f"r{i}", overwrite=True)
+print(time.perf_counter() - t, flush=True)
+"""
+
+
+def ceiling(exp: Path, root: Path, work: Path, runs: int, procs: int) -> float:
+    """Seconds per run when ``procs`` processes each do ``runs`` backtests of ``exp`` at once
+    (the mean over the processes; each process times its own loop, all started together)."""
+    kids = []
+    for k in range(procs):
+        out = work / f"ceiling-{procs}-{k}"
+        out.mkdir(parents=True, exist_ok=True)
+        kids.append(subprocess.Popen(
+            [sys.executable, "-c", _CEILING_CHILD, str(exp), str(root), str(out), str(runs)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO))
+    try:
+        for c in kids:
+            if c.stdout.readline().strip() != "ready":
+                raise RuntimeError("bench_sweep: a ceiling child failed to warm up")
+        for c in kids:
+            c.stdin.write("go\n")
+            c.stdin.flush()
+        secs = [float(c.stdout.readline()) for c in kids]
+    except BaseException:
+        for c in kids:
+            c.kill()
+        raise
+    finally:
+        for c in kids:
+            c.wait()
+    return sum(secs) / len(secs) / runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start-method", default="spawn", choices=["spawn", "forkserver"])
     ap.add_argument("--keep", default=None, help="keep the sweep folders under this folder")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--ceiling-runs", type=int, default=12, help="runs per process for the "
+                    "machine's ceiling (0: skip it)")
     args = ap.parse_args(argv)
 
     from mmsim.config import load_config
@@ -91,6 +144,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"speedup {ws[0]} → {ws[-1]} workers: {s:.2f} "
                   f"(target {TARGET_SPEEDUP}; ratio {s / TARGET_SPEEDUP:.2f})")
             results["speedup"] = round(s, 3)
+            if args.ceiling_runs > 0:
+                one = ceiling(EXP, root, work, args.ceiling_runs, 1)
+                two = ceiling(EXP, root, work, args.ceiling_runs, ws[-1])
+                cap = ws[-1] * one / two
+                print(f"machine ceiling: a run takes {one:.3f} s alone, {two:.3f} s with "
+                      f"{ws[-1]} processes at once: at most {cap:.2f}× on {ws[-1]} workers; "
+                      f"the sweep reaches {s / cap:.0%} of it")
+                results["ceiling"] = {"run_alone_s": round(one, 4),
+                                      "run_concurrent_s": round(two, 4),
+                                      "max_speedup": round(cap, 3),
+                                      "share_of_ceiling": round(s / cap, 3)}
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     finally:
