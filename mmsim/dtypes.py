@@ -279,6 +279,8 @@ ENGINE_STATE_DTYPE = np.dtype(
         ("n_open_asks", np.int64),
         ("open_bid_hi_tick", np.int64),  # highest price of our open bids
         ("open_ask_lo_tick", np.int64),  # lowest price of our open asks
+        ("open_bid_lo_tick", np.int64),  # lowest price of our open bids
+        ("open_ask_hi_tick", np.int64),  # highest price of our open asks
         ("n_pending_hedges", np.int64),  # hedge orders sent and not finished
         ("n_slot_full", np.int64),  # submits dropped: no free order slot
         # order slots ever taken: slots are taken lowest free first, so every slot from here

@@ -304,7 +304,7 @@ def l3_add_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, oid, side, price_
         idx = price_tick - sc[L_BASE]
         if 0 <= idx < sc[L_W]:
             anon[row_of(side), idx] += qty
-        ladder_change_nb(lvl_qty, sc, side, price_tick, qty)
+        ladder_change_inline_nb(lvl_qty, sc, side, price_tick, qty)
         return -1
     if check_dup:
         old = find_order_nb(hkeys, hvals, bs, oid)
@@ -324,7 +324,7 @@ def l3_add_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, oid, side, price_
     ordt[slot, O_USED] = 1
     bs[B_NORD] += 1
     _hash_insert(hkeys, hvals, bs, oid, slot)
-    ladder_change_nb(lvl_qty, sc, side, price_tick, qty)
+    ladder_change_inline_nb(lvl_qty, sc, side, price_tick, qty)
     return slot
 
 
@@ -332,7 +332,7 @@ def l3_add_nb(ordt, free, hkeys, hvals, bs, lvl_qty, anon, sc, oid, side, price_
 def l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot):
     """Remove the order in ``slot`` entirely; returns the quantity it had."""
     q = ordt[slot, O_QTY]
-    ladder_change_nb(lvl_qty, sc, ordt[slot, O_SIDE], ordt[slot, O_PRICE], -q)
+    ladder_change_inline_nb(lvl_qty, sc, ordt[slot, O_SIDE], ordt[slot, O_PRICE], -q)
     _hash_delete(hkeys, hvals, bs, ordt[slot, O_ID])
     ordt[slot, O_USED] = 0
     ordt[slot, O_QTY] = 0
@@ -349,7 +349,7 @@ def l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot, qty):
     if qty >= q:
         return l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot)
     ordt[slot, O_QTY] = q - qty
-    ladder_change_nb(lvl_qty, sc, ordt[slot, O_SIDE], ordt[slot, O_PRICE], -qty)
+    ladder_change_inline_nb(lvl_qty, sc, ordt[slot, O_SIDE], ordt[slot, O_PRICE], -qty)
     return qty
 
 
@@ -365,7 +365,7 @@ def l3_anon_reduce_nb(lvl_qty, anon, sc, side, price_tick, qty):
     take = qty if qty < have else have
     if take > 0:
         anon[r, idx] = have - take
-        ladder_change_nb(lvl_qty, sc, side, price_tick, -take)
+        ladder_change_inline_nb(lvl_qty, sc, side, price_tick, -take)
     return take
 
 
@@ -384,15 +384,15 @@ def l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl_qty, sc, slot, side, price_ti
     old_px = ordt[slot, O_PRICE]
     old_q = ordt[slot, O_QTY]
     if old_side == side and old_px == price_tick:
-        ladder_change_nb(lvl_qty, sc, side, price_tick, qty - old_q)
+        ladder_change_inline_nb(lvl_qty, sc, side, price_tick, qty - old_q)
         ordt[slot, O_QTY] = qty
         if qty > old_q:
             bs[B_SEQ] += 1
             ordt[slot, O_SEQ] = bs[B_SEQ]
             return 1
         return 0
-    ladder_change_nb(lvl_qty, sc, old_side, old_px, -old_q)
-    ladder_change_nb(lvl_qty, sc, side, price_tick, qty)
+    ladder_change_inline_nb(lvl_qty, sc, old_side, old_px, -old_q)
+    ladder_change_inline_nb(lvl_qty, sc, side, price_tick, qty)
     ordt[slot, O_SIDE] = side
     ordt[slot, O_PRICE] = price_tick
     ordt[slot, O_QTY] = qty

@@ -299,22 +299,27 @@ def _recompute_bounds(ours, st):
     na_ = 0
     hi = np.int64(-(2**62))
     lo = np.int64(2**62)
+    bid_lo = lo
+    ask_hi = hi
     for k in range(st.n_slots_used):
         if ours[k].exch_status == ST_OPEN:
+            px = ours[k].price_tick
             if ours[k].side > 0:
                 st.open_bid_slots[nb_] = k
                 nb_ += 1
-                if ours[k].price_tick > hi:
-                    hi = ours[k].price_tick
+                hi = max(hi, px)
+                bid_lo = min(bid_lo, px)
             else:
                 st.open_ask_slots[na_] = k
                 na_ += 1
-                if ours[k].price_tick < lo:
-                    lo = ours[k].price_tick
+                lo = min(lo, px)
+                ask_hi = max(ask_hi, px)
     st.n_open_bids = nb_
     st.n_open_asks = na_
     st.open_bid_hi_tick = hi
     st.open_ask_lo_tick = lo
+    st.open_bid_lo_tick = bid_lo
+    st.open_ask_hi_tick = ask_hi
     st.dirty = 0
 
 
@@ -681,8 +686,9 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
                       lts)
     if snap:
         return 0
-    if (side > 0 and nbid > 0 and px <= st.open_bid_hi_tick) or (
-        side < 0 and nask > 0 and px >= st.open_ask_lo_tick
+    # only our orders at px itself move (a level deeper than all of them never matters)
+    if (side > 0 and nbid > 0 and st.open_bid_lo_tick <= px <= st.open_bid_hi_tick) or (
+        side < 0 and nask > 0 and st.open_ask_lo_tick <= px <= st.open_ask_hi_tick
     ):
         _l2_level_change(ours, cfg, st, side, px, old, q)
     if q > old and _reaches_ours(side, px, nbid, nask, st):
@@ -742,7 +748,7 @@ def _market_event(
         slot = l3_add_nb(ordt, free, hkeys, hvals, bs, lvl, anon, sc, oid, side, px, q, False)
         if slot == -2:
             return ERR_BOOK_FULL
-        _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, q)
+        _feed_inline(ring, st, llvl, lsc, sst, sp, lts, side, px, q)
         if oid == 0 and ((side > 0 and nbid > 0) or (side < 0 and nask > 0)):
             slots, cnt = _open_list(st, side)
             for i in range(cnt):
@@ -759,7 +765,7 @@ def _market_event(
         if oid == 0:
             removed = l3_anon_reduce_nb(lvl, anon, sc, side, px, q)
             if removed > 0:
-                _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, -removed)
+                _feed_inline(ring, st, llvl, lsc, sst, sp, lts, side, px, -removed)
             seq = np.int64(-1)
             oside = side
             opx = px
@@ -775,10 +781,10 @@ def _market_event(
                 removed = l3_remove_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot)
             else:
                 removed = l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, q)
-            _feed(ring, st, llvl, lsc, sst, sp, lts, oside, opx, -removed)
+            _feed_inline(ring, st, llvl, lsc, sst, sp, lts, oside, opx, -removed)
         if kind == EventKind.EXECUTE and not snap and removed > 0:
-            _feed(ring, st, llvl, lsc, sst, sp, lts, RING_TRADE if oside > 0 else -RING_TRADE, opx,
-                  removed)
+            _feed_inline(ring, st, llvl, lsc, sst, sp, lts,
+                         RING_TRADE if oside > 0 else -RING_TRADE, opx, removed)
         if (oside > 0 and nbid > 0 and opx <= st.open_bid_hi_tick) or (
             oside < 0 and nask > 0 and opx >= st.open_ask_lo_tick
         ):
@@ -805,7 +811,7 @@ def _market_event(
             seq = ordt[slot, O_SEQ]
             lost = l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, side, px, q)
             if oside == side and opx == px:
-                _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, q - oq)
+                _feed_inline(ring, st, llvl, lsc, sst, sp, lts, side, px, q - oq)
             else:
                 _feed(ring, st, llvl, lsc, sst, sp, lts, oside, opx, -oq)
                 _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, q)
@@ -823,7 +829,7 @@ def _market_event(
         # trades reach the strategy's view (INFO prints are carried by EXECUTE records)
         if side != 0 and (ev.flags & (EventFlag.CROSS | EventFlag.INFO)) == 0:
             code = RING_TRADE if side > 0 else -RING_TRADE
-            _feed(ring, st, llvl, lsc, sst, sp, lts, code, px, q)
+            _feed_inline(ring, st, llvl, lsc, sst, sp, lts, code, px, q)
         if (ev.flags & (EventFlag.INFO | EventFlag.CROSS)) != 0:
             return 0
         if (side > 0 and nbid > 0 and px <= st.open_bid_hi_tick) or (
