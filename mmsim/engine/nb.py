@@ -765,7 +765,7 @@ def _market_event(
         if oid == 0:
             removed = l3_anon_reduce_nb(lvl, anon, sc, side, px, q)
             if removed > 0:
-                _feed_inline(ring, st, llvl, lsc, sst, sp, lts, side, px, -removed)
+                _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, -removed)
             seq = np.int64(-1)
             oside = side
             opx = px
@@ -783,7 +783,7 @@ def _market_event(
                 removed = l3_reduce_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, q)
             _feed_inline(ring, st, llvl, lsc, sst, sp, lts, oside, opx, -removed)
         if kind == EventKind.EXECUTE and not snap and removed > 0:
-            _feed_inline(ring, st, llvl, lsc, sst, sp, lts,
+            _feed(ring, st, llvl, lsc, sst, sp, lts,
                          RING_TRADE if oside > 0 else -RING_TRADE, opx, removed)
         if (oside > 0 and nbid > 0 and opx <= st.open_bid_hi_tick) or (
             oside < 0 and nask > 0 and opx >= st.open_ask_lo_tick
@@ -811,7 +811,7 @@ def _market_event(
             seq = ordt[slot, O_SEQ]
             lost = l3_modify_nb(ordt, free, hkeys, hvals, bs, lvl, sc, slot, side, px, q)
             if oside == side and opx == px:
-                _feed_inline(ring, st, llvl, lsc, sst, sp, lts, side, px, q - oq)
+                _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, q - oq)
             else:
                 _feed(ring, st, llvl, lsc, sst, sp, lts, oside, opx, -oq)
                 _feed(ring, st, llvl, lsc, sst, sp, lts, side, px, q)
@@ -829,7 +829,7 @@ def _market_event(
         # trades reach the strategy's view (INFO prints are carried by EXECUTE records)
         if side != 0 and (ev.flags & (EventFlag.CROSS | EventFlag.INFO)) == 0:
             code = RING_TRADE if side > 0 else -RING_TRADE
-            _feed_inline(ring, st, llvl, lsc, sst, sp, lts, code, px, q)
+            _feed(ring, st, llvl, lsc, sst, sp, lts, code, px, q)
         if (ev.flags & (EventFlag.INFO | EventFlag.CROSS)) != 0:
             return 0
         if (side > 0 and nbid > 0 and px <= st.open_bid_hi_tick) or (
