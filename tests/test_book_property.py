@@ -100,3 +100,51 @@ def test_numba_book_matches_reference_after_every_event(ops):
             assert bb < ba
         b = h.engine.book
         assert b["bs"][1] == len(ref.orders)  # live order count
+
+
+def _recenter_reference(lvl, sc, new_base):
+    """The ladder window move, column by column (the algorithm ladder_recenter_nb replaced)."""
+    from mmsim.book.nb import L_BASE, L_BEST_ASK, L_BEST_BID, L_NASK, L_NBID, L_OOW, L_W
+
+    w, shift = int(sc[L_W]), int(new_base - sc[L_BASE])
+    if shift == 0:
+        return
+    for r in range(2):
+        if shift > 0:
+            for j in range(w):
+                src = j + shift
+                if j < shift and lvl[r, j] > 0:
+                    sc[L_OOW] += 1
+                lvl[r, j] = lvl[r, src] if src < w else 0
+        else:
+            for j in range(w - 1, -1, -1):
+                src = j + shift
+                if j >= w + shift and lvl[r, j] > 0:
+                    sc[L_OOW] += 1
+                lvl[r, j] = lvl[r, src] if src >= 0 else 0
+    sc[L_BASE] = new_base
+    bids, asks = np.flatnonzero(lvl[0] > 0), np.flatnonzero(lvl[1] > 0)
+    sc[L_NBID], sc[L_NASK] = len(bids), len(asks)
+    sc[L_BEST_BID] = bids[-1] if len(bids) else -1
+    sc[L_BEST_ASK] = asks[0] if len(asks) else -1
+
+
+@settings(max_examples=300, deadline=None)
+@given(w=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), fill=st.floats(0.0, 1.0),
+       shift=st.integers(-45, 45))
+def test_ladder_recenter_matches_the_column_by_column_move(w, seed, fill, shift):
+    """A window move keeps, drops and counts exactly the levels the column-by-column move
+    did (best prices and level counts included), for every shift, also past the width."""
+    from mmsim.book.nb import ladder_change_nb, ladder_recenter_nb, new_ladder
+
+    rng = np.random.default_rng(seed)
+    lvl, sc = new_ladder(1000, w)
+    mid = int(rng.integers(0, w + 1))  # bids below mid, asks from mid on (either may be empty)
+    for j in range(w):
+        if rng.random() < fill:
+            ladder_change_nb(lvl, sc, 1 if j < mid else -1, 1000 + j, int(rng.integers(1, 9)))
+    ref_lvl, ref_sc = lvl.copy(), sc.copy()
+    ladder_recenter_nb(lvl, sc, 1000 + shift)
+    _recenter_reference(ref_lvl, ref_sc, 1000 + shift)
+    np.testing.assert_array_equal(lvl, ref_lvl)
+    np.testing.assert_array_equal(sc, ref_sc)

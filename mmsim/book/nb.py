@@ -125,25 +125,78 @@ ladder_change_inline_nb = nb.njit(cache=True, inline="always", _nrt=False)(
 @kernel
 def ladder_recenter_nb(lvl_qty, sc, new_base):
     """Move the ladder window to start at ``new_base`` (ticks), keeping the levels that stay
-    inside it; levels that fall outside are dropped (counted in ``sc[L_OOW]``)."""
+    inside it; levels that fall outside are dropped (counted in ``sc[L_OOW]``).
+
+    One pass over each row: the kept columns are moved by the shift, the columns it uncovers
+    zeroed, and only the dropped ones read for the count. The level counts and best prices
+    follow from the old ones (``L_NBID``/``L_NASK`` count the non-empty columns, every bid is
+    at or below the best bid and every ask at or above the best ask); a scan is needed only
+    when the best level itself leaves the window and others stay.
+    """
     w = sc[L_W]
     shift = new_base - sc[L_BASE]
     if shift == 0:
         return
+    a = shift if shift > 0 else -shift
+    keep = w - a if a < w else 0
+    d_bid = 0
+    d_ask = 0
     for r in range(2):
-        if shift > 0:
-            for j in range(w):
-                src = j + shift
-                if j < shift and lvl_qty[r, j] > 0:
-                    sc[L_OOW] += 1
-                lvl_qty[r, j] = lvl_qty[r, src] if src < w else 0
+        n_out = 0
+        if shift > 0:  # columns [0, a) leave at the bottom; j <- j + a
+            for j in range(w - keep):
+                if lvl_qty[r, j] > 0:
+                    n_out += 1
+            for j in range(keep):
+                lvl_qty[r, j] = lvl_qty[r, j + a]
+            for j in range(keep, w):
+                lvl_qty[r, j] = 0
+        else:  # columns [keep, w) leave at the top; j <- j - a
+            for j in range(keep, w):
+                if lvl_qty[r, j] > 0:
+                    n_out += 1
+            for j in range(keep - 1, -1, -1):
+                lvl_qty[r, j + a] = lvl_qty[r, j]
+            for j in range(w - keep):
+                lvl_qty[r, j] = 0
+        if r == 0:
+            d_bid = n_out
         else:
-            for j in range(w - 1, -1, -1):
-                src = j + shift
-                if j >= w + shift and lvl_qty[r, j] > 0:
-                    sc[L_OOW] += 1
-                lvl_qty[r, j] = lvl_qty[r, src] if src >= 0 else 0
+            d_ask = n_out
+    sc[L_OOW] += d_bid + d_ask
     sc[L_BASE] = new_base
+    nb_ = sc[L_NBID] - d_bid
+    na_ = sc[L_NASK] - d_ask
+    bb = sc[L_BEST_BID] - shift
+    ba = sc[L_BEST_ASK] - shift
+    if nb_ < 0 or na_ < 0 or (nb_ > 0 and bb < 0) or (na_ > 0 and ba >= w):
+        _ladder_recount_nb(lvl_qty, sc)  # (counts that do not add up: recount the window)
+        return
+    if nb_ == 0:
+        bb = -1
+    elif bb >= w:  # the best bid left at the top: the highest kept one
+        bb = w - 1
+        while bb >= 0 and lvl_qty[0, bb] == 0:
+            bb -= 1
+    if na_ == 0:
+        ba = -1
+    elif ba < 0:  # the best ask left at the bottom: the lowest kept one
+        ba = 0
+        while ba < w and lvl_qty[1, ba] == 0:
+            ba += 1
+    if (nb_ > 0 and bb < 0) or (na_ > 0 and ba >= w):
+        _ladder_recount_nb(lvl_qty, sc)  # (no kept level where the counts say one is)
+        return
+    sc[L_NBID] = nb_
+    sc[L_NASK] = na_
+    sc[L_BEST_BID] = bb
+    sc[L_BEST_ASK] = ba
+
+
+@kernel
+def _ladder_recount_nb(lvl_qty, sc):
+    """Set the level counts and best prices of ``sc`` from the columns of ``lvl_qty``."""
+    w = sc[L_W]
     nb_ = 0
     na_ = 0
     bb = -1
