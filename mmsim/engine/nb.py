@@ -2321,8 +2321,8 @@ def compile_engine():
     and the order-entry path (:func:`_request_arrives`), which the child then finds in the
     cache, and the kernels the market-event path calls (by compiling :func:`_market_event` on
     its own; :func:`run_nb` inlines it); then :func:`run_nb` loads the scheduler from the
-    cache. On this kind of machine (2 cores) that takes the cold start from about 40 s to
-    about 19 s (``make bench-ab ARGS=--compile``).
+    cache. On this kind of machine (2 cores) that takes the compile from about 45 s to about
+    37 s (``make bench-ab ARGS=--compile``: 36 s to the first event, against 49 s at 5ce342c).
     ``MMSIM_SERIAL_COMPILE=1`` turns the split off; if the child fails, this process compiles
     everything itself.
     """
