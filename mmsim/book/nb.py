@@ -142,23 +142,20 @@ def ladder_recenter_nb(lvl_qty, sc, new_base):
     d_bid = 0
     d_ask = 0
     for r in range(2):
+        row = lvl_qty[r]  # (a 1-D view: plain loops the compiler can vectorise)
         n_out = 0
         if shift > 0:  # columns [0, a) leave at the bottom; j <- j + a
             for j in range(w - keep):
-                if lvl_qty[r, j] > 0:
-                    n_out += 1
+                n_out += row[j] > 0
             for j in range(keep):
-                lvl_qty[r, j] = lvl_qty[r, j + a]
-            for j in range(keep, w):
-                lvl_qty[r, j] = 0
+                row[j] = row[j + a]
+            row[keep:] = 0
         else:  # columns [keep, w) leave at the top; j <- j - a
             for j in range(keep, w):
-                if lvl_qty[r, j] > 0:
-                    n_out += 1
+                n_out += row[j] > 0
             for j in range(keep - 1, -1, -1):
-                lvl_qty[r, j + a] = lvl_qty[r, j]
-            for j in range(w - keep):
-                lvl_qty[r, j] = 0
+                row[j + a] = row[j]
+            row[: w - keep] = 0
         if r == 0:
             d_bid = n_out
         else:
