@@ -83,9 +83,11 @@ def kernel(fn):
 
 
 def engine_is_cached() -> bool:
-    """True if the replay engine's compiled kernel is already in :data:`CACHE_DIR` (processes
-    started now load it instead of compiling)."""
-    return CACHE_DIR.is_dir() and any(CACHE_DIR.rglob("nb.run_nb-*.nbi"))
+    """True if the replay engine's compiled kernels (the event path ``run_nb`` and the
+    scheduler ``_run_internal``) are already in :data:`CACHE_DIR` (processes started now load
+    them instead of compiling)."""
+    return CACHE_DIR.is_dir() and all(any(CACHE_DIR.rglob(f"nb.{k}-*.nbi"))
+                                      for k in ("run_nb", "_run_internal"))
 
 
 def compile_elsewhere(module: str, name: str, args: str):

@@ -355,7 +355,7 @@ class Engine:
                       self.sig_params, self.sig_values),
             enb.Orders(self.ours_all, self.resp_all),
             self.state, self.params, self.lat_all,
-            enb.Out(self.fills, self.olog, self.eq, self.counts, self.sig),
+            enb.Out(self.fills, self.olog, self.eq, self.counts, self.sig), enb._run_internal,
         )
 
     def _flush(self, sink: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> None:

@@ -2066,7 +2066,8 @@ def _needs_flush(counts, fills, olog, eq):
 @kernel
 def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, st, cfg, lat,
                   out):
-    """Process every scheduled action before ``limit`` (or at it, when ``inclusive``).
+    """Process every scheduled action before ``limit`` (or at it, when ``inclusive``: the
+    run's end, which also takes a closing equity sample at ``limit``).
 
     Every array but the outputs and the policy's has a leading instrument axis. Among actions
     due at the same time: feed updates, then responses, requests, the decision clock, funding
@@ -2107,6 +2108,10 @@ def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, 
         t_eq = g.next_equity_ts
         tmin = min(min(t_ring, t_resp, t_req, t_dec, t_eq), t_fund)
         if tmin > limit or (tmin == limit and not inclusive):
+            if inclusive and g.last_equity_ts < limit:
+                # the run's end (run_nb, final): a closing sample at the last event, so the
+                # equity curve holds every fill
+                _sample_all(eq, counts, limit, st, sc, local, out.sig)
             return RET_DONE
         if _needs_flush(counts, fills, olog, eq):
             return RET_FLUSH
@@ -2173,16 +2178,24 @@ OUT_TYPE = nb.typeof(Out(np.zeros(1, FILL_DTYPE), np.zeros(1, ORDER_LOG_DTYPE),
                          np.zeros(1, SIGNAL_RECORD_DTYPE)))
 #: The kernel's declared signature: policies and hedgers arrive as first-class function values,
 #: so one compiled (and disk-cached) engine serves every policy.
-RUN_SIG = nb.types.int64(
+_RUN_ARGS = (
     _arr(EVENT_DTYPE), _arr(np.uint8), nb.types.boolean, POLICY_FTYPE, HEDGER_FTYPE,
     WORK_TYPE, BOOKS_TYPE, LOCAL_TYPE, ORDERS_TYPE, _arr(ENGINE_STATE_DTYPE),
     _arr(ENGINE_PARAMS_DTYPE), _F2, OUT_TYPE,
 )
+#: :func:`_run_internal`'s argument types as :func:`run_nb` calls it (a tuple: the disk
+#: cache keys a kernel on the argument types its caller asked for)
+RUN_INTERNAL_ARGS = (nb.types.int64, nb.types.boolean, *_RUN_ARGS[3:])
+#: :func:`_run_internal` as :func:`run_nb` receives it: a first-class function value, so the
+#: two compile apart (in two processes on an empty cache, :func:`compile_engine`); the call
+#: is one indirect call per batch of scheduled actions
+RUN_INTERNAL_FTYPE = nb.types.FunctionType(nb.types.int64(*RUN_INTERNAL_ARGS))
+RUN_SIG = nb.types.int64(*_RUN_ARGS, RUN_INTERNAL_FTYPE)
 
 
 @nb.njit(cache=True, _nrt=False)
 def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, st, cfg, lat,
-           out):
+           out, run_internal):
     """Consume ``events`` (EVENT_DTYPE[n], sorted by ``exch_ts``) from ``st[0].resume_index``.
 
     ``inst_of`` (uint8[n]) is the instrument index of each event; empty means every event
@@ -2244,8 +2257,8 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
                     if j != k and st[j].feed_count > 0 and ring[j, st[j].feed_head].ts < ts:
                         due = True
             if due:
-                rc = _run_internal(ts, False, policy, hedger, work, books, local, orders, st,
-                                   cfg, lat, out)
+                rc = run_internal(ts, False, policy, hedger, work, books, local, orders, st,
+                                  cfg, lat, out)
                 if rc != RET_DONE:
                     g.resume_index = i
                     return rc
@@ -2265,14 +2278,11 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
         for j in range(ni):
             if st[j].last_event_ts > last:
                 last = st[j].last_event_ts
-        rc = _run_internal(last, True, policy, hedger, work, books, local, orders, st, cfg, lat,
-                           out)
+        rc = run_internal(last, True, policy, hedger, work, books, local, orders, st, cfg, lat,
+                          out)
         if rc != RET_DONE:
             g.resume_index = n
             return rc
-        if g.last_equity_ts < last:
-            # a closing sample at the last event, so the equity curve holds every fill
-            _sample_all(eq, counts, last, st, sc, local, out.sig)
     return RET_DONE
 
 
@@ -2282,49 +2292,37 @@ def _element(t):
 
 
 _ST, _CFG, _LAT = (_element(t) for t in RUN_SIG.args[9:12])
-#: :func:`_run_internal`'s argument types as :func:`run_nb` calls it (a tuple: the disk
-#: cache keys a kernel on the argument types its caller asked for)
-RUN_INTERNAL_ARGS = (nb.types.int64, nb.types.boolean, *RUN_SIG.args[3:])
-#: :func:`_market_event`'s argument types as :func:`run_nb` calls it (one instrument's views)
-MARKET_EVENT_ARGS = (
-    _element(RUN_SIG.args[0]),
-    *(_element(t) for t in BOOKS_TYPE.types),
-    # the local view but the signal values (llvl, lsc, ring, sig_state, sig_params)
-    *(_element(t) for t in LOCAL_TYPE.types[:Local._fields.index("sig_values")]),
-    _element(ORDERS_TYPE.types[0]),
-    _ST, _CFG, _LAT,
-    _element(ORDERS_TYPE.types[1]),
-    OUT_TYPE.types[0], OUT_TYPE.types[1], OUT_TYPE.types[3],  # fills, olog, counts
-)
-
-#: :func:`_request_arrives`'s argument types as :func:`_run_internal` calls it
-REQUEST_ARRIVES_ARGS = (
-    nb.types.int64, _element(ORDERS_TYPE.types[0]), _ST, _CFG, _LAT,
-    _element(ORDERS_TYPE.types[1]), OUT_TYPE.types[0], OUT_TYPE.types[1], OUT_TYPE.types[3],
-    _element(BOOKS_TYPE.types[5]), _element(BOOKS_TYPE.types[7]), _element(BOOKS_TYPE.types[4]),
-)
-
-#: :func:`_risk_gate`'s argument types as :func:`_decide` calls it
-RISK_GATE_ARGS = (
-    nb.types.int64, _ST, _CFG, _LAT, _element(ORDERS_TYPE.types[0]), WORK_TYPE.types[5],
-    OUT_TYPE.types[1], OUT_TYPE.types[3], _element(LOCAL_TYPE.types[1]), nb.types.float64,
+#: the L3 book kernels :func:`_market_event` calls, with their argument types there (one
+#: instrument's book views): :func:`compile_engine` compiles them before :func:`run_nb`
+_ORDT, _FREE, _HKEYS, _HVALS, _BS, _LVL, _ANON, _SC = (_element(t) for t in BOOKS_TYPE.types)
+_I = nb.types.int64
+L3_KERNEL_ARGS = (
+    (l3_add_nb, (_ORDT, _FREE, _HKEYS, _HVALS, _BS, _LVL, _ANON, _SC, _I, _I, _I, _I,
+                 nb.types.boolean)),
+    (l3_modify_nb, (_ORDT, _FREE, _HKEYS, _HVALS, _BS, _LVL, _SC, _I, _I, _I, _I)),
+    (l3_remove_nb, (_ORDT, _FREE, _HKEYS, _HVALS, _BS, _LVL, _SC, _I)),
+    (l3_reduce_nb, (_ORDT, _FREE, _HKEYS, _HVALS, _BS, _LVL, _SC, _I, _I)),
+    (l3_anon_reduce_nb, (_LVL, _ANON, _SC, _I, _I, _I)),
+    (l3_clear_nb, (_ORDT, _FREE, _HKEYS, _HVALS, _BS, _LVL, _ANON, _SC, _I)),
 )
 
 
 def compile_engine():
-    """:func:`run_nb`, compiled for :data:`RUN_SIG` or loaded from the disk cache
-    (:mod:`mmsim._jitcache`); compiled once per process, then closed to other signatures.
+    """:func:`run_nb` and :func:`_run_internal`, compiled for :data:`RUN_SIG` and
+    :data:`RUN_INTERNAL_ARGS` or loaded from the disk cache (:mod:`mmsim._jitcache`);
+    compiled once per process, then closed to other signatures.
 
-    On an empty cache with more than one CPU the compile is split in two: a child process
-    compiles the scheduler (:func:`_run_internal`: responses, decisions, funding, the equity
-    clock) into the disk cache while this one compiles the risk layer (:func:`_risk_gate`)
-    and the order-entry path (:func:`_request_arrives`), which the child then finds in the
-    cache, and the kernels the market-event path calls (by compiling :func:`_market_event` on
-    its own; :func:`run_nb` inlines it); then :func:`run_nb` loads the scheduler from the
-    cache. On this kind of machine (2 cores) that takes the compile from about 45 s to about
-    37 s (``make bench-ab ARGS=--compile``: 36 s to the first event, against 49 s at 5ce342c).
-    ``MMSIM_SERIAL_COMPILE=1`` turns the split off; if the child fails, this process compiles
-    everything itself.
+    :func:`run_nb` receives the scheduler (:func:`_run_internal`: responses, requests,
+    decisions, funding, the equity clock) as a first-class function value
+    (:data:`RUN_INTERNAL_FTYPE`), so neither compile needs the other. On an empty cache with
+    more than one CPU a child process compiles the scheduler into the disk cache while this
+    one compiles the event path: first the L3 book kernels (:data:`L3_KERNEL_ARGS`), which
+    gives the child time to write the feed and fill kernels both halves call, then
+    :func:`run_nb` with the market-event kernels it inlines; this process then loads the
+    scheduler from the cache. On this kind of machine (2 cores, otherwise idle) that is about
+    15 s to the first event, against about 30 s for one process compiling everything
+    (``MMSIM_SERIAL_COMPILE=1`` turns the split off); if the child fails, this process
+    compiles the scheduler itself.
     """
     if run_nb.overloads:
         return run_nb
@@ -2333,16 +2331,21 @@ def compile_engine():
     child = None
     if not engine_is_cached():
         child = compile_elsewhere("mmsim.engine.nb", "_run_internal", "RUN_INTERNAL_ARGS")
-    if child is not None:
-        try:
-            _risk_gate.compile(RISK_GATE_ARGS)
-            _request_arrives.compile(REQUEST_ARRIVES_ARGS)
-            _market_event.compile(MARKET_EVENT_ARGS)
-        except BaseException:
+    try:
+        if child is not None:
+            # kernels only the event path calls first: meanwhile the child compiles (and
+            # writes to the cache) the feed and fill kernels both sides call, which this
+            # process then loads instead of compiling them again
+            for fn, args in L3_KERNEL_ARGS:
+                fn.compile(args)
+        run_nb.compile(RUN_SIG)
+    except BaseException:
+        if child is not None:
             child.kill()
-            raise
-        finally:
+        raise
+    finally:
+        if child is not None:
             child.wait()
-    run_nb.compile(RUN_SIG)
+    _run_internal.compile(RUN_INTERNAL_ARGS)
     run_nb.disable_compile()
     return run_nb
