@@ -6,7 +6,7 @@ name of the config decided, the instrument merged, its grid checked against the 
 policy and hedger parameters and the latency series read), then compile, build the
 :class:`~mmsim.engine.backtest.Engine` from the resolved :class:`~mmsim.resolve.EngineSpec`,
 replay and write the outputs. Everything up to the spec is checked without importing any
-kernel; only then are the kernels compiled (about half a minute on an empty cache, announced by
+kernel; only then are the kernels compiled (15–30 s on an empty cache, announced by
 ``log``) and the events replayed.
 """
 
