@@ -148,3 +148,29 @@ def test_ladder_recenter_matches_the_column_by_column_move(w, seed, fill, shift)
     _recenter_reference(ref_lvl, ref_sc, 1000 + shift)
     np.testing.assert_array_equal(lvl, ref_lvl)
     np.testing.assert_array_equal(sc, ref_sc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(w=st.integers(1, 120), seed=st.integers(0, 2**32 - 1), fill=st.floats(0.0, 0.3),
+       n=st.integers(1, 12))
+def test_ladder_top_matches_a_scan_of_the_columns(w, seed, fill, n):
+    """The best ``n`` levels of each side, on sparse ladders (gaps of many empty columns, the
+    case ladder_top_nb skips eight columns at a time) up to the window's edges, equal the
+    non-empty columns read in order."""
+    from mmsim.book.nb import ladder_change_nb, new_ladder
+
+    rng = np.random.default_rng(seed)
+    lvl, sc = new_ladder(1000, w)
+    mid = int(rng.integers(0, w + 1))
+    for j in range(w):
+        if rng.random() < fill:
+            ladder_change_nb(lvl, sc, 1 if j < mid else -1, 1000 + j, int(rng.integers(1, 9)))
+    px = np.empty(n, dtype=np.int64)
+    qty = np.empty(n, dtype=np.int64)
+    for side, cols in ((1, np.flatnonzero(lvl[0] > 0)[::-1]), (-1, np.flatnonzero(lvl[1] > 0))):
+        cols = cols[:n]
+        found = ladder_top_nb(lvl, sc, side, n, px, qty)
+        assert found == len(cols)
+        np.testing.assert_array_equal(px[:found], 1000 + cols)
+        np.testing.assert_array_equal(qty[:found], lvl[0 if side > 0 else 1, cols])
+        assert (px[found:] == -1).all() and (qty[found:] == 0).all()
