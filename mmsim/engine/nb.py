@@ -626,6 +626,27 @@ _feed_inline = nb.njit(cache=True, inline="always", _nrt=False)(_feed.py_func)
 
 
 @kernel
+def _ring_pop_through(ring, st, llvl, lsc, sst, sp, stop_ts, limit, inclusive):
+    """Apply the oldest feed entry and every one after it up to the scheduler's next other
+    action: entries at or before ``stop_ts`` (among actions at one time feed updates come
+    first) and before ``limit`` (or at it, when ``inclusive``).
+
+    One call for the run of entries :func:`_run_internal` would otherwise take one by one
+    (callgrind, Binance spot parity: 53 k entries, each a pass of its loop and a call of some
+    thirty arguments). An instrument's entries touch only its own local view (``ring``,
+    ``st``'s feed and trade fields, ``llvl``, ``lsc``, ``sst``), so those of the other
+    instruments need not bound the run.
+    """
+    while True:
+        _ring_pop_apply_inline(ring, st, llvl, lsc, sst, sp)
+        if st.feed_count == 0:
+            return
+        tr = ring[st.feed_head].ts
+        if tr > stop_ts or tr > limit or (tr == limit and not inclusive):
+            return
+
+
+@kernel
 def _l2_trade_at(ours, cfg, st, side, px, q):
     """L2: a trade of ``q`` lots at our price ``px`` reduces the queue ahead of our orders."""
     slots, cnt = _open_list(st, side)
@@ -2117,7 +2138,8 @@ def _run_internal(limit, inclusive, policy, hedger, work, books, local, orders, 
             return RET_FLUSH
         if t_ring == tmin:
             j = j_ring
-            _ring_pop_apply(ring[j], st[j], llvl[j], lsc[j], sst[j], sp[j])
+            _ring_pop_through(ring[j], st[j], llvl[j], lsc[j], sst[j], sp[j],
+                              min(min(t_resp, t_req, t_dec, t_eq), t_fund), limit, inclusive)
         elif t_resp == tmin:
             j = j_resp
             kind, slot = _response_arrives(resp[j], st[j], ours[j])
