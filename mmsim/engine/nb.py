@@ -2076,6 +2076,17 @@ def _sample_all(eq, counts, ts, st, sc, local, sig):
 
 
 @nb.njit(cache=True, inline="always", _nrt=False)
+def _next_action_ts(st, ni):
+    """The earliest scheduled request, response, decision, equity sample or funding of the
+    run (``st[0]`` holds the run's clocks)."""
+    g = st[0]
+    t = min(g.next_decision_ts, g.next_equity_ts)
+    for j in range(ni):
+        t = min(min(t, st[j].next_request_ts, st[j].next_response_ts), st[j].next_funding_ts)
+    return t
+
+
+@nb.njit(cache=True, inline="always", _nrt=False)
 def _needs_flush(counts, fills, olog, eq):
     return (
         counts[0] > fills.shape[0] - _FLUSH_MARGIN
@@ -2244,6 +2255,12 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
         g.t0 = t0
         g.next_decision_ts = t0 + cfg[0].decision_ns
         g.next_equity_ts = t0
+    # the earliest scheduled action (request, response, decision, equity sample, funding):
+    # only _run_internal moves these later, so it is recomputed after each call; an event
+    # may bring one earlier (a fill's response, a FUNDING event's next time), so after each
+    # event the instrument's two are folded in. Early is safe (a call that finds nothing
+    # due), late would skip an action
+    t_other = _next_action_ts(st, ni)
     while i < n:
         # a run of events of one instrument k: its arrays are taken once for the run
         k = inst_of[i] if multi else 0
@@ -2260,20 +2277,13 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
             ts = events[i].exch_ts
             # fast path: instrument k's feed updates due before this event, with nothing
             # else scheduled earlier
-            if ni == 1:
-                t_other = min(min(g.next_request_ts, g.next_response_ts, g.next_decision_ts,
-                                  g.next_equity_ts), g.next_funding_ts)
-            else:
-                t_other = min(g.next_decision_ts, g.next_equity_ts)
-                for j in range(ni):
-                    t_other = min(min(t_other, st[j].next_request_ts, st[j].next_response_ts),
-                                  st[j].next_funding_ts)
             while st_k.feed_count > 0:
                 tr = ri_k[st_k.feed_head].ts
                 if tr >= ts or tr > t_other:
                     break
                 _ring_pop_apply_inline(ri_k, st_k, ll_k, ls_k, ss_k, sp_k)
-            due = t_other < ts or (st_k.feed_count > 0 and ri_k[st_k.feed_head].ts < ts)
+            # (an entry left before ts is after t_other: then t_other < ts too)
+            due = t_other < ts
             if multi and not due:  # the other instruments' feed updates
                 for j in range(ni):
                     if j != k and st[j].feed_count > 0 and ring[j, st[j].feed_head].ts < ts:
@@ -2284,6 +2294,7 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
                 if rc != RET_DONE:
                     g.resume_index = i
                     return rc
+                t_other = _next_action_ts(st, ni)
             if _needs_flush(counts, fills, olog, eq):
                 g.resume_index = i
                 return RET_FLUSH
@@ -2293,6 +2304,7 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
             if rc != 0:
                 g.resume_index = i
                 return rc
+            t_other = min(t_other, min(st_k.next_response_ts, st_k.next_funding_ts))
             i += 1
     g.resume_index = 0
     if final:
