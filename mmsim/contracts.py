@@ -89,7 +89,9 @@ class _Ctx(NamedTuple):
     TRADE_HI_TICK: int = 21  # highest buyer-initiated trade price since the last clock
     TRADE_LO_TICK: int = 22  # lowest seller-initiated trade price since the last clock (NaN)
     TRADE_QTY: int = 23  # lots traded since the last clock decision (as the strategy saw it)
-    DEPTH0: int = 24  # CTX_DEPTH bid (price, qty) pairs, then CTX_DEPTH ask pairs
+    #: CTX_DEPTH bid (price, qty) pairs, then CTX_DEPTH ask pairs; all NaN when neither the
+    #: policy nor the hedger declares ``reads_depth`` (:class:`mmsim.kernels.KernelSpec`)
+    DEPTH0: int = 24
     ORDERS0: int = 44  # CTX_ORDERS x (side, price_tick, leaves_qty, status, is_hedge)
     N_INSTRUMENTS: int = 124  # instruments in the run (1 = only the quoted one)
     INST0: int = 125  # MAX_INSTRUMENTS blocks of INST_CTX_SIZE (:data:`InstCtx`), one each

@@ -65,7 +65,8 @@ __all__ = ["hedger", "make_ctx", "new_quote", "policy", "read_ctx"]
 
 def _decorator(kind: str, sig: Any, params: Params | Mapping[str, Any] | None, name: str | None,
                doc: str | None, state: Layout | None, state_size: int | None,
-               aliases: tuple[str, ...], errors: Any, prepare: Any) -> Callable:
+               aliases: tuple[str, ...], errors: Any, prepare: Any,
+               reads_depth: bool = True) -> Callable:
     from mmsim._jitcache import declared
 
     def wrap(fn: Callable) -> Any:
@@ -74,7 +75,7 @@ def _decorator(kind: str, sig: Any, params: Params | Mapping[str, Any] | None, n
             name or fn.__name__, d, params if params is not None else {},
             doc=doc if doc is not None else (fn.__doc__ or "").strip().split("\n")[0],
             aliases=tuple(aliases), state=state, state_size=state_size, errors=errors,
-            kind=kind, prepare=prepare,
+            kind=kind, prepare=prepare, reads_depth=reads_depth,
         )
         REGISTRY.register(spec, kind)
         d.mmsim_spec = spec
@@ -85,7 +86,8 @@ def _decorator(kind: str, sig: Any, params: Params | Mapping[str, Any] | None, n
 
 def policy(params: Params | Mapping[str, Any] | None = None, *, name: str | None = None,
            doc: str | None = None, state: Layout | None = None, state_size: int | None = None,
-           aliases: tuple[str, ...] = (), errors: Any = None, prepare: Any = None) -> Callable:
+           aliases: tuple[str, ...] = (), errors: Any = None, prepare: Any = None,
+           reads_depth: bool = True) -> Callable:
     """Decorator: compile ``fn`` as a policy kernel (:data:`~mmsim.contracts.POLICY_SIG`, on
     first use) and register it with its declared parameters (module docstring).
 
@@ -97,8 +99,9 @@ def policy(params: Params | Mapping[str, Any] | None = None, *, name: str | None
         The registered name (default: the function's name).
     doc : str, optional
         One line for listings (default: the first line of the docstring).
-    state, state_size, aliases, errors, prepare
-        As :class:`mmsim.kernels.KernelSpec`.
+    state, state_size, aliases, errors, prepare, reads_depth
+        As :class:`mmsim.kernels.KernelSpec` (``reads_depth=False``: the kernel never reads
+        the depth block, so the run may skip filling it).
 
     Returns
     -------
@@ -111,16 +114,17 @@ def policy(params: Params | Mapping[str, Any] | None = None, *, name: str | None
         From :class:`~mmsim.kernels.KernelSpec` on a bad declaration.
     """
     return _decorator("policy", POLICY_SIG, params, name, doc, state, state_size, aliases,
-                      errors, prepare)
+                      errors, prepare, reads_depth)
 
 
 def hedger(params: Params | Mapping[str, Any] | None = None, *, name: str | None = None,
            doc: str | None = None, state: Layout | None = None, state_size: int | None = None,
-           aliases: tuple[str, ...] = (), errors: Any = None, prepare: Any = None) -> Callable:
+           aliases: tuple[str, ...] = (), errors: Any = None, prepare: Any = None,
+           reads_depth: bool = True) -> Callable:
     """Decorator: as :func:`policy`, for a hedger (:data:`~mmsim.contracts.HEDGER_SIG`; output
     laid out as :data:`mmsim.contracts.HedgeOut`)."""
     return _decorator("hedger", HEDGER_SIG, params, name, doc, state, state_size, aliases,
-                      errors, prepare)
+                      errors, prepare, reads_depth)
 
 
 def make_ctx(**fields: float) -> np.ndarray:

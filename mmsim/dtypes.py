@@ -333,6 +333,7 @@ ENGINE_PARAMS_DTYPE = np.dtype(
         ("max_position_lots", np.int64),  # -1 = no limit
         ("replace_mode", np.int64),  # REPLACE_MODIFY or REPLACE_CANCEL
         ("has_hedger", np.int64),
+        ("ctx_depth", np.int64),  # 1: fill the context's depth block (policy or hedger reads it)
         ("target_position_lots", np.int64),  # the hedger's target
         ("end_ts", np.int64),  # horizon, exchange ns (0 = none)
         ("decide_on_fill", np.int64),

@@ -497,6 +497,12 @@ class KernelSpec:
         (:meth:`initial_state`). It may raise ``ValueError`` for parameters it cannot serve.
         A module-level function, so the spec pickles. Without one, the initial state is
         ``state_init`` (every kernel registered before this hook).
+    reads_depth : bool
+        Whether the kernel reads the context's depth block (``ctx[Ctx.DEPTH0:Ctx.ORDERS0]``,
+        the five best levels of each side). Default True; a kernel declaring False gets NaN
+        there, and a run whose policy and hedger both declare False skips the level scan
+        each decision costs (on a 0.01-tick book the five levels span hundreds of columns).
+        Every built-in kernel declares False.
 
     Attributes
     ----------
@@ -511,6 +517,7 @@ class KernelSpec:
     state_size : int
     errors : Errors
     prepare : callable or None
+    reads_depth : bool
     defaults : dict[str, float or None]
         Name → default (``None`` = required).
 
@@ -522,7 +529,8 @@ class KernelSpec:
     """
 
     __slots__ = ("name", "_kernel", "declaration", "params", "index", "state", "state_index",
-                 "state_init", "doc", "aliases", "state_size", "errors", "kind", "prepare")
+                 "state_init", "doc", "aliases", "state_size", "errors", "kind", "prepare",
+                 "reads_depth")
 
     def __init__(
         self,
@@ -538,6 +546,7 @@ class KernelSpec:
         errors: Errors | Mapping[int, str] | None = None,
         kind: str = "policy",
         prepare: Any = None,
+        reads_depth: bool = True,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -564,6 +573,7 @@ class KernelSpec:
             ("state_index", None if state is None else state.index),
             ("state_init", init), ("doc", doc), ("aliases", tuple(aliases)),
             ("state_size", size), ("errors", errs), ("kind", kind), ("prepare", prepare),
+            ("reads_depth", bool(reads_depth)),
         ):
             object.__setattr__(self, k, v)
 
@@ -577,7 +587,8 @@ class KernelSpec:
         else:
             args = (self.name, self._kernel, self.declaration, self.state_init, self.doc,
                     self.aliases, self.state_size)
-        return (_rebuild_spec, (args, self.state, self.errors, self.kind, self.prepare))
+        return (_rebuild_spec, (args, self.state, self.errors, self.kind, self.prepare,
+                                self.reads_depth))
 
     def __repr__(self) -> str:
         return f"KernelSpec({self.name!r}, kind={self.kind!r}, params={list(self.params)})"
@@ -734,8 +745,9 @@ class KernelSpec:
 
 
 def _rebuild_spec(args: tuple[Any, ...], state: Layout | None, errors: Errors,
-                  kind: str, prepare: Any = None) -> KernelSpec:
-    return KernelSpec(*args, state=state, errors=errors, kind=kind, prepare=prepare)
+                  kind: str, prepare: Any = None, reads_depth: bool = True) -> KernelSpec:
+    return KernelSpec(*args, state=state, errors=errors, kind=kind, prepare=prepare,
+                      reads_depth=reads_depth)
 
 
 def _camel(name: str) -> str:

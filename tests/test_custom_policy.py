@@ -108,3 +108,54 @@ def test_read_ctx_names_every_field():
         mmsim.make_ctx(best_bidd=1)
     with pytest.raises(ValueError, match="float64"):
         mmsim.read_ctx(np.zeros(3))
+
+
+# ---- the depth block is filled only for a kernel that reads it ---------------------------------
+def _depth_recorder(ctx, params, state, out):
+    """Records the context's best bid depth level and the best bid; quotes nothing."""
+    state[0] = ctx[Ctx.DEPTH0]  # price of the best bid level
+    state[1] = ctx[Ctx.DEPTH0 + 1]  # its quantity
+    state[2] = ctx[Ctx.DEPTH0 + 2]  # the second level's price
+    state[3] = ctx[Ctx.BEST_BID_TICK]
+    out[Quote.N_BID] = 0.0
+    out[Quote.N_ASK] = 0.0
+    return 0
+
+
+mmsim.policy(name="test_depth_reader")(_depth_recorder)
+mmsim.policy(name="test_depth_blind", reads_depth=False)(_depth_recorder)
+
+
+@pytest.mark.parametrize("name, reads", [("test_depth_reader", True),
+                                         ("test_depth_blind", False)])
+def test_the_depth_block_is_filled_only_for_a_kernel_that_declares_it(name, reads):
+    from mmsim.enums import EventKind as K
+    from tests.engine_harness import Harness
+
+    assert get_policy(name).reads_depth is reads
+    h = Harness(policy=name)
+    assert int(h.engine.cfg["ctx_depth"]) == int(reads)
+    h.feed([(0, K.ADD, 1, 9999, 100, 1), (0, K.ADD, 1, 9990, 30, 3),
+            (0, K.ADD, -1, 10001, 100, 2), (450, K.ADD, 1, 9998, 5, 4)], final=True)
+    st = h.engine.pstate
+    assert st[3] == 9999.0  # the top of book is there either way
+    if reads:
+        assert (st[0], st[1], st[2]) == (9999.0, 100.0, 9990.0)  # (9998 came after the last)
+    else:
+        assert np.isnan(st[0]) and np.isnan(st[1]) and np.isnan(st[2])
+
+
+def test_every_built_in_kernel_declares_it_reads_no_depth_and_the_flag_pickles():
+    import pickle
+
+    from mmsim.hedgers.params import BUILTIN_HEDGERS
+    from mmsim.policies.cartea import CARTEA_POLICIES
+    from mmsim.policies.params import BUILTIN_POLICIES
+
+    builtins = (*BUILTIN_POLICIES, *CARTEA_POLICIES, *BUILTIN_HEDGERS)
+    assert len(builtins) == 14
+    for spec in builtins:
+        assert spec.reads_depth is False, spec.name
+    spec = get_policy("test_depth_blind")
+    assert pickle.loads(pickle.dumps(spec)).reads_depth is False
+    assert pickle.loads(pickle.dumps(get_policy("avellaneda_stoikov"))).reads_depth is False

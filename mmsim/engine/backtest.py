@@ -263,6 +263,8 @@ class Engine:
                 "max_position_lots": -1 if mp is None else mp,
                 "replace_mode": REPLACE_CODES[spec.orders.replace],
                 "has_hedger": 1 if spec.has_hedger else 0,
+                "ctx_depth": 1 if spec.policy.spec.reads_depth or (
+                    spec.has_hedger and spec.hedger.spec.reads_depth) else 0,
                 "target_position_lots": spec.limits.target_position_lots if i == 0 else 0,
                 "end_ts": 0 if clk.end_ts is None else clk.end_ts,
                 "decide_on_fill": 1 if clk.decide_on_fill else 0,

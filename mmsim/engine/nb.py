@@ -1424,14 +1424,19 @@ def _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q, sst
     ctx[Ctx.TRADE_HI_TICK] = st.trade_hi_tick
     ctx[Ctx.TRADE_LO_TICK] = st.trade_lo_tick
     ctx[Ctx.TRADE_QTY] = st.trade_qty
-    ladder_top_nb(llvl, lsc, 1, CTX_DEPTH, depth_px, depth_q)
-    for k in range(CTX_DEPTH):
-        ctx[Ctx.DEPTH0 + 2 * k] = depth_px[k] if depth_px[k] >= 0 else np.nan
-        ctx[Ctx.DEPTH0 + 2 * k + 1] = depth_q[k]
-    ladder_top_nb(llvl, lsc, -1, CTX_DEPTH, depth_px, depth_q)
-    for k in range(CTX_DEPTH):
-        ctx[Ctx.DEPTH0 + 2 * CTX_DEPTH + 2 * k] = depth_px[k] if depth_px[k] >= 0 else np.nan
-        ctx[Ctx.DEPTH0 + 2 * CTX_DEPTH + 2 * k + 1] = depth_q[k]
+    if cfg.ctx_depth != 0:
+        ladder_top_nb(llvl, lsc, 1, CTX_DEPTH, depth_px, depth_q)
+        for k in range(CTX_DEPTH):
+            ctx[Ctx.DEPTH0 + 2 * k] = depth_px[k] if depth_px[k] >= 0 else np.nan
+            ctx[Ctx.DEPTH0 + 2 * k + 1] = depth_q[k]
+        ladder_top_nb(llvl, lsc, -1, CTX_DEPTH, depth_px, depth_q)
+        for k in range(CTX_DEPTH):
+            ctx[Ctx.DEPTH0 + 2 * CTX_DEPTH + 2 * k] = depth_px[k] if depth_px[k] >= 0 else np.nan
+            ctx[Ctx.DEPTH0 + 2 * CTX_DEPTH + 2 * k + 1] = depth_q[k]
+    else:
+        # no kernel of the run reads the depth (KernelSpec.reads_depth): NaN, and no scan
+        for k in range(4 * CTX_DEPTH):
+            ctx[Ctx.DEPTH0 + k] = np.nan
     nob = 0
     noa = 0
     c = 0

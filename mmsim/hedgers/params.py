@@ -19,7 +19,7 @@ from mmsim.kernels import KernelSpec, Layout, Param, Params, Slot
 _K = "mmsim.hedgers.nb:"
 
 NONE = KernelSpec("none", _K + "no_hedger_nb", Params("NoHedgerParams"), doc="Never hedges.",
-                  kind="hedger")
+                  kind="hedger", reads_depth=False)
 
 # ---- threshold delta hedger (seed 001) -------------------------------------------------------
 #: the order parameters both threshold hedgers share
@@ -47,6 +47,7 @@ TS = TS_LAYOUT.index
 THRESHOLD = KernelSpec(
     "threshold", _K + "threshold_hedger_nb", TH_PARAMS, state=TS_LAYOUT,
     doc="Threshold delta hedger of seed 001.", kind="hedger",
+    reads_depth=False,
 )
 
 # ---- cross-instrument delta hedger (seed 001, MODELS.md §12) ----------------------------------
@@ -67,6 +68,7 @@ CROSS_DELTA = KernelSpec(
     "cross_delta", _K + "cross_delta_hedger_nb", XH_PARAMS, state=TS_LAYOUT,
     doc="Delta hedge of the quoted instrument on another one (seed 001, MODELS.md §12).",
     kind="hedger",
+    reads_depth=False,
 )
 
 #: every built-in hedger, in registration order

@@ -143,6 +143,7 @@ CARTEA_JAIMUNGAL = KernelSpec(
     state=CJ_STATE,
     errors=CJ_ERRORS,
     prepare=prepare_cartea_jaimungal,
+    reads_depth=False,
 )
 
 # ---- at the touch with size control (CJP 2015 §10.2.2, MODELS.md §3) -----------------------
@@ -157,6 +158,7 @@ CARTEA_TOUCH = KernelSpec(
     "cartea_touch", _K + "cartea_touch_nb", CT_PARAMS,
     doc="At the touch with size control (CJP 2015 §10.2.2, MODELS.md §3): best bid/ask, "
         "Q_bid = Q0 − η·q, Q_ask = Q0 + η·q floored at 0.",
+    reads_depth=False,
 )
 
 # ---- short-term alpha (CJP 2015 §10.4.2, MODELS.md §3) -------------------------------------
@@ -185,6 +187,7 @@ CARTEA_ALPHA = KernelSpec(
     doc="Short-term alpha (CJP 2015 §10.4.2, MODELS.md §3): a mean-reverting drift estimate "
         "μ from signed order flow; δᵇ = base + γ_q·q − β·μ, δᵃ = base − γ_q·q + β·μ.",
     state=CA_STATE,
+    reads_depth=False,
 )
 
 # ---- Ho & Stoll (1981), corrected (MODELS.md §4) --------------------------------------------
@@ -202,6 +205,7 @@ HO_STOLL = KernelSpec(
     "ho_stoll", _K + "ho_stoll_nb", HS_PARAMS,
     doc="Ho & Stoll (1981) dealer quotes (MODELS.md §4, corrected): centre mid − γσ²qτ, "
         "half spread c + γσ²τ/2.",
+    reads_depth=False,
 )
 
 #: the policies this module declares, in registration order

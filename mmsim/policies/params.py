@@ -89,6 +89,7 @@ FS = FS_PARAMS.index
 FIXED_SPREAD = KernelSpec(
     "fixed_spread", _K + "fixed_spread_nb", FS_PARAMS,
     doc="Fixed spread in bps around the mid with linear inventory skew (MODELS.md §4).",
+    reads_depth=False,
 )
 
 # ---- Avellaneda–Stoikov (2008) (MODELS.md §1) -----------------------------------------------
@@ -106,6 +107,7 @@ AVELLANEDA_STOIKOV = KernelSpec(
     "avellaneda_stoikov", _K + "avellaneda_stoikov_nb", AS_PARAMS,
     doc="Avellaneda & Stoikov (2008) reservation price and optimal spread (MODELS.md §1).",
     aliases=("as",),
+    reads_depth=False,
 )
 
 # ---- static quotes (tests, what-if studies) -------------------------------------------------
@@ -120,6 +122,7 @@ ST = ST_PARAMS.index
 STATIC = KernelSpec(
     "static", _K + "static_quotes_nb", ST_PARAMS,
     doc="Fixed absolute quotes in ticks and lots (tests and what-if studies).",
+    reads_depth=False,
 )
 
 # ---- symmetric quotes around the mid (Avellaneda & Stoikov 2008 §3.3) ------------------------
@@ -133,6 +136,7 @@ SY = SY_PARAMS.index
 SYMMETRIC = KernelSpec(
     "symmetric", _K + "symmetric_nb", SY_PARAMS,
     doc="Mid ± half_spread_px, inventory-blind (Avellaneda & Stoikov 2008 §3.3 benchmark).",
+    reads_depth=False,
 )
 
 # ---- Guéant–Lehalle–Fernandez-Tapia (2013) closed form (MODELS.md §2) -----------------------
@@ -150,6 +154,7 @@ GLFT = KernelSpec(
     "glft", _K + "glft_nb", GL_PARAMS,
     doc="Guéant–Lehalle–Fernandez-Tapia (2013) closed-form quotes (MODELS.md §2).",
     aliases=("gueant",),
+    reads_depth=False,
 )
 
 # ---- GLFT with A, k and sigma calibrated online (MODELS.md §2) ------------------------------
@@ -207,6 +212,7 @@ GLFT_CALIBRATED = KernelSpec(
     "glft_calibrated", _K + "glft_calibrated_nb", GC_PARAMS,
     doc="GLFT with A, k and sigma calibrated online from the feed (MODELS.md §2), ticks.",
     state=GS_LAYOUT,
+    reads_depth=False,
 )
 
 # ---- fixed tick offsets around the mid, kept behind the touch ------------------------------
@@ -221,6 +227,7 @@ OT = OT_PARAMS.index
 OFFSET_TICKS = KernelSpec(
     "offset_ticks", _K + "offset_ticks_nb", OT_PARAMS,
     doc="round(mid -/+ offset - skew*q) ticks, kept behind the touch.",
+    reads_depth=False,
 )
 
 #: every built-in policy, in registration order
