@@ -572,7 +572,8 @@ def _ring_pop_apply(ring, st, llvl, lsc, sst, sp):
     """Apply the oldest feed entry to the local view (and to its signals when ``sp.on``)."""
     cap = ring.shape[0]
     j = st.feed_head
-    code = ring[j].code
+    ju = np.uint64(j)  # (an unsigned index: no wrap-around test)
+    code = ring[ju].code
     is_trade = False
     if code == FEED_CLEAR_BOTH:
         ladder_clear_nb(llvl, lsc, 0)
@@ -581,24 +582,24 @@ def _ring_pop_apply(ring, st, llvl, lsc, sst, sp):
     elif code == FEED_CLEAR_ASKS:
         ladder_clear_nb(llvl, lsc, -1)
     elif code == RING_RECENTER:
-        ladder_recenter_nb(llvl, lsc, ring[j].price_tick)
+        ladder_recenter_nb(llvl, lsc, ring[ju].price_tick)
     elif code == RING_TRADE or code == -RING_TRADE:
         is_trade = True
-        px = ring[j].price_tick
+        px = ring[ju].price_tick
         if code < 0:  # resting ask: buyer-initiated
             if np.isnan(st.trade_hi_tick) or px > st.trade_hi_tick:
                 st.trade_hi_tick = px
         else:
             if np.isnan(st.trade_lo_tick) or px < st.trade_lo_tick:
                 st.trade_lo_tick = px
-        st.trade_qty += ring[j].qty
+        st.trade_qty += ring[ju].qty
     else:
-        ladder_change_inline_nb(llvl, lsc, code, ring[j].price_tick, ring[j].qty)
+        ladder_change_inline_nb(llvl, lsc, code, ring[ju].price_tick, ring[ju].qty)
     if sp.on != 0:
         if is_trade:
-            signals_on_trade_nb(sst, sp, ring[j].ts, 1 if code > 0 else -1, ring[j].qty)
+            signals_on_trade_nb(sst, sp, ring[ju].ts, 1 if code > 0 else -1, ring[ju].qty)
         else:
-            signals_on_book_nb(sst, sp, ring[j].ts, llvl, lsc)
+            signals_on_book_nb(sst, sp, ring[ju].ts, llvl, lsc)
     st.feed_head = j + 1 if j + 1 < cap else 0
     st.feed_count -= 1
 
@@ -2279,11 +2280,13 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
         ri_k, ou_k, st_k, ss_k, sp_k = ring[k], ours[k], st[k], sst[k], sp[k]
         cf_k, la_k, re_k = cfg[k], lat[k], resp[k]
         while i < end:
-            ts = events[i].exch_ts
+            # (unsigned indices: no wrap-around test for a negative one)
+            ev_i = events[np.uint64(i)]
+            ts = ev_i.exch_ts
             # fast path: instrument k's feed updates due before this event, with nothing
             # else scheduled earlier
             while st_k.feed_count > 0:
-                tr = ri_k[st_k.feed_head].ts
+                tr = ri_k[np.uint64(st_k.feed_head)].ts
                 if tr >= ts or tr > t_other:
                     break
                 _ring_pop_apply_inline(ri_k, st_k, ll_k, ls_k, ss_k, sp_k)
@@ -2303,7 +2306,7 @@ def run_nb(events, inst_of, final, policy, hedger, work, books, local, orders, s
             if _needs_flush(counts, fills, olog, eq):
                 g.resume_index = i
                 return RET_FLUSH
-            rc = _market_event(events[i], o_k, f_k, hk_k, hv_k, bs_k, lv_k, an_k, sc_k, ll_k,
+            rc = _market_event(ev_i, o_k, f_k, hk_k, hv_k, bs_k, lv_k, an_k, sc_k, ll_k,
                                ls_k, ri_k, ss_k, sp_k, ou_k, st_k, cf_k, la_k, re_k, fills,
                                olog, counts)
             if rc != 0:
