@@ -284,9 +284,9 @@ def main() -> int:
               f"{replay[0] / feps:.3f})")
     print()
     with tempfile.TemporaryDirectory() as tmp:
-        res = json.loads(_child(_PEAK_RSS + _CHILD_PIPELINE, [str(REPO / "experiments/default.yaml"),
-                                                   f"{tmp}/run", f"{tmp}/cache",
-                                                   str(args.events)]))
+        res = json.loads(_child(_PEAK_RSS + _CHILD_PIPELINE,
+                                [str(REPO / "experiments/default.yaml"), f"{tmp}/run",
+                                 f"{tmp}/cache", str(args.events)]))
         tm = res["timing"]
         print(f"full pipeline, {args.events / 1e6:.0f} M synthetic events (default experiment: "
               "generate → Parquet → engine → Parquet logs → metrics)")
