@@ -820,11 +820,14 @@ class RunWriter:
     def read_back(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """The logs written so far, as pandas (after :meth:`close_logs`); kept for
         :meth:`commit`'s result."""
-        self._frames = (
-            pd.read_parquet(self.tmp / "fills.parquet"),
-            pd.read_parquet(self.tmp / "orders.parquet"),
-            pd.read_parquet(self.tmp / "equity.parquet"),
-        )
+        pool = pa.default_memory_pool()
+        frames = []
+        for name in ("fills", "orders", "equity"):
+            frames.append(pd.read_parquet(self.tmp / f"{name}.parquet"))
+            # the Arrow pool keeps the decoded table's buffers after the conversion: hand
+            # them back before the next log is read (the run's peak memory is here)
+            pool.release_unused()
+        self._frames = tuple(frames)
         return self._frames
 
     def commit(

@@ -183,6 +183,12 @@ def backtest(
             if bar is not None:
                 bar.close()
         t_replay = time.perf_counter()
+        stats = engine.stats()
+        inst_stats = [engine.instrument_stats(i) for i in range(len(legs))] \
+            if len(legs) > 1 else []
+        # the engine's book, order table and feed ring are not needed for the metrics: hand
+        # them back before the logs are read (the run's peak memory is in that phase)
+        del engine, chunks, streams, c
         writer.close_logs()
         fills, orders, equity = writer.read_back()
         calendar = market_calendar(cfg.metrics.calendar, ds.kind, ds.meta)
@@ -202,12 +208,9 @@ def backtest(
             markout_horizons_s=cfg.metrics.markout_horizons_s,
             capital=cfg.metrics.capital,
         )
-        stats = engine.stats()
         metrics = {**metrics, **{f"engine_{k}": v for k, v in stats.items()}}
-        if len(legs) > 1:
-            for i, leg in enumerate(legs):
-                metrics.update({f"inst.{leg.name}.engine_{k}": v
-                                for k, v in engine.instrument_stats(i).items()})
+        for i, st in enumerate(inst_stats):
+            metrics.update({f"inst.{legs[i].name}.engine_{k}": v for k, v in st.items()})
         manifest = {
             "mmsim_version": __version__,
             "name": cfg.name,
