@@ -29,9 +29,11 @@ _CONSTANT_MODULES = {"enums.py", "dtypes.py", "contracts.py", "kernels.py",
                      "policies/cartea.py"}
 
 
-#: a kernel module: it imports numba, or this module's decorators
+#: a kernel module: it imports numba, or this module's decorators, at its top level (an
+#: import inside a function, as the runner's and the sweep's cache checks do, does not make
+#: one: editing them must not discard the compiled kernels)
 _IMPORTS_NUMBA = re.compile(
-    rb"^\s*(import numba|from numba|from mmsim._jitcache|import mmsim._jitcache)", re.MULTILINE)
+    rb"^(import numba|from numba|from mmsim._jitcache|import mmsim._jitcache)", re.MULTILINE)
 
 
 def source_digest() -> str:

@@ -315,3 +315,23 @@ def test_a_declaration_change_gives_a_fresh_kernel_cache(tmp_path, monkeypatch):
         with open(root / rel, "a") as f:
             f.write("\n# a declaration change\n")
         assert _jitcache.source_digest() != before, f"mmsim/{rel} is not in the kernel digest"
+
+
+def test_a_driver_change_keeps_the_kernel_cache(tmp_path, monkeypatch):
+    """Modules that only ask the cache (an import of :mod:`mmsim._jitcache` inside a
+    function: the runner, the sweep) hold no kernel: editing them keeps the cache key, while
+    a kernel module's edit changes it."""
+    root = tmp_path / "mmsim"
+    shutil.copytree(Path(_jitcache.__file__).parent, root,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(_jitcache, "_ROOT", root)
+    for rel in ("runner.py", "sweep.py"):
+        assert "    from mmsim._jitcache import" in (root / rel).read_text()
+        before = _jitcache.source_digest()
+        with open(root / rel, "a") as f:
+            f.write("\n# a driver change\n")
+        assert _jitcache.source_digest() == before, f"mmsim/{rel} is in the kernel digest"
+    before = _jitcache.source_digest()
+    with open(root / "engine" / "nb.py", "a") as f:
+        f.write("\n# a kernel change\n")
+    assert _jitcache.source_digest() != before
