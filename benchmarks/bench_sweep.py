@@ -13,7 +13,7 @@ runs the two virtual CPUs on one physical core) cap any sweep below 2; the sweep
 is reported against that ceiling too (``--ceiling-runs 0`` skips it).
 
 Usage: ``python benchmarks/bench_sweep.py [--data-root DIR] [--workers 1,2] [--grid-size 8]
-[--ceiling-runs 12]``.
+[--ceiling-runs 12] [--rounds 1]``.
 """
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--ceiling-runs", type=int, default=12, help="runs per process for the "
                     "machine's ceiling (0: skip it)")
+    ap.add_argument("--rounds", type=int, default=1, help="sweep with each worker count this "
+                    "many times, interleaved (1, 2, 1, 2, ...): the speedup of each round and "
+                    "their median (a noisy host moves a single pair by ±10 %%)")
     args = ap.parse_args(argv)
 
     from mmsim.config import load_config
@@ -112,13 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"grid: {' × '.join(grid)} = {n * n} runs on {EXP.name}; "
               f"{os.cpu_count()} cores")
         results = {}
-        for w in [int(x) for x in args.workers.split(",")]:
+        counts = [int(x) for x in args.workers.split(",")]
+        walls: dict[int, list[float]] = {w: [] for w in counts}
+        for w in [w for _ in range(max(1, args.rounds)) for w in counts]:
             out = work / f"sweep-{w}"
             shutil.rmtree(out, ignore_errors=True)
             t = time.perf_counter()
             res = run_sweep(EXP, grid=grid, data_root=root, out=out, jobs=w,
                             start_method=args.start_method, progress=False)
             wall = time.perf_counter() - t
+            walls[w].append(wall)
             tm, c = res.meta["timing"], res.counts
             ok = res.table[res.table["status"] == "ok"]
             results[w] = {
@@ -140,10 +146,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['sweep_overhead_per_run_s']:.3f} s over the sweep")
         ws = sorted(results)
         if len(ws) >= 2:
-            s = results[ws[0]]["wall_s"] / results[ws[-1]]["wall_s"]
-            print(f"speedup {ws[0]} → {ws[-1]} workers: {s:.2f} "
+            per_round = [a / b for a, b in zip(walls[ws[0]], walls[ws[-1]], strict=True)]
+            s = sorted(per_round)[len(per_round) // 2]
+            rounds = (f"; rounds: {', '.join(f'{x:.2f}' for x in per_round)}, median"
+                      if len(per_round) > 1 else "")
+            print(f"speedup {ws[0]} → {ws[-1]} workers{rounds}: {s:.2f} "
                   f"(target {TARGET_SPEEDUP}; ratio {s / TARGET_SPEEDUP:.2f})")
             results["speedup"] = round(s, 3)
+            results["speedup_rounds"] = [round(x, 3) for x in per_round]
             if args.ceiling_runs > 0:
                 one = ceiling(EXP, root, work, args.ceiling_runs, 1)
                 two = ceiling(EXP, root, work, args.ceiling_runs, ws[-1])
