@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     "machine's ceiling (0: skip it)")
     ap.add_argument("--rounds", type=int, default=1, help="sweep with each worker count this "
                     "many times, interleaved (1, 2, 1, 2, ...): the speedup of each round and "
-                    "their median (a noisy host moves a single pair by ±10 %%)")
+                    "their median (a noisy host moves a single pair by ±15 %%)")
     args = ap.parse_args(argv)
 
     from mmsim.config import load_config

@@ -62,8 +62,8 @@ __all__ = [
 READER_VERSION = "4"
 
 #: Events per generated chunk and per row group of a synthetic cache file: the generator's
-#: chunk, its Arrow table and the writer's encoded pages are in memory at once (the
-#: default experiment at 20 M events peaked at 402 MB with 1 M, 350 MB with 500 k). The
+#: chunk, its Arrow table and the writer's encoded pages are in memory at once (generating
+#: the default experiment's 20 M events peaked at 402 MB with 1 M, ~350 MB with 500 k). The
 #: events do not depend on it, the file's bytes (and so its sha256 in the manifest) do:
 #: it is part of the cache key.
 SYNTHETIC_ROW_GROUP = 500_000
