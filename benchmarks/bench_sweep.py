@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -127,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             walls[w].append(wall)
             tm, c = res.meta["timing"], res.counts
             ok = res.table[res.table["status"] == "ok"]
-            results[w] = {
+            results[w] = {  # the last round's figures, with every round's wall time
                 "wall_s": round(wall, 3),
+                "wall_s_rounds": [round(x, 3) for x in walls[w]],
                 "ok": c["ok"],
                 "failed": c["failed"],
                 "mean_replay_s": round(float(ok["replay_s"].mean()), 4),
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         ws = sorted(results)
         if len(ws) >= 2:
             per_round = [a / b for a, b in zip(walls[ws[0]], walls[ws[-1]], strict=True)]
-            s = sorted(per_round)[len(per_round) // 2]
+            s = statistics.median(per_round)
             rounds = (f"; rounds: {', '.join(f'{x:.2f}' for x in per_round)}, median"
                       if len(per_round) > 1 else "")
             print(f"speedup {ws[0]} → {ws[-1]} workers{rounds}: {s:.2f} "
