@@ -73,7 +73,11 @@ def kernel(fn):
     (:func:`numba.types.unliteral`), so each kernel has one version per real signature (the
     constant folding those versions bought is measured by ``make bench``).
     """
-    d = numba.njit(cache=True, _nrt=False)(fn)
+    return _unliteral_calls(numba.njit(cache=True, _nrt=False, forceinline=False)(fn))
+
+
+def _unliteral_calls(d):
+    """``d``, typed at call sites from other kernels with literal argument types widened."""
     template = d.get_call_template
 
     def get_call_template(args, kws):
@@ -82,6 +86,35 @@ def kernel(fn):
 
     d.get_call_template = get_call_template
     return d
+
+
+def inlined(fn):
+    """``@numba.njit(cache=True, _nrt=False, forceinline=True)``: compiled once, on its own,
+    and inlined by LLVM into every kernel that calls it (the ``alwaysinline`` attribute);
+    ``fn`` is a Python function or a :func:`kernel` whose twin this is; literal argument
+    types are widened at call sites as for :func:`kernel`.
+
+    For the per-event path, where a call of some twenty array arguments (each passes its data
+    pointer, shape and strides) costs about as many instructions as the work. numba's own
+    ``inline="always"`` gives the same code but copies and types the callee's IR again at
+    every call site: 12 s of the engine's cold compile (``make bench``), mostly in
+    :func:`copy.deepcopy` of the callee's blocks, each with its own copy of the scope.
+
+    A twin of a kernel gets its own qualified name (``<name>_inline``): numba keys its disk
+    cache on the function's file, qualified name and bytecode, so a twin of the same name
+    would load the kernel's cached code, which LLVM does not inline. Calls from an inlined
+    function to kernels that are not compiled yet do not inherit ``forceinline`` because
+    :func:`kernel` sets it to False.
+    """
+    import types as pytypes
+
+    f = getattr(fn, "py_func", fn)
+    if f is not fn:
+        f = pytypes.FunctionType(f.__code__, f.__globals__, f.__name__ + "_inline",
+                                 f.__defaults__, f.__closure__)
+        f.__qualname__ = fn.py_func.__qualname__ + "_inline"
+        f.__doc__ = fn.py_func.__doc__
+    return _unliteral_calls(numba.njit(cache=True, _nrt=False, forceinline=True)(f))
 
 
 def engine_is_cached() -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from mmsim._jitcache import kernel  # (before any cached kernel)
+from mmsim._jitcache import inlined, kernel  # (before any cached kernel)
 
 # ---- ladder scalars -------------------------------------------------------------------------
 L_BASE = 0  # price tick of column 0
@@ -118,8 +118,7 @@ def ladder_change_nb(lvl_qty, sc, side, price_tick, delta):
 #: level update and the feed applying it to the local view), where the call itself (some
 #: twenty arguments: each array passes its data pointer, shape and strides) cost about as
 #: many instructions as the update
-ladder_change_inline_nb = nb.njit(cache=True, inline="always", _nrt=False)(
-    ladder_change_nb.py_func)
+ladder_change_inline_nb = inlined(ladder_change_nb)
 
 
 @kernel

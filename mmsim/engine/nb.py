@@ -60,7 +60,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from mmsim._jitcache import kernel  # (before any cached kernel)
+from mmsim._jitcache import inlined, kernel  # (before any cached kernel)
 from mmsim.book.nb import (
     ASK_ROW,
     B_NFREE,
@@ -622,9 +622,8 @@ def _feed(ring, st, llvl, lsc, sst, sp, ts, code, px, dq):
 #: feed loop of :func:`run_nb` and an L2 level update), where a call passes some thirty
 #: arguments (every array its pointer, shape and strides): callgrind counted 409 → 338 → 262
 #: instructions per Binance event as the level update and then these were inlined
-_ring_pop_apply_inline = nb.njit(cache=True, inline="always", _nrt=False)(
-    _ring_pop_apply.py_func)
-_feed_inline = nb.njit(cache=True, inline="always", _nrt=False)(_feed.py_func)
+_ring_pop_apply_inline = inlined(_ring_pop_apply)
+_feed_inline = inlined(_feed)
 
 
 @kernel
@@ -678,7 +677,7 @@ def _l2_level_change(ours, cfg, st, side, px, old_q, new_q):
         ours[k].traded_since_depth = 0
 
 
-@nb.njit(cache=True, inline="always", _nrt=False)
+@inlined
 def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring, sst, sp,
                ours, st, cfg, lat, resp, fills, olog, counts):
     """L2: the level at ``px`` on ``side`` is now ``q`` lots."""
