@@ -63,8 +63,10 @@ numba.config.CACHE_DIR = str(CACHE_DIR)
 
 
 def kernel(fn):
-    """``@numba.njit(cache=True, _nrt=False)``, compiled once for the argument types it is
-    called with, not once per constant.
+    """``@numba.njit(cache=True, _nrt=False, forceinline=False)``, compiled once for the
+    argument types it is called with, not once per constant (``forceinline=False`` is set so a
+    kernel first compiled from an :func:`inlined` caller does not inherit its
+    ``forceinline``).
 
     numba types a constant argument at a call site from another kernel as a literal
     (``Literal[int](0)``, ``Literal[bool](True)``) and compiles a version of the callee for
@@ -96,9 +98,11 @@ def inlined(fn):
 
     For the per-event path, where a call of some twenty array arguments (each passes its data
     pointer, shape and strides) costs about as many instructions as the work. numba's own
-    ``inline="always"`` gives the same code but copies and types the callee's IR again at
-    every call site: 12 s of the engine's cold compile (``make bench``), mostly in
-    :func:`copy.deepcopy` of the callee's blocks, each with its own copy of the scope.
+    ``inline="always"`` copies and types the callee's IR again at every call site: about 12 s
+    of a serial cold compile of the engine on this kind of machine (profiled with numba's
+    compile events), mostly in :func:`copy.deepcopy` of the callee's blocks, each with its own
+    copy of the scope. ``_market_event`` keeps ``inline="always"``: inlined by LLVM it cost
+    11 % more instructions per event (``benchmarks/callgrind_events.py``).
 
     A twin of a kernel gets its own qualified name (``<name>_inline``): numba keys its disk
     cache on the function's file, qualified name and bytecode, so a twin of the same name
