@@ -113,11 +113,11 @@ def inlined(fn):
     import types as pytypes
 
     f = getattr(fn, "py_func", fn)
-    if f is not fn:
-        f = pytypes.FunctionType(f.__code__, f.__globals__, f.__name__ + "_inline",
-                                 f.__defaults__, f.__closure__)
-        f.__qualname__ = fn.py_func.__qualname__ + "_inline"
-        f.__doc__ = fn.py_func.__doc__
+    if f is not fn:  # (the docstring comes with the code object)
+        src = f
+        f = pytypes.FunctionType(src.__code__, src.__globals__, src.__name__ + "_inline",
+                                 src.__defaults__, src.__closure__)
+        f.__qualname__ = src.__qualname__ + "_inline"
     return _unliteral_calls(numba.njit(cache=True, _nrt=False, forceinline=True)(f))
 
 

@@ -335,3 +335,19 @@ def test_a_driver_change_keeps_the_kernel_cache(tmp_path, monkeypatch):
     with open(root / "engine" / "nb.py", "a") as f:
         f.write("\n# a kernel change\n")
     assert _jitcache.source_digest() != before
+
+
+def test_an_inlined_twin_has_its_own_cache_entry_and_forceinline():
+    """A twin made by ``_jitcache.inlined`` from a kernel must not share the kernel's disk-cache
+    entry (it would load code without LLVM's alwaysinline: +11 % instructions per event), and
+    only the twin is force-inlined (a kernel compiled from it must not inherit the flag)."""
+    from mmsim.book.nb import ladder_change_inline_nb, ladder_change_nb
+    from mmsim.engine.nb import _feed, _feed_inline, _ring_pop_apply, _ring_pop_apply_inline
+
+    for k, twin in ((ladder_change_nb, ladder_change_inline_nb), (_feed, _feed_inline),
+                    (_ring_pop_apply, _ring_pop_apply_inline)):
+        assert twin._cache._cache_file._index_name != k._cache._cache_file._index_name
+        assert twin.py_func.__qualname__ == k.py_func.__qualname__ + "_inline"
+        assert twin.py_func.__doc__ == k.py_func.__doc__
+        assert twin.targetoptions["forceinline"] is True
+        assert k.targetoptions["forceinline"] is False
