@@ -351,3 +351,21 @@ def test_an_inlined_twin_has_its_own_cache_entry_and_forceinline():
         assert twin.py_func.__doc__ == k.py_func.__doc__
         assert twin.targetoptions["forceinline"] is True
         assert k.targetoptions["forceinline"] is False
+
+
+def test_internal_kernels_have_no_python_wrappers_and_the_scheduler_keeps_its_cfunc():
+    """Kernels only other kernels call are built without numba's CPython and C wrappers (a
+    share of the cold compile); the scheduler ``_run_internal`` must keep its C wrapper, as
+    ``run_nb`` receives it as a first-class function value, and Python-facing kernels keep
+    both."""
+    import mmsim.engine.nb as E
+    from mmsim.book.nb import ladder_change_nb
+
+    for k in (E._decide, E._request_arrives, E._risk_gate, E._feed_inline):
+        assert k.targetoptions["no_cpython_wrapper"] is True, k
+        assert k.targetoptions["no_cfunc_wrapper"] is True, k
+        with pytest.raises(TypeError, match="internal kernel"):
+            k()  # (numba alone would jump to the missing wrapper and crash the process)
+    for k in (E._run_internal, ladder_change_nb):
+        assert not k.targetoptions.get("no_cpython_wrapper", False), k
+        assert not k.targetoptions.get("no_cfunc_wrapper", False), k

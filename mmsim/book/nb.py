@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from mmsim._jitcache import inlined, kernel  # (before any cached kernel)
+from mmsim._jitcache import inlined, internal, kernel  # (before any cached kernel)
 
 # ---- ladder scalars -------------------------------------------------------------------------
 L_BASE = 0  # price tick of column 0
@@ -189,7 +189,7 @@ def ladder_recenter_nb(lvl_qty, sc, new_base):
     sc[L_BEST_ASK] = ba
 
 
-@kernel
+@internal
 def _ladder_recount_nb(lvl_qty, sc):
     """Set the level counts and best prices of ``sc`` from the columns of ``lvl_qty``."""
     w = sc[L_W]
@@ -324,7 +324,7 @@ def find_order_nb(hkeys, hvals, bs, oid):
         i = (i + 1) & mask
 
 
-@kernel
+@internal
 def _hash_insert(hkeys, hvals, bs, oid, slot):
     mask = bs[B_MASK]
     i = _hash(oid, mask)
@@ -334,7 +334,7 @@ def _hash_insert(hkeys, hvals, bs, oid, slot):
     hvals[i] = slot
 
 
-@kernel
+@internal
 def _hash_delete(hkeys, hvals, bs, oid):
     mask = bs[B_MASK]
     i = _hash(oid, mask)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmsim._jitcache import kernel  # (before any cached kernel)
+from mmsim._jitcache import internal, kernel  # (before any cached kernel)
 from mmsim.book.nb import (
     B_NFREE,
     B_UNKNOWN,
@@ -53,7 +53,7 @@ _STATE_DTYPE = np.dtype([
 _NO_TRADE_FLAGS = EventFlag.INFO | EventFlag.CROSS | EventFlag.LAST
 
 
-@kernel
+@internal
 def _emit(out, k, e, kind, side, px, qty, flags):
     """Write one derived record (order id 0, value 0) at ``out[k]``; returns ``k + 1``."""
     out[k].exch_ts = e.exch_ts

@@ -60,7 +60,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from mmsim._jitcache import inlined, kernel  # (before any cached kernel)
+from mmsim._jitcache import inlined, internal, kernel  # (before any cached kernel)
 from mmsim.book.nb import (
     ASK_ROW,
     B_NFREE,
@@ -293,7 +293,7 @@ def _open_list(st, side):
     return st.open_ask_slots, st.n_open_asks
 
 
-@kernel
+@internal
 def _recompute_bounds(ours, st):
     nb_ = 0
     na_ = 0
@@ -323,7 +323,7 @@ def _recompute_bounds(ours, st):
     st.dirty = 0
 
 
-@kernel
+@internal
 def _recompute_next_req(ours, st):
     t = INF_TS
     for k in range(st.n_slots_used):
@@ -332,7 +332,7 @@ def _recompute_next_req(ours, st):
     st.next_request_ts = t
 
 
-@kernel
+@internal
 def _recompute_next_resp(resp, st):
     t = INF_TS
     for j in range(st.n_responses):
@@ -341,7 +341,7 @@ def _recompute_next_resp(resp, st):
     st.next_response_ts = t
 
 
-@kernel
+@internal
 def _resp_time(st, cfg, lat, action, te):
     """Local arrival of a response sent at exchange time ``te`` (one session: FIFO)."""
     t = te + response_latency_nb(cfg.latency_model, lat, action, te, st)
@@ -351,7 +351,7 @@ def _resp_time(st, cfg, lat, action, te):
     return t
 
 
-@kernel
+@internal
 def _push_resp(resp, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta):
     j = st.n_responses
     if j >= resp.shape[0]:
@@ -375,7 +375,7 @@ def _push_resp(resp, st, ours, ts, kind, slot, px, qty, leaves, fill, cash_delta
         st.next_response_ts = ts
 
 
-@kernel
+@internal
 def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leaves, fill, reason):
     j = counts[1]
     olog[j].local_ts = local_ts
@@ -394,7 +394,7 @@ def _log_order(olog, counts, ours, slot, local_ts, exch_ts, event, px, qty, leav
     counts[1] = j + 1
 
 
-@kernel
+@internal
 def _answer(olog, counts, resp, st, ours, slot, local_ts, exch_ts, event, px, qty,
             leaves, fill, reason, cash_delta):
     """The exchange answers a request or reports a fill for ``slot``: one orders-log row
@@ -404,7 +404,7 @@ def _answer(olog, counts, resp, st, ours, slot, local_ts, exch_ts, event, px, qt
     _push_resp(resp, st, ours, local_ts, event, slot, px, qty, leaves, fill, cash_delta)
 
 
-@kernel
+@internal
 def _exch_mid(sc):
     b = best_bid_tick_nb(sc)
     a = best_ask_tick_nb(sc)
@@ -413,7 +413,7 @@ def _exch_mid(sc):
     return 0.5 * (b + a)
 
 
-@kernel
+@internal
 def _fill(
     ours, slot, ts, px, qty, liq, st, cfg, lat, resp, fills, olog, counts,
     sc,
@@ -455,7 +455,7 @@ def _fill(
         st.dirty = 1
 
 
-@kernel
+@internal
 def _fill_priority(
     ours, side, px_limit, at_px, at_px_seq_behind, budget, ts, st, cfg, lat,
     resp, fills, olog, counts, sc, hidden_at_px,
@@ -525,7 +525,7 @@ def _reaches_ours(side, px, nbid, nask, st):
         side > 0 and nask > 0 and px >= st.open_ask_lo_tick)
 
 
-@kernel
+@internal
 def _opposite_volume(side, px, q, ts, nbid, nask, ours, st, cfg, lat, resp,
                       fills, olog, counts, sc):
     """``q`` lots of new resting volume on ``side`` at ``px`` (an order added or moved, an L2
@@ -539,7 +539,7 @@ def _opposite_volume(side, px, q, ts, nbid, nask, ours, st, cfg, lat, resp,
                         fills, olog, counts, sc, False)
 
 
-@kernel
+@internal
 def _reduce_ahead(ours, cfg, st, side, px, seq, amount):
     """A book order (``seq``; -1 for anonymous volume) at ``px`` lost ``amount`` lots."""
     slots, cnt = _open_list(st, side)
@@ -568,7 +568,7 @@ def _ring_push(ring, st, ts, code, px, dq):
     return True
 
 
-@kernel
+@internal
 def _ring_pop_apply(ring, st, llvl, lsc, sst, sp):
     """Apply the oldest feed entry to the local view (and to its signals when ``sp.on``)."""
     cap = ring.shape[0]
@@ -605,7 +605,7 @@ def _ring_pop_apply(ring, st, llvl, lsc, sst, sp):
     st.feed_count -= 1
 
 
-@kernel
+@internal
 def _feed(ring, st, llvl, lsc, sst, sp, ts, code, px, dq):
     """Queue a change of the exchange book for the local view at local time ``ts``."""
     if ts < st.feed_last_ts:
@@ -626,7 +626,7 @@ _ring_pop_apply_inline = inlined(_ring_pop_apply)
 _feed_inline = inlined(_feed)
 
 
-@kernel
+@internal
 def _ring_pop_through(ring, st, llvl, lsc, sst, sp, stop_ts, limit, inclusive):
     """Apply the oldest feed entry and every one after it up to the scheduler's next other
     action: entries at or before ``stop_ts`` (among actions at one time feed updates come
@@ -647,7 +647,7 @@ def _ring_pop_through(ring, st, llvl, lsc, sst, sp, stop_ts, limit, inclusive):
             return
 
 
-@kernel
+@internal
 def _l2_trade_at(ours, cfg, st, side, px, q):
     """L2: a trade of ``q`` lots at our price ``px`` reduces the queue ahead of our orders."""
     slots, cnt = _open_list(st, side)
@@ -659,7 +659,7 @@ def _l2_trade_at(ours, cfg, st, side, px, q):
             ours[k].traded_since_depth += q
 
 
-@kernel
+@internal
 def _l2_level_change(ours, cfg, st, side, px, old_q, new_q):
     """Our orders at ``px`` when its level goes ``old_q`` → ``new_q`` lots: the queue model
     (:func:`mmsim.models.queue.queue_front_nb`) moves each one's ``ahead``, the lots traded
@@ -719,7 +719,7 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
     return 0
 
 
-@kernel
+@internal
 def _recenter(center_px, lvl, sc, llvl, lsc, ring, sst, sp, st, lts):
     """Centre the exchange ladder on ``center_px``; the local ladder follows via the feed."""
     new_base = center_px - sc[L_W] // 2
@@ -889,7 +889,7 @@ def _market_event(
                        lsc, ring, sst, sp, ours, st, cfg)
 
 
-@kernel
+@internal
 def _rare_event(ev, kind, side, lts, ordt, free, hkeys, hvals, bs, lvl, anon, sc, llvl, lsc,
                 ring, sst, sp, ours, st, cfg):
     """:func:`_market_event` for a MARK, FUNDING, CLEAR, SNAPSHOT_BEGIN/END or STATUS event."""
@@ -934,7 +934,7 @@ def _rare_event(ev, kind, side, lts, ordt, free, hkeys, hvals, bs, lvl, anon, sc
     return 0
 
 
-@kernel
+@internal
 def _taker_walk(ours, slot, ts, st, cfg, lat, resp, fills, olog, counts,
                 lvl, sc):
     """Take liquidity for our order in ``slot`` from the opposite side of the exchange book.
@@ -975,7 +975,7 @@ def _taker_walk(ours, slot, ts, st, cfg, lat, resp, fills, olog, counts,
             j -= 1
 
 
-@kernel
+@internal
 def _fok_fillable(ours, slot, lvl, sc):
     """Whether the opposite side of the exchange book holds the whole open quantity of our
     fill-or-kill order in ``slot`` at prices within its limit (the walk of
@@ -1002,7 +1002,7 @@ def _fok_fillable(ours, slot, lvl, sc):
     return got >= need
 
 
-@kernel
+@internal
 def _crosses(side, px, tif, sc):
     if tif == TimeInForce.MARKET:
         return True
@@ -1013,7 +1013,7 @@ def _crosses(side, px, tif, sc):
     return b >= 0 and px <= b
 
 
-@kernel
+@internal
 def _request_arrives(slot, ours, st, cfg, lat, resp, fills, olog, counts,
                      lvl, sc, bs):
     """Our request for ``slot`` reaches the exchange (at ``ours[slot].req_ts``)."""
@@ -1117,7 +1117,7 @@ def _request_arrives(slot, ours, st, cfg, lat, resp, fills, olog, counts,
                 ours[slot].queue_ahead = level_qty_nb(lvl, sc, side, npx)
 
 
-@kernel
+@internal
 def _response_arrives(resp, st, ours):
     """Apply the earliest response to the strategy's view; returns (kind, slot)."""
     n = st.n_responses
@@ -1178,7 +1178,7 @@ def _response_arrives(resp, st, ours):
     return kind, slot
 
 
-@kernel
+@internal
 def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
     """Send a request for ``slot`` from the strategy at local time ``ts``.
 
@@ -1224,7 +1224,7 @@ def _send(ours, st, cfg, lat, olog, counts, slot, req, ts, px, qty):
         _log_order(olog, counts, ours, slot, ts, ts + e, ev, px, total, qty, 0, 0)
 
 
-@kernel
+@internal
 def _exposure(ours, nmax, side):
     """Lots our live orders on ``side`` (quotes and hedges) among the first ``nmax`` slots
     (``st.n_slots_used``) could still fill, worst case, beyond the fills the strategy knows
@@ -1244,7 +1244,7 @@ def _exposure(ours, nmax, side):
     return tot
 
 
-@kernel
+@internal
 def _reset_order(ours, slot):
     """Every field of our order slot ``slot`` back to zero (a fresh order); the slot's
     ``instrument`` stays."""
@@ -1279,7 +1279,7 @@ def _reset_order(ours, slot):
     o.queue_ahead = 0.0
 
 
-@kernel
+@internal
 def _new_order(ours, st, cfg, lat, olog, counts, ts, side, px, qty, tif, is_hedge):
     # the lowest free slot: below st.n_slots_used, or the next never-used one
     slot = -1
@@ -1326,7 +1326,7 @@ def _fit(q, open_qty, room):
     return open_qty + inc, room - inc
 
 
-@kernel
+@internal
 def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, matched,
                  room):
     """Turn target quotes of one side into submits, modifies and cancels.
@@ -1389,7 +1389,7 @@ def _manage_side(ours, st, cfg, lat, olog, counts, ts, side, tp, tq, n, used, ma
                        cfg.quote_tif, 0)
 
 
-@kernel
+@internal
 def _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q, sst, sp):
     t0 = st.t0
     if sp.on != 0:
@@ -1479,7 +1479,7 @@ def _fill_ctx(ctx, now, reason, st, cfg, llvl, lsc, ours, depth_px, depth_q, sst
     ctx[Ctx.N_OPEN_ASK] = noa
 
 
-@kernel
+@internal
 def _fill_ctx_legs(ctx, st, cfg, llvl, lsc):
     """The per-instrument blocks of ``ctx`` (:data:`mmsim.contracts.InstCtx`): each
     instrument's local top of book, mid, our position there, its grid and contract, its
@@ -1511,7 +1511,7 @@ def _fill_ctx_legs(ctx, st, cfg, llvl, lsc):
     ctx[Ctx.N_PENDING_HEDGE] = npend
 
 
-@kernel
+@internal
 def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
     """Send the hedger's orders (``hout``, :data:`HedgeOut` layout), each on the instrument
     it names; an order naming an instrument not in the run, or with no size, is ignored.
@@ -1552,13 +1552,13 @@ def _hedge_orders(now, hout, st2, cfg2, lat2, ours2, olog, counts):
 # All of it runs in the decision path, and only with ``cfg.risk_on`` (an option is on).
 
 
-@kernel
+@internal
 def _risk_bit(reason):
     """The bit of a :data:`RiskReason` in ``st.risk_active``."""
     return np.int64(1) << (reason - RISK_REASON_BASE)
 
 
-@kernel
+@internal
 def _log_risk(olog, counts, now, event, reason, side, mid, pos):
     """An orders-log row of the risk layer (``event`` RISK_ON / RISK_OFF, ``reason`` a
     :data:`RiskReason`): no order, ``side`` the side it stops (0 = both), the strategy's
@@ -1580,7 +1580,7 @@ def _log_risk(olog, counts, now, event, reason, side, mid, pos):
     counts[1] = j + 1
 
 
-@kernel
+@internal
 def _risk_transitions(olog, counts, st, now, active, mid, ofi_side):
     """Log every reason that starts (RISK_ON) or stops (RISK_OFF) acting, then keep
     ``active`` in ``st.risk_active``. The side of a trigger is the one it stops: the side that
@@ -1606,7 +1606,7 @@ def _risk_transitions(olog, counts, st, now, active, mid, ofi_side):
     st.risk_active = active
 
 
-@kernel
+@internal
 def _vol_ewmas(st, cfg, dt, x):
     """The circuit breaker's fast and slow EWMAs of the squared mid change per second ``x``
     (ticks² / s) over ``dt`` seconds (half-lives ``cfg.vol_fast_halflife_s`` / ``_slow_``)."""
@@ -1616,7 +1616,7 @@ def _vol_ewmas(st, cfg, dt, x):
     st.vol_slow_var += aslow * (x - st.vol_slow_var)
 
 
-@kernel
+@internal
 def _local_equity(st, cfg, mid):
     """The strategy's equity marked to its ``mid`` (ticks): linear ``cash + q·mid·mult``,
     inverse ``cash − q·mult/mid`` (MODELS.md §9); NaN without a mid."""
@@ -1625,7 +1625,7 @@ def _local_equity(st, cfg, mid):
     return st.local_cash - cash_flow_nb(cfg, 1, mid, st.local_position)
 
 
-@kernel
+@internal
 def _pnl_stop(now, st, cfg, mid):
     """PnL stop and maximum drawdown (MODELS.md §10): the bits of the stop acting after this
     decision. Triggers when equity − start < −``max_loss`` or peak − equity >
@@ -1659,7 +1659,7 @@ def _pnl_stop(now, st, cfg, mid):
     return bits
 
 
-@kernel
+@internal
 def _break_even_ticks(cfg, mid):
     """Break-even spread in ticks at ``mid`` (ticks): ``2·maker fee + margin`` (bps of the
     mid), plus twice the per-lot maker fee in ticks (MODELS.md §4, seed 004)."""
@@ -1667,7 +1667,7 @@ def _break_even_ticks(cfg, mid):
     return t + 2.0 * cfg.maker_fee_per_lot / (cfg.lot_size * cfg.multiplier * cfg.tick_size)
 
 
-@kernel
+@internal
 def _shift_side(qout, side, delta):
     """Move every level of ``side`` of the policy's output by ``delta`` ticks."""
     base = Quote.BID0 if side > 0 else Quote.ASK0
@@ -1675,7 +1675,7 @@ def _shift_side(qout, side, delta):
         qout[base + 2 * k] += delta
 
 
-@kernel
+@internal
 def _place(cfg, qout, b, a):
     """``cfg.placement``: the level-0 quotes against the strategy's touch ``b`` / ``a``
     (ticks), each side's deeper levels moved with it."""
@@ -1694,7 +1694,7 @@ def _place(cfg, qout, b, a):
         _shift_side(qout, -1, ta - qout[Quote.ASK0])
 
 
-@kernel
+@internal
 def _quote_centre(qout, mid):
     """``(centre, half spread)`` of the level-0 quotes, ticks: their midpoint and half
     distance when both sides quote, else ``mid`` and the one side's distance from it."""
@@ -1710,7 +1710,7 @@ def _quote_centre(qout, mid):
     return mid, np.nan
 
 
-@kernel
+@internal
 def _widen(cfg, qout, pos, active, mid, ofi_side):
     """Soft limit (the side that adds inventory moves away by ``w·(|q| − q_soft)/(q_max −
     q_soft)`` of the half spread), the widening circuit breaker (every level ``p`` →
@@ -1742,7 +1742,7 @@ def _widen(cfg, qout, pos, active, mid, ofi_side):
             qout[base + 2 * k] = c + m * (qout[base + 2 * k] - c)
 
 
-@kernel
+@internal
 def _ladder(cfg, qout):
     """``cfg.ladder_levels`` levels per side from the policy's level-0 quote (seed 003):
     level k at ``cfg.ladder_offsets[k]`` ticks (or bps of the level-0 price) behind it, of
@@ -1763,7 +1763,7 @@ def _ladder(cfg, qout):
         qout[Quote.N_BID if side > 0 else Quote.N_ASK] = n
 
 
-@kernel
+@internal
 def _inventory_sizes(cfg, qout, pos):
     """The side that adds inventory scaled by ``max(0, 1 − a·|q|/q_max)``."""
     if pos == 0 or cfg.max_position_lots <= 0:
@@ -1775,7 +1775,7 @@ def _inventory_sizes(cfg, qout, pos):
         qout[base + 2 * k + 1] *= f
 
 
-@kernel
+@internal
 def _flatten(now, st, cfg, lat, ours, olog, counts, lsc):
     """Close the position the strategy knows with one taker order (``cfg.flatten_tif``; IOC
     and FOK priced ``cfg.flatten_slippage_ticks`` through the opposite touch) on the hedge
@@ -1800,7 +1800,7 @@ def _flatten(now, st, cfg, lat, ours, olog, counts, lsc):
     _new_order(ours, st, cfg, lat, olog, counts, now, side, px, abs(pos), tif, 1)
 
 
-@kernel
+@internal
 def _risk_active_now(now, st, cfg, b, a, mid, ofi):
     """The bits of every :data:`RiskReason` acting at this decision (``b``, ``a`` the
     strategy's touch, ``mid`` its mid, ticks; ``ofi`` the order-flow imbalance of the
@@ -1838,7 +1838,7 @@ def _risk_active_now(now, st, cfg, b, a, mid, ofi):
     return act, nl
 
 
-@kernel
+@internal
 def _risk_gate(now, st, cfg, lat, ours, qout, olog, counts, lsc, ofi):
     """The risk limits and should-quote rules at a decision (MODELS.md §10, §4), then the
     quote shaping of ``quoting:`` (placement, widening, ladder, sizes) on the policy's output
@@ -1891,7 +1891,7 @@ def _risk_gate(now, st, cfg, lat, ours, qout, olog, counts, lsc, ofi):
     return nl, kill
 
 
-@kernel
+@internal
 def _hold_quotes(ours, cfg, ts, side, tp, tq, n, used):
     """Keep queue places (``quoting:``): each live quote on ``side`` claims its nearest free
     target and keeps its price when it is younger than ``cfg.min_quote_life_ns`` (its size
@@ -1923,7 +1923,7 @@ def _hold_quotes(ours, cfg, ts, side, tp, tq, n, used):
     return n
 
 
-@kernel
+@internal
 def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, out):
     """Run the policy (and hedger) at local time ``now`` and act on their outputs.
 
@@ -2026,7 +2026,7 @@ def _decide(now, reason, policy, hedger, work, st2, cfg2, lat2, local, ours2, ou
     return 0
 
 
-@kernel
+@internal
 def _charge_funding(st, cfg):
     """Perpetual funding at ``st.next_funding_ts`` (MODELS.md §8): linear
     ``cash −= q·mark·rate·multiplier``; inverse (coin) ``cash −= q·multiplier/mark·rate``.
@@ -2047,7 +2047,7 @@ def _charge_funding(st, cfg):
     st.n_funding += 1
 
 
-@kernel
+@internal
 def _sample_equity(eq, counts, ts, st, sc, inst):
     j = counts[2]
     eq[j].instrument = inst
@@ -2063,7 +2063,7 @@ def _sample_equity(eq, counts, ts, st, sc, inst):
     st.last_equity_ts = ts
 
 
-@kernel
+@internal
 def _sample_signals(sig, counts, ts, sst, sp, llvl, lsc, vals, inst):
     """One row of the signals of instrument ``inst`` at local time ``ts`` (equity clock)."""
     signals_to_ctx_nb(sst, sp, ts, llvl, lsc, vals, 0)
@@ -2081,7 +2081,7 @@ def _sample_signals(sig, counts, ts, sst, sp, llvl, lsc, vals, inst):
     counts[C_SIG] = c + 1
 
 
-@kernel
+@internal
 def _sample_all(eq, counts, ts, st, sc, local, sig):
     """The equity rows of every instrument at ``ts`` (and their signal rows when recorded)."""
     for j in range(st.shape[0]):

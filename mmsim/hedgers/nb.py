@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmsim._jitcache import declared, kernel  # (before any cached kernel)
+from mmsim._jitcache import declared, internal, kernel  # (before any cached kernel)
 from mmsim.contracts import HEDGER_SIG, Ctx, HedgeOut, InstCtx, inst_ctx_base
 from mmsim.enums import TimeInForce
 from mmsim.hedgers.params import TH, TS, XH
@@ -21,7 +21,7 @@ __all__ = ["TH", "TS", "XH", "cross_delta_hedger_nb", "delta_units_nb", "no_hedg
            "threshold_hedger_nb"]
 
 
-@kernel
+@internal
 def _threshold_order_nb(ctx, state, out, excess, threshold, size, small, max_wait_s, tif,
                         slippage_ticks, inst, bid_tick, ask_tick):
     """The rule both hedgers share: while ``|excess| <= threshold`` nothing (the excess's

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
-from mmsim._jitcache import kernel  # (before any cached kernel)
+from mmsim._jitcache import internal, kernel  # (before any cached kernel)
 
 
 class _Action(NamedTuple):
@@ -119,7 +119,7 @@ def interp_latency_nb(params, action, col, ts):
     return v0 + (v1 - v0) * (ts - t0) / (t1 - t0)
 
 
-@kernel
+@internal
 def _latency(kind, params, idx, st, ts):
     if kind == 1:
         return int(params[idx] * np.exp(params[6 + idx] * normal_nb(st)))

@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mmsim._jitcache import kernel  # (before any cached kernel)
+from mmsim._jitcache import internal, kernel  # (before any cached kernel)
 from mmsim.book.nb import (
     ASK_ROW,
     B_NFREE,
@@ -205,7 +205,7 @@ _NO_FILL_FLAGS = EventFlag.INFO | EventFlag.CROSS
 # ---- the level lists ------------------------------------------------------------------------
 
 
-@kernel
+@internal
 def _link_nb(live, head, ps, k, row, col):
     """Put probe ``k`` on the list of level (``row``, ``col``)."""
     live[k].row = row
@@ -226,7 +226,7 @@ def _link_nb(live, head, ps, k, row, col):
             ps.ask_lo = col
 
 
-@kernel
+@internal
 def _unlink_nb(live, head, ps, k):
     """Take probe ``k`` off its level's list; keep the best open probe columns."""
     row = live[k].row
@@ -259,7 +259,7 @@ def _unlink_nb(live, head, ps, k):
             ps.ask_lo = j
 
 
-@kernel
+@internal
 def _level_head_nb(head, sc, side, px):
     """First open probe at ``px`` on ``side`` (-1: none, or outside the window)."""
     col = px - sc[L_BASE]
@@ -271,7 +271,7 @@ def _level_head_nb(head, sc, side, px):
 # ---- the engine's rules, for each probe on its own -----------------------------------------
 
 
-@kernel
+@internal
 def _fill_nb(live, res, head, ps, k, ts, qty):
     """Fill ``qty`` lots of probe ``k`` at exchange time ``ts`` (``_fill`` for one order)."""
     live[k].leaves -= qty
@@ -286,7 +286,7 @@ def _fill_nb(live, res, head, ps, k, ts, qty):
         _unlink_nb(live, head, ps, k)
 
 
-@kernel
+@internal
 def _try_fill_nb(live, res, head, ps, k, side, p, px_limit, at_px, behind, budget, hidden,
                  whole, ts):
     """``_fill_priority`` for probe ``k`` (at ``p``) alone: filled if its price is through
@@ -310,7 +310,7 @@ def _try_fill_nb(live, res, head, ps, k, side, p, px_limit, at_px, behind, budge
     _fill_nb(live, res, head, ps, k, ts, take)
 
 
-@kernel
+@internal
 def _hit_side_nb(live, res, head, ps, sc, side, px_limit, at_px, behind, budget, hidden,
                  whole, ts):
     """An execution (or new opposite volume) of ``budget`` lots reaching the probes on
@@ -352,7 +352,7 @@ def _hit_side_nb(live, res, head, ps, sc, side, px_limit, at_px, behind, budget,
             j += 1
 
 
-@kernel
+@internal
 def _opposite_nb(live, res, head, ps, sc, side, px, q, whole, ts):
     """``_opposite_volume``: ``q`` lots of new resting volume on ``side`` at ``px`` fill the
     probes of the other side at or through ``px``."""
@@ -363,7 +363,7 @@ def _opposite_nb(live, res, head, ps, sc, side, px, q, whole, ts):
         _hit_side_nb(live, res, head, ps, sc, -1, px + 1, px, -1, q, False, whole, ts)
 
 
-@kernel
+@internal
 def _reduce_ahead_nb(live, head, sc, side, px, seq, amount):
     """``_reduce_ahead``: a book order (``seq``; -1 for anonymous volume) at ``px`` lost
     ``amount`` lots; the probes it was ahead of move up."""
@@ -377,7 +377,7 @@ def _reduce_ahead_nb(live, head, sc, side, px, seq, amount):
         k = live[k].nxt
 
 
-@kernel
+@internal
 def _add_ahead_nb(live, head, sc, side, px, q):
     """Anonymous volume added at ``px`` queues ahead of the probes there (as in the engine)."""
     k = _level_head_nb(head, sc, side, px)
@@ -386,7 +386,7 @@ def _add_ahead_nb(live, head, sc, side, px, q):
         k = live[k].nxt
 
 
-@kernel
+@internal
 def _l2_trade_at_nb(live, head, sc, side, px, q):
     """``_l2_trade_at``: a trade at the probes' price reduces their front (and is netted
     out of the depth update that follows)."""
@@ -398,7 +398,7 @@ def _l2_trade_at_nb(live, head, sc, side, px, q):
         k = live[k].nxt
 
 
-@kernel
+@internal
 def _l2_level_change_nb(live, head, sc, side, px, old_q, new_q, model, power_n):
     """``_l2_level_change``: the queue model moves the front of the probes at ``px``."""
     k = _level_head_nb(head, sc, side, px)
@@ -409,7 +409,7 @@ def _l2_level_change_nb(live, head, sc, side, px, old_q, new_q, model, power_n):
         k = live[k].nxt
 
 
-@kernel
+@internal
 def _requeue_all_nb(live, res, lvl, sc, side, seq, to_back):
     """The open probes on ``side`` (0: both) after a CLEAR (``to_back`` false: nothing is
     ahead any more) or a SNAPSHOT_END (``to_back``: they rejoin at the back of their levels);
@@ -427,7 +427,7 @@ def _requeue_all_nb(live, res, lvl, sc, side, seq, to_back):
         live[k].seq = seq
 
 
-@kernel
+@internal
 def _place_nb(probes, live, res, head, ps, lvl, sc, k, seq):
     """Probe ``k`` reaches the exchange (``_request_arrives`` for a post-only order):
     rejected while halted or when crossing, else it joins the back of its level."""
@@ -470,7 +470,7 @@ def _place_nb(probes, live, res, head, ps, lvl, sc, k, seq):
     _link_nb(live, head, ps, k, row_of(side), col)
 
 
-@kernel
+@internal
 def _place_before_nb(probes, live, res, head, ps, lvl, sc, ts, inclusive, seq):
     """Place every pending probe with ``place_ts < ts`` (``<=`` when ``inclusive``)."""
     m = probes.shape[0]
@@ -482,7 +482,7 @@ def _place_before_nb(probes, live, res, head, ps, lvl, sc, ts, inclusive, seq):
         ps.next_probe += 1
 
 
-@kernel
+@internal
 def _rare_nb(e, kind, live, res, ps, lvl, sc, seq):
     """SNAPSHOT_BEGIN / SNAPSHOT_END / STATUS / MARK / FUNDING / BBO (CLEAR is the caller's,
     which empties its book first). Returns False for a kind no pass takes."""
@@ -501,7 +501,7 @@ def _rare_nb(e, kind, live, res, ps, lvl, sc, seq):
 # ---- L3 truth --------------------------------------------------------------------------------
 
 
-@kernel
+@internal
 def _l3_event_nb(e, live, res, head, ps, ordt, free, hkeys, hvals, bs, lvl, anon, sc, whole):
     """One L3 event on the book and the probes (``_market_event`` in FIFO mode, each probe
     on its own). Returns a :data:`PassCode`."""
@@ -644,7 +644,7 @@ def l3_probe_pass_nb(ev, probes, live, res, head, ordt, free, hkeys, hvals, bs, 
 # ---- L2 estimate -----------------------------------------------------------------------------
 
 
-@kernel
+@internal
 def _l2_event_nb(e, live, res, head, ps, lvl, sc, model, power_n, whole):
     """One L2 event on the ladder and the probes (``_market_event`` in L2 mode). Returns a
     :data:`PassCode`."""

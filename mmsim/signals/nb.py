@@ -37,7 +37,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from mmsim._jitcache import kernel  # (before any cached kernel)
+from mmsim._jitcache import internal, kernel  # (before any cached kernel)
 from mmsim.book.nb import ASK_ROW, BID_ROW, L_BASE, L_BEST_ASK, L_BEST_BID, L_NASK, L_NBID, L_W
 from mmsim.signals.spec import SignalCtx
 
@@ -58,7 +58,7 @@ def _clamp_ts(sst, ts):
     return ts
 
 
-@kernel
+@internal
 def _flow_advance(sst, sp, ts):
     """Move the flow ring to the bucket of ``ts``: the buckets that leave the window are
     subtracted from the sums and zeroed."""
@@ -80,7 +80,7 @@ def _flow_advance(sst, sp, ts):
     sst.flow_head = k
 
 
-@kernel
+@internal
 def _kyle_push(sst, sp, x, y2, valid):
     """Add one clock interval (signed lots ``x``, mid change ``y2`` half ticks) to the Kyle
     ring, dropping the oldest once the ring holds ``kyle_n_intervals``."""
@@ -108,7 +108,7 @@ def _kyle_push(sst, sp, x, y2, valid):
         sst.kyle_count += 1
 
 
-@kernel
+@internal
 def _vol_update(sst, sp, y2):
     """One valid clock interval with a mid change of ``y2`` half ticks into the EWMA."""
     dy = 0.5 * y2
@@ -121,7 +121,7 @@ def _vol_update(sst, sp, y2):
     sst.vol_n += 1
 
 
-@kernel
+@internal
 def _clock_roll(sst, sp, k_target):
     """Sample every grid point ``g_k = k·clock_ns`` with ``clock_k < k <= k_target`` with the
     current top of book (the state before the event being processed), closing one interval
@@ -151,7 +151,7 @@ def _clock_roll(sst, sp, k_target):
     sst.interval_qty = 0
 
 
-@kernel
+@internal
 def _advance(sst, sp, ts, inclusive):
     """Bring the rings up to time ``ts``: flow buckets to ``ts``'s, the clock to the last grid
     point ``< ts`` (``<= ts`` if ``inclusive``). Returns ``ts`` clamped."""
