@@ -89,8 +89,7 @@ def internal(fn):
     engine's internal kernels without wrappers saved about 3 s of 21 s of LLVM work in a
     serial cold compile (profiled with numba's ``numba:llvm_lock`` events).
     """
-    return _no_python_calls(numba.njit(cache=True, _nrt=False, forceinline=False,
-                                       no_cpython_wrapper=True, no_cfunc_wrapper=True)(fn))
+    return _wrapperless(fn, forceinline=False)
 
 
 class _InternalDispatcher(CPUDispatcher):
@@ -102,10 +101,12 @@ class _InternalDispatcher(CPUDispatcher):
                         "kernel (built without a CPython wrapper): call it from a kernel")
 
 
-def _no_python_calls(d):
-    """``d`` (wrapper-less), with literal argument types widened (:func:`_unliteral_calls`)
-    and calls from Python refused (:class:`_InternalDispatcher`)."""
-    d = _unliteral_calls(d)
+def _wrapperless(fn, forceinline: bool):
+    """``fn`` compiled as a :func:`kernel` (with ``forceinline``) but without the CPython and
+    C wrappers, calls from Python refused (:class:`_InternalDispatcher`): the one place
+    :func:`internal` and :func:`inlined` build their dispatchers."""
+    d = _unliteral_calls(numba.njit(cache=True, _nrt=False, forceinline=forceinline,
+                                    no_cpython_wrapper=True, no_cfunc_wrapper=True)(fn))
     d.__class__ = _InternalDispatcher
     return d
 
@@ -151,8 +152,7 @@ def inlined(fn):
         f = pytypes.FunctionType(src.__code__, src.__globals__, src.__name__ + "_inline",
                                  src.__defaults__, src.__closure__)
         f.__qualname__ = src.__qualname__ + "_inline"
-    return _no_python_calls(numba.njit(cache=True, _nrt=False, forceinline=True,
-                                       no_cpython_wrapper=True, no_cfunc_wrapper=True)(f))
+    return _wrapperless(f, forceinline=True)
 
 
 def engine_is_cached() -> bool:

@@ -2379,7 +2379,7 @@ def compile_engine():
     gives the child time to write the feed and fill kernels both halves call, then
     :func:`run_nb` with the market-event kernels it inlines; this process then loads the
     scheduler from the cache. On this kind of machine (2 cores, otherwise idle) that is about
-    15 s to the first event, against about 30 s for one process compiling everything
+    15–30 s to the first event, against about 30–50 s for one process compiling everything
     (``MMSIM_SERIAL_COMPILE=1`` turns the split off); if the child fails, this process
     compiles the scheduler itself.
     """
