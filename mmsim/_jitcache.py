@@ -163,13 +163,16 @@ def engine_is_cached() -> bool:
                                       for k in ("run_nb", "_run_internal"))
 
 
-def compile_elsewhere(module: str, name: str, args: str):
-    """Start a child process that compiles ``module.name`` for the argument types
-    ``module.args`` into the disk cache (:data:`CACHE_DIR`), for this process to load instead
-    of compiling; ``None`` (nothing started) with one CPU or ``MMSIM_SERIAL_COMPILE=1``.
+def compile_elsewhere(module: str, plan: str):
+    """Start a child process that compiles, in order, each ``(dispatcher, argument types)``
+    pair of the sequence ``module.plan`` into the disk cache (:data:`CACHE_DIR`), for this
+    process to load instead of compiling; ``None`` (nothing started) with one CPU or
+    ``MMSIM_SERIAL_COMPILE=1``.
 
-    The caller waits for it (``.wait()``) before it needs the kernel. The child's output is
-    discarded: if it fails, the kernel is not in the cache and the caller compiles it.
+    The caller waits for it (``.wait()``) before it needs the kernels. The child's output is
+    discarded: if it fails, a kernel it did not write is not in the cache and the caller
+    compiles it. It leaves with ``os._exit`` once the last kernel is written (the cache files
+    are closed by then), skipping the interpreter's teardown.
     """
     if (os.cpu_count() or 1) < 2 or os.environ.get("MMSIM_SERIAL_COMPILE", "") not in ("", "0"):
         return None
@@ -180,7 +183,10 @@ def compile_elsewhere(module: str, name: str, args: str):
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(_ROOT.parent), env.get("PYTHONPATH", "")) if p)
     env["MMSIM_NUMBA_CACHE_DIR"] = str(CACHE_DIR.parent)  # the same folder, whatever set it
-    code = f"import {module} as m; m.{name}.compile(m.{args})"
+    # os._exit once the kernels are written: the interpreter's teardown of numba's objects
+    # (about 0.5-1 s) is time the caller would spend waiting
+    code = (f"import os\nimport {module} as m\nfor fn, args in m.{plan}:\n"
+            "    fn.compile(args)\nos._exit(0)")
     try:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

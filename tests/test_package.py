@@ -26,6 +26,22 @@ def _run(cmd, **kw):
     return r
 
 
+#: how many signatures numba's cache index (``.nbi``: its version, then the pickled
+#: ``(stamp, {(signature, target): file})``) holds for each planned kernel
+_CACHE_ENTRIES = r"""
+import json, pickle, sys
+from pathlib import Path
+out = {}
+for name in ("_ring_pop_apply_inline", "_request_arrives", "run_nb", "_run_internal"):
+    (index,) = Path(sys.argv[1]).rglob(f"nb.{name}-*.nbi")
+    with open(index, "rb") as f:
+        pickle.load(f)
+        stamp, overloads = pickle.loads(f.read())
+    out[name] = len(overloads)
+print(json.dumps(out))
+"""
+
+
 @pytest.mark.skipif(os.environ.get("MMSIM_SKIP_PACKAGE_TEST") == "1",
                     reason="MMSIM_SKIP_PACKAGE_TEST=1")
 def test_wheel_installs_in_a_clean_venv_and_runs_the_default(tmp_path):
@@ -63,6 +79,12 @@ def test_wheel_installs_in_a_clean_venv_and_runs_the_default(tmp_path):
     assert "summary:" in r.stdout and "fills" in r.stdout
     man = json.loads((work / "run" / "manifest.json").read_text())
     assert man["complete"] is True and man["name"] == "default"
+    # that run compiled the engine on an empty cache, in two halves (compile_engine): the
+    # kernels one half compiles for the other are planned with the argument types their
+    # callers use, so each is in the cache once (a second entry: both halves compiled it)
+    r = _run([str(py), "-c", _CACHE_ENTRIES, str(tmp_path / "numba")], cwd=work, env=env)
+    assert json.loads(r.stdout) == {"_ring_pop_apply_inline": 1, "_request_arrives": 1,
+                                    "run_nb": 1, "_run_internal": 1}
     # the core install says which extra a feature needs
     r = subprocess.run([str(venv / "bin" / "mmsim"), "report", "run"], cwd=work, env=env,
                        capture_output=True, text=True)

@@ -304,7 +304,8 @@ class Engine:
         self.hedger = spec.hedger
         self.hparams = np.array(spec.hedger.params, dtype=np.float64)
         self.hstate = _state_vector(spec.hedger)
-        self._run = enb.compile_engine()
+        # the policy's and hedger's kernels compile while the engine's compile child works
+        self._run = enb.compile_engine(also=lambda: (spec.policy.kernel, spec.hedger.kernel))
         self._pkernel = spec.policy.kernel
         self._hkernel = spec.hedger.kernel
         self.ctx = np.zeros(CTX_SIZE, dtype=np.float64)

@@ -2364,9 +2364,25 @@ L3_KERNEL_ARGS = (
     (l3_anon_reduce_nb, (_LVL, _ANON, _SC, _I, _I, _I)),
     (l3_clear_nb, (_ORDT, _FREE, _HKEYS, _HVALS, _BS, _LVL, _ANON, _SC, _I)),
 )
+#: what the compile child of :func:`compile_engine` compiles, in order: first the feed's
+#: apply step, which both halves call (so the event path, reaching it later, loads it from
+#: the cache instead of compiling it too), then the scheduler
+_LLVL1, _LSC1, _RING1, _SST1, _SP1 = (_element(t) for t in LOCAL_TYPE.types[:5])
+CHILD_COMPILES = (
+    (_ring_pop_apply_inline, (_RING1, _ST, _LLVL1, _LSC1, _SST1, _SP1)),
+    (_run_internal, RUN_INTERNAL_ARGS),
+)
+_OURS1, _RESP1 = (_element(t) for t in ORDERS_TYPE.types)
+_FILLS, _OLOG, _EQ, _COUNTS, _SIG = OUT_TYPE.types
+#: what :func:`compile_engine` compiles here before the event path, for the child to load: a
+#: part of the scheduler, to even out the two halves (the child reaches it last)
+PARENT_COMPILES = (
+    (_request_arrives, (_I, _OURS1, _ST, _CFG, _LAT, _RESP1, _FILLS, _OLOG, _COUNTS, _LVL, _SC,
+                        _BS)),
+)
 
 
-def compile_engine():
+def compile_engine(also=None):
     """:func:`run_nb` and :func:`_run_internal`, compiled for :data:`RUN_SIG` and
     :data:`RUN_INTERNAL_ARGS` or loaded from the disk cache (:mod:`mmsim._jitcache`);
     compiled once per process, then closed to other signatures.
@@ -2374,30 +2390,39 @@ def compile_engine():
     :func:`run_nb` receives the scheduler (:func:`_run_internal`: responses, requests,
     decisions, funding, the equity clock) as a first-class function value
     (:data:`RUN_INTERNAL_FTYPE`), so neither compile needs the other. On an empty cache with
-    more than one CPU a child process compiles the scheduler into the disk cache while this
-    one compiles the event path: first the L3 book kernels (:data:`L3_KERNEL_ARGS`), which
-    gives the child time to write the feed and fill kernels both halves call, then
-    :func:`run_nb` with the market-event kernels it inlines; this process then loads the
-    scheduler from the cache. On this kind of machine (2 cores, otherwise idle) that is about
-    15–30 s to the first event, against about 30–50 s for one process compiling everything
-    (``MMSIM_SERIAL_COMPILE=1`` turns the split off); if the child fails, this process
-    compiles the scheduler itself.
+    more than one CPU a child process compiles :data:`CHILD_COMPILES` into the disk cache (the
+    feed's apply step both halves call, then the scheduler) while this one compiles the L3
+    book kernels (:data:`L3_KERNEL_ARGS`), :data:`PARENT_COMPILES` (the request path, which
+    the child reaches last and then loads) and :func:`run_nb` with the market-event kernels it
+    inlines; this process then loads the scheduler from the cache. No kernel is compiled in
+    both, and the halves take about as long. On this kind of machine (2 cores, otherwise idle)
+    that is about 16–25 s to the first event, against about 30–50 s for one process compiling
+    everything (``MMSIM_SERIAL_COMPILE=1`` turns the split off); if the child fails, this
+    process compiles the scheduler itself.
+
+    ``also``, if given, is called with no arguments once this process has compiled its half,
+    before it waits for the child: the run's policy and hedger kernels
+    (:attr:`mmsim.kernels.KernelSpec.kernel`) compile there in time the process would
+    otherwise spend waiting. It is called in every case, before this returns.
     """
     if run_nb.overloads:
+        if also is not None:
+            also()
         return run_nb
     from mmsim._jitcache import compile_elsewhere, engine_is_cached
 
     child = None
     if not engine_is_cached():
-        child = compile_elsewhere("mmsim.engine.nb", "_run_internal", "RUN_INTERNAL_ARGS")
+        child = compile_elsewhere("mmsim.engine.nb", "CHILD_COMPILES")
     try:
         if child is not None:
-            # kernels only the event path calls first: meanwhile the child compiles (and
-            # writes to the cache) the feed and fill kernels both sides call, which this
-            # process then loads instead of compiling them again
-            for fn, args in L3_KERNEL_ARGS:
+            # meanwhile the child compiles (and writes to the cache) the feed's apply step,
+            # which run_nb then loads instead of compiling it again
+            for fn, args in (*L3_KERNEL_ARGS, *PARENT_COMPILES):
                 fn.compile(args)
         run_nb.compile(RUN_SIG)
+        if also is not None:
+            also()
     except BaseException:
         if child is not None:
             child.kill()
