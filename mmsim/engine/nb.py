@@ -2373,7 +2373,7 @@ CHILD_COMPILES = (
     (_run_internal, RUN_INTERNAL_ARGS),
 )
 _OURS1, _RESP1 = (_element(t) for t in ORDERS_TYPE.types)
-_FILLS, _OLOG, _EQ, _COUNTS, _SIG = OUT_TYPE.types
+_FILLS, _OLOG, _, _COUNTS, _ = OUT_TYPE.types
 #: what :func:`compile_engine` compiles here before the event path, for the child to load: a
 #: part of the scheduler, to even out the two halves (the child reaches it last)
 PARENT_COMPILES = (
@@ -2403,7 +2403,8 @@ def compile_engine(also=None):
     ``also``, if given, is called with no arguments once this process has compiled its half,
     before it waits for the child: the run's policy and hedger kernels
     (:attr:`mmsim.kernels.KernelSpec.kernel`) compile there in time the process would
-    otherwise spend waiting. It is called in every case, before this returns.
+    otherwise spend waiting. It is called whether the engine is compiled here, loaded from the
+    cache or already loaded, before this returns.
     """
     if run_nb.overloads:
         if also is not None:
