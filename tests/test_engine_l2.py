@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from engine_harness import MS, T0, Harness
 
+from mmsim.book.nb import L_BASE
 from mmsim.engine import nb as enb
 from mmsim.enums import EventKind as K
 from mmsim.enums import OrderEvent
@@ -98,6 +99,36 @@ def test_far_levels_ignored_and_window_follows_the_price():
     assert h.engine.lsc[0] == sc[0]
     assert h.engine.stats()["window_moves"] >= 1
     assert h.engine.stats()["out_of_window_events"] >= 1
+
+
+def test_a_level_update_within_reach_centres_the_window_on_the_touch():
+    # window 1024 ticks: an update outside it is tracked when within 256 ticks of the touch,
+    # and the window then moves to centre on the touch. Centred on the update instead, the
+    # touch sat a quarter window from the far edge, and a small drift of the touch brought
+    # the next update there within reach on the other side: the window moved half its width
+    # each way (Binance spot: 9 moves in 11 minutes, each copying both ladders)
+    w = 1024
+    h = Harness(params={}, queue_model="risk_averse", engine={"book_width_ticks": w})
+    h.feed(BOOK)
+    sc = h.engine.book["sc"]
+    lo = int(sc[L_BASE])
+    bid = lo + 247  # the touch walks down to 247 ticks above the window's bottom
+    rows = [(1, K.LEVEL_SET, 1, 9999, 0, 0), (1, K.LEVEL_SET, -1, 10005, 0, 0),
+            (1, K.LEVEL_SET, 1, bid, 10, 0), (1, K.LEVEL_SET, -1, bid + 6, 10, 0),
+            (2, K.LEVEL_SET, 1, bid - 250, 7, 0)]  # below the window, within reach
+    h.feed(rows)
+    assert int(sc[L_BASE]) == bid - w // 2
+    assert enb.level_qty_nb(h.engine.book["lvl"], sc, 1, bid - 250) == 7
+    # the touch drifts up 10 ticks; updates 253 ticks above and 251 below it are inside now
+    bid2 = bid + 10
+    h.feed([(3, K.LEVEL_SET, 1, bid2, 10, 0), (3, K.LEVEL_SET, -1, bid2 + 6, 10, 0),
+            (3, K.LEVEL_SET, 1, bid, 0, 0), (3, K.LEVEL_SET, -1, bid + 6, 0, 0),
+            (4, K.LEVEL_SET, -1, bid2 + 253, 3, 0), (5, K.LEVEL_SET, 1, bid2 - 251, 4, 0)],
+           final=True)
+    st = h.engine.stats()
+    assert st["window_moves"] == 1
+    assert int(sc[L_BASE]) == bid - w // 2 and h.engine.lsc[L_BASE] == sc[L_BASE]
+    assert enb.level_qty_nb(h.engine.book["lvl"], sc, -1, bid2 + 253) == 3
 
 
 def test_funding_paid_by_longs_at_funding_time():

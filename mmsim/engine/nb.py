@@ -688,14 +688,17 @@ def _level_set(ev, side, px, q, lts, snap, nbid, nask, lvl, sc, llvl, lsc, ring,
             sc[L_OOW] += 1
             return 0
         # far-away levels (e.g. bids at 1000.00 next to 63,900) are not tracked unless the
-        # touch is near them: move the window only when the update is within reach of the touch
+        # touch is near them: move the window only when the update is within reach of the
+        # touch, and centre it on the touch (centred on the update, the touch would sit a
+        # quarter of the window from the far edge, where the next update within reach on
+        # that side moves it back: half a window each way, both ladders copied each time)
         bb = best_bid_tick_nb(sc)
         ba = best_ask_tick_nb(sc)
         ref = bb if bb >= 0 else ba
         if ref >= 0 and abs(px - ref) > w // 4:
             sc[L_OOW] += 1
             return 0
-        _recenter(px, lvl, sc, llvl, lsc, ring, sst, sp, st, lts)
+        _recenter(ref if ref >= 0 else px, lvl, sc, llvl, lsc, ring, sst, sp, st, lts)
     old = level_qty_nb(lvl, sc, side, px)
     if q == old:
         return 0
