@@ -358,3 +358,34 @@ def test_report_of_two_instruments(tmp_path):
     for word in ("Instruments", "book_final_delta", "basis_last_bps", "perp (instrument 1)",
                  "coin (inverse contract)", "inst.perp.pnl"):
         assert word in text, word
+
+
+def test_the_read_back_decodes_through_the_c_allocator_and_restores_the_default_pool(
+        tmp_path, monkeypatch):
+    """The logs are read back through Arrow's system pool (mimalloc, the default, keeps freed
+    pages: the pipeline's peak memory is there), and the caller's default pool is back after
+    the read, also after a read that fails."""
+    import pyarrow as pa
+
+    default = pa.default_memory_pool()
+    used = []
+    real = pd.read_parquet
+
+    def spy(path, *a, **k):
+        used.append(pa.default_memory_pool().backend_name)
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(pd, "read_parquet", spy)
+    run = _write(tmp_path)
+    assert used == ["system"] * 3
+    assert pa.default_memory_pool().backend_name == default.backend_name
+    assert len(run.fills) == len(_fills()) and len(run.equity) == len(_equity())
+
+    w = RunWriter(tmp_path / "run2", overwrite=True)
+    w.set_instruments(INSTS, NAMES)
+    w.append(_fills(), _orders(), _equity())
+    w.close_logs()
+    (w.tmp / "orders.parquet").write_bytes(b"not parquet")
+    with pytest.raises(pa.ArrowInvalid):
+        w.read_back()
+    assert pa.default_memory_pool().backend_name == default.backend_name
