@@ -17,10 +17,15 @@ import re
 from pathlib import Path
 
 import numba
+from llvmlite import binding as llvm
+from llvmlite import ir as llvmir
 from numba.core import types
+from numba.core.codegen import JITCodeLibrary
+from numba.core.compiler import Compiler
 from numba.core.registry import CPUDispatcher
 
 _ROOT = Path(__file__).resolve().parent
+_VOIDPTR = llvmir.IntType(8).as_pointer()
 
 
 #: modules (paths below mmsim/) that kernels read constants from without importing numba:
@@ -106,9 +111,67 @@ def _wrapperless(fn, forceinline: bool):
     C wrappers, calls from Python refused (:class:`_InternalDispatcher`): the one place
     :func:`internal` and :func:`inlined` build their dispatchers."""
     d = _unliteral_calls(numba.njit(cache=True, _nrt=False, forceinline=forceinline,
-                                    no_cpython_wrapper=True, no_cfunc_wrapper=True)(fn))
+                                    no_cpython_wrapper=True, no_cfunc_wrapper=True,
+                                    pipeline_class=_LinkOnlyCompiler if _LINK_ONLY
+                                    else Compiler)(fn))
     d.__class__ = _InternalDispatcher
     return d
+
+
+class _LinkOnlyLibrary(JITCodeLibrary):
+    """The code library of a kernel only other kernels call: optimised, then handed to its
+    callers as LLVM IR, never turned into machine code of its own.
+
+    numba links a callee's optimised module into each caller's and compiles the caller's
+    module, callee included, to machine code; the machine code numba also makes of the callee
+    alone is run only through its wrappers, which an :func:`internal` or :func:`inlined`
+    kernel does not have. This library skips that code generation: the JIT gets a module of
+    the library's environment pointers only (its ``NumbaEnv`` globals, which numba fills in
+    after lowering), and the cache gets that module's object code beside the IR, so that a
+    load from the cache is a numba cached kernel as any other. The callers' machine code is
+    the same but for the IR passes numba's code generation of the callee ran on the module it
+    then handed on: callgrind counts 218.6 against 217.4 instructions per event
+    (``benchmarks/callgrind_events.py``, ``parity``). On this kind of machine the step skipped
+    was 2.7 s of a 32 s serial cold compile of the engine (timed per library around numba's
+    ``_finalize_specific``). It relies on numba's code-library internals (checked by
+    :data:`_LINK_ONLY`; without them, such kernels are compiled as numba does)."""
+
+    def _finalize_final_module(self):
+        self._finalize_dynamic_globals()
+        self._verify_declare_only_symbols()
+        env = self._codegen._create_empty_module(self.name + ".env")
+        for gv in self._final_module.global_variables:
+            if "NumbaEnv" in gv.name and not gv.is_declaration:
+                g = llvmir.GlobalVariable(env, _VOIDPTR, name=gv.name)
+                g.linkage = "common"
+                g.initializer = llvmir.Constant(_VOIDPTR, None)
+        env = llvm.parse_assembly(str(env))
+        self._env_object = self._codegen._tm.emit_object(env)
+        self._codegen._add_module(env)
+        self._codegen._engine.finalize_object()
+        self._finalized = True
+
+    def serialize_using_object_code(self):
+        self._ensure_finalized()
+        return (self.name, "object",
+                (self._env_object, self._get_module_for_linking().as_bitcode()))
+
+
+#: numba's code library has the internals :class:`_LinkOnlyLibrary` overrides and calls
+_LINK_ONLY = all(hasattr(JITCodeLibrary, a) for a in (
+    "_finalize_final_module", "_finalize_dynamic_globals", "_verify_declare_only_symbols",
+    "_get_module_for_linking", "serialize_using_object_code", "enable_object_caching"))
+
+
+class _LinkOnlyCompiler(Compiler):
+    """numba's compiler pipeline, lowering into a :class:`_LinkOnlyLibrary`."""
+
+    def compile_extra(self, func):
+        if self.state.library is None:
+            lib = _LinkOnlyLibrary(self.state.targetctx.codegen(), func.__qualname__)
+            lib.enable_object_caching()  # (as numba's lowering does for the library it makes)
+            self.state.library = lib
+        return super().compile_extra(func)
 
 
 def _unliteral_calls(d):

@@ -369,3 +369,73 @@ def test_internal_kernels_have_no_python_wrappers_and_the_scheduler_keeps_its_cf
     for k in (E._run_internal, ladder_change_nb):
         assert not k.targetoptions.get("no_cpython_wrapper", False), k
         assert not k.targetoptions.get("no_cfunc_wrapper", False), k
+
+
+_LINK_ONLY_MODULE = '''
+from mmsim._jitcache import inlined, internal, kernel
+
+@internal
+def twice(x):
+    return 2 * x
+
+@inlined
+def plus_one(x):
+    return x + 1
+
+@kernel
+def outer(x):
+    return plus_one(twice(x))
+'''
+
+_LINK_ONLY_MODULE2 = '''
+from linkonly_mod import plus_one, twice
+from mmsim._jitcache import kernel
+
+@kernel
+def outer2(x):
+    return plus_one(twice(x)) * 10
+'''
+
+_LINK_ONLY_CHILD = '''
+import sys
+sys.path.insert(0, sys.argv[1])
+from numba.core import types
+import linkonly_mod as m
+from mmsim._jitcache import _LinkOnlyLibrary
+if sys.argv[2] == "load":  # outer2: compiled now, linking the callees' cached IR
+    import linkonly_mod2 as m2
+    print(m.outer(20), m2.outer2(20), [len(k.stats.cache_hits) for k in (m.twice, m.plus_one)])
+else:
+    print(m.outer(20))
+    for k in (m.twice, m.plus_one):
+        cres = k.overloads[(types.int64,)]
+        assert isinstance(cres.library, _LinkOnlyLibrary), cres.library
+        ee = cres.library.codegen._engine
+        # no machine code of its own: only its callers' linked copies run
+        assert not ee.is_symbol_defined(cres.fndesc.mangled_name), cres.fndesc.mangled_name
+    print("link-only")
+'''
+
+
+def test_kernels_only_kernels_call_get_no_machine_code_and_reload_from_the_cache(tmp_path):
+    """An :func:`~mmsim._jitcache.internal` or :func:`~mmsim._jitcache.inlined` kernel is
+    optimised and handed to its callers as IR, never compiled to machine code on its own (a
+    share of the cold compile); its callers compute the same, compiled in this process or in
+    one that loads the callees from the disk cache (as the engine's cold-compile split does)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "linkonly_mod.py").write_text(_LINK_ONLY_MODULE)
+    (tmp_path / "linkonly_mod2.py").write_text(_LINK_ONLY_MODULE2)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), MMSIM_NUMBA_CACHE_DIR="")
+    env["PYTHONPATH"] = str(Path(_jitcache.__file__).parents[1])
+
+    def run(mode):
+        r = subprocess.run([sys.executable, "-c", _LINK_ONLY_CHILD, str(tmp_path), mode],
+                           capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout.split("\n")
+
+    assert run("compile")[:2] == ["41", "link-only"]
+    assert run("load")[0] == "41 410 [1, 1]"  # (each callee loaded once, from the cache)
