@@ -2377,9 +2377,11 @@ CHILD_COMPILES = (
 )
 _OURS1, _RESP1 = (_element(t) for t in ORDERS_TYPE.types)
 _FILLS, _OLOG, _, _COUNTS, _ = OUT_TYPE.types
-#: what :func:`compile_engine` compiles here before the event path, for the child to load: a
-#: part of the scheduler, to even out the two halves (the child reaches it last)
+#: what :func:`compile_engine` compiles here before the event path, for the child to load:
+#: parts of the scheduler, to even out the two halves (the child reaches the response path
+#: after a third of its work, the request path last, by when both are in the cache)
 PARENT_COMPILES = (
+    (_response_arrives, (_RESP1, _ST, _OURS1)),
     (_request_arrives, (_I, _OURS1, _ST, _CFG, _LAT, _RESP1, _FILLS, _OLOG, _COUNTS, _LVL, _SC,
                         _BS)),
 )
@@ -2395,13 +2397,13 @@ def compile_engine(also=None):
     (:data:`RUN_INTERNAL_FTYPE`), so neither compile needs the other. On an empty cache with
     more than one CPU a child process compiles :data:`CHILD_COMPILES` into the disk cache (the
     feed's apply step both halves call, then the scheduler) while this one compiles the L3
-    book kernels (:data:`L3_KERNEL_ARGS`), :data:`PARENT_COMPILES` (the request path, which
-    the child reaches last and then loads) and :func:`run_nb` with the market-event kernels it
-    inlines; this process then loads the scheduler from the cache. No kernel is compiled in
-    both, and the halves take about as long. On this kind of machine (2 cores, otherwise idle)
-    that is about 16–25 s to the first event, against about 30–50 s for one process compiling
-    everything (``MMSIM_SERIAL_COMPILE=1`` turns the split off); if the child fails, this
-    process compiles the scheduler itself.
+    book kernels (:data:`L3_KERNEL_ARGS`), :data:`PARENT_COMPILES` (the response and request
+    paths, which the child reaches later and then loads) and :func:`run_nb` with the
+    market-event kernels it inlines; this process then loads the scheduler from the cache. No
+    kernel is compiled in both, and the halves take about as long. On this kind of machine (2
+    cores, otherwise idle) that is about 14–19 s to the first event, against about 30–40 s for
+    one process compiling everything (``MMSIM_SERIAL_COMPILE=1`` turns the split off); if the
+    child fails, this process compiles the scheduler itself.
 
     ``also``, if given, is called with no arguments once this process has compiled its half,
     before it waits for the child: the run's policy and hedger kernels
