@@ -37,7 +37,7 @@ def test_defaults_are_the_usdm_2024_07_18_19_pair():
     assert a.files == list(ph.DEFAULT_FILES)
     assert (a.tick_size, a.lot_size, a.order_qty, a.order_lots) == (0.1, 0.001, 0.01, 10)
     assert a.inverse is None and a.json is None and not a.spot
-    assert a.repeats == 3 and a.clock_start == "peer"
+    assert a.repeats == 3 and a.rounds == 3 and a.clock_start == "peer"
 
 
 def test_spot_grid_files_and_overrides():
@@ -57,6 +57,7 @@ def test_spot_grid_files_and_overrides():
     ["--spot", "--inverse", "100"],
     ["--files", ","],
     ["--repeats", "0"],
+    ["--rounds", "0"],
     ["--clock-start", "sometime"],
 ])
 def test_bad_arguments_exit(argv):
