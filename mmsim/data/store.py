@@ -514,6 +514,35 @@ class CanonicalWriter:
                                 row_group_size=row_group_rows)
             self._rows += table.num_rows
 
+    def write_columns(self, columns: dict[str, np.ndarray]) -> None:
+        """Append one row group from one contiguous array per event field.
+
+        ``columns`` maps every name of :data:`EVENT_SCHEMA` to a C-contiguous 1-d array of
+        that field's ``EVENT_DTYPE`` dtype, all of one length. Arrow wraps the arrays without
+        copying them, so a caller filling its buffers chunk by chunk holds each row group
+        once, not also as records and as an Arrow copy; the file's bytes are those
+        :meth:`write` gives for the same events in one row group.
+
+        Raises
+        ------
+        ValueError
+            If a field is missing, of another dtype or length, or not contiguous.
+        """
+        names = EVENT_SCHEMA.names
+        if sorted(columns) != sorted(names):
+            raise ValueError(f"expected the columns {names}, got {sorted(columns)}")
+        n = len(columns[names[0]])
+        for name in names:
+            c = columns[name]
+            if (c.ndim != 1 or c.dtype != EVENT_DTYPE[name] or len(c) != n
+                    or not c.flags.c_contiguous):
+                raise ValueError(f"column {name!r}: expected a contiguous ({n},) "
+                                 f"{EVENT_DTYPE[name]} array, got {c.shape} {c.dtype}")
+        table = pa.Table.from_arrays([pa.array(columns[name]) for name in names],
+                                     schema=EVENT_SCHEMA)
+        self._w.write_table(table.replace_schema_metadata(self.kv), row_group_size=max(n, 1))
+        self._rows += n
+
     def _discard(self) -> None:
         if self._w is not None:
             with contextlib.suppress(Exception):
