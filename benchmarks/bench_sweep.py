@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                     "else ../shared/data")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--grid-size", type=int, default=8, help="n: an n × n grid (default 8)")
-    ap.add_argument("--start-method", default="spawn", choices=["spawn", "forkserver"])
+    ap.add_argument("--start-method", default=None, choices=["spawn", "forkserver"],
+                    help="the local pool's start method (default: mmsim's, "
+                         "mmsim.sweep.default_start_method())")
     ap.add_argument("--keep", default=None, help="keep the sweep folders under this folder")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--ceiling-runs", type=int, default=12, help="runs per process for the "
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from mmsim.config import load_config
     from mmsim.data.sources import open_dataset
     from mmsim.runner import backtest
-    from mmsim.sweep import run_sweep
+    from mmsim.sweep import default_start_method, run_sweep
 
     root = Path(args.data_root or os.environ.get("MMSIM_DATA_ROOT")
                 or REPO.parent / "shared" / "data")
@@ -113,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         open_dataset(cfg.data, root, seed=cfg.seed)  # ingest once (cached)
         backtest(EXP, data_root=root, out=work / "warm")  # compile / load the numba cache
         print(f"prepare (ingest + warm numba cache + one run): {time.perf_counter() - t:.2f} s")
+        method = args.start_method or default_start_method()
         print(f"grid: {' × '.join(grid)} = {n * n} runs on {EXP.name}; "
-              f"{os.cpu_count()} cores")
+              f"{os.cpu_count()} cores; start method {method}")
         results = {}
         counts = [int(x) for x in args.workers.split(",")]
         walls: dict[int, list[float]] = {w: [] for w in counts}
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(out, ignore_errors=True)
             t = time.perf_counter()
             res = run_sweep(EXP, grid=grid, data_root=root, out=out, jobs=w,
-                            start_method=args.start_method, progress=False)
+                            start_method=method, progress=False)
             wall = time.perf_counter() - t
             walls[w].append(wall)
             tm, c = res.meta["timing"], res.counts
@@ -167,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "run_concurrent_s": round(two, 4),
                                       "max_speedup": round(cap, 3),
                                       "share_of_ceiling": round(s / cap, 3)}
+        results["start_method"] = method
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     finally:

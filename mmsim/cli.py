@@ -282,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run on an existing Dask cluster")
     ex.add_argument("--dask-local", type=int, default=None, metavar="N",
                     help="start a Dask LocalCluster of N worker processes")
-    ps.add_argument("--start-method", choices=["spawn", "forkserver"], default="spawn",
-                    help="process start method of the local pool")
+    ps.add_argument("--start-method", choices=["spawn", "forkserver"], default=None,
+                    help="process start method of the local pool (default: forkserver on "
+                         "Linux, spawn on macOS and Windows)")
     ps.add_argument("--max-runs", type=int, default=None,
                     help="run at most N unfinished runs (the rest stay pending)")
     ps.add_argument("--metric", default="pnl", help="metric of the summary's best runs")

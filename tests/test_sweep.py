@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -212,13 +214,57 @@ def test_process_pool_sweep_table(pool_sweep):
     assert meta["status"] == "complete"
     ex = meta["executor"]
     assert {k: ex[k] for k in ("kind", "workers", "start_method")} == {
-        "kind": "process_pool", "workers": 2, "start_method": "spawn"}
+        "kind": "process_pool", "workers": 2, "start_method": sw.default_start_method()}
     assert isinstance(ex["first_run_in_parent"], bool)
     assert meta["counts"]["ok"] == 4 and meta["counts"]["failed"] == 4
     assert meta["timing"]["overhead_per_run_s"] >= 0
     assert [a["keys"] for a in meta["axes"]] == [["policy.spread_bps"],
                                                  ["latency.entry_nanos"], ["policy.name"]]
     assert not list((res.sweep_dir / "runs").glob("*.partial"))
+
+
+def test_the_other_start_method_gives_the_same_table(pool_sweep, tmp_path, cache):
+    other = "spawn" if sw.default_start_method() == "forkserver" else "forkserver"
+    if other not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {other} start method on this platform")
+    res = run_sweep(EXP, grid=GRID, overrides=SMALL, out=tmp_path / other, cache_dir=cache,
+                    jobs=2, start_method=other, progress=False)
+    assert res.meta["executor"]["start_method"] == other
+    pd.testing.assert_frame_equal(_comparable(load_sweep(res.sweep_dir)),
+                                  _comparable(load_sweep(pool_sweep.sweep_dir)))
+
+
+def test_a_forkserver_worker_takes_the_parents_environment_of_its_pool_start(monkeypatch):
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no forkserver start method on this platform")
+    name = "MMSIM_TEST_SET_AFTER_THE_SERVER"
+    monkeypatch.delenv(name, raising=False)
+    first = sw.LocalExecutor(1, "forkserver")
+    first.start()  # the forkserver runs from here on (if no earlier pool started it)
+    try:
+        assert first.pool.submit(os.getenv, name).result() is None
+    finally:
+        first.close()
+    monkeypatch.setenv(name, "set after the server started")
+    ex = sw.LocalExecutor(1, "forkserver")
+    ex.start()
+    try:
+        assert ex.pool.submit(os.getenv, name).result() == "set after the server started"
+    finally:
+        ex.close()
+
+
+@pytest.mark.parametrize(("platform", "methods", "expected"), [
+    ("linux", ["fork", "spawn", "forkserver"], "forkserver"),
+    ("darwin", ["fork", "spawn", "forkserver"], "spawn"),
+    ("win32", ["spawn"], "spawn"),
+])
+def test_default_start_method(monkeypatch, platform, methods, expected):
+    monkeypatch.setattr(sw.sys, "platform", platform)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: methods)
+    assert sw.default_start_method() == expected
+    assert sw.LocalExecutor(2).start_method == expected
+    assert sw.LocalExecutor(2, "spawn").start_method == "spawn"
 
 
 def test_dask_local_cluster_gives_the_same_table(pool_sweep, tmp_path, cache):
